@@ -1,0 +1,303 @@
+"""Configuration: frozen dataclasses loaded from TOML presets plus dotted overrides.
+
+One ``Config`` drives the whole pipeline.  Fronts (CLI, server) never pass their own argument
+objects downstream: they turn flags into ``{"dotted.key": value}`` overrides and call
+``load_config``.  Unknown keys and bad values raise ``ConfigError`` naming the key path, never a
+silent reset to a default.
+
+Example::
+
+    cfg = load_config("live", {"matting.refine": "guided", "runtime.threads": 1})
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from livematte.errors import ConfigError
+
+PRESET_DIR = Path(__file__).parent / "configs"
+
+
+def _choice(default: str, *choices: str) -> Any:
+    return field(default=default, metadata={"choices": choices})
+
+
+def _ranged(default: float, low: float | None = None, high: float | None = None) -> Any:
+    return field(default=default, metadata={"min": low, "max": high})
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    """How models run and how frames are scheduled."""
+
+    mode: str = _choice("image", "image", "video", "live")
+    #: Execution providers tried in this order; "cpu" must be named to allow CPU at all.
+    providers: tuple[str, ...] = ("cpu",)
+    #: ONNX Runtime intra-op threads per session; 0 lets ONNX Runtime decide.
+    threads: int = _ranged(0, 0, 256)
+
+
+@dataclass(frozen=True)
+class MattingConfig:
+    """Segmentation model, refinement to full resolution and foreground estimation."""
+
+    #: "auto" picks the square or landscape embedded model by aspect ratio.
+    model: str = "auto"
+    #: How the model input is fitted: "letterbox" keeps the aspect ratio, "stretch" does not.
+    fit: str = _choice("letterbox", "letterbox", "stretch")
+    #: none: bilinear upsample; guided: fast guided filter; closed_form: trimap + matting solver.
+    refine: str = _choice("guided", "none", "guided", "closed_form")
+    guided_radius: int = _ranged(8, 1, 256)
+    guided_eps: float = _ranged(1e-4, 0.0, 1.0)
+    #: Width of the uncertain band (pixels at full resolution) for closed-form refinement.
+    band_width: int = _ranged(12, 1, 512)
+    #: Scale at which the closed-form solver runs (1.0 = full resolution).
+    solve_scale: float = _ranged(0.5, 0.05, 1.0)
+    #: Fuse the pose-landmark model's per-person mask with the whole-frame mask.
+    person_roi: bool = False
+    #: Alpha values below/above these are snapped to 0/1 (kills speckle and holes).
+    clip_low: float = _ranged(0.02, 0.0, 1.0)
+    clip_high: float = _ranged(0.98, 0.0, 1.0)
+    #: Estimate a decontaminated foreground (needed for clean composites).
+    foreground: bool = True
+
+
+@dataclass(frozen=True)
+class TemporalConfig:
+    """Alpha stabilisation across frames (VIDEO and LIVE modes)."""
+
+    enabled: bool = True
+    #: 0 = no smoothing, 1 = strongest smoothing of static regions.
+    strength: float = _ranged(0.7, 0.0, 1.0)
+    #: Mean absolute frame difference (0..255) above which a scene cut resets the state.
+    scene_cut_threshold: float = _ranged(40.0, 0.0, 255.0)
+
+
+@dataclass(frozen=True)
+class KeypointsConfig:
+    """Person detection, landmarks, tracking and smoothing."""
+
+    enabled: bool = False
+    max_people: int = _ranged(4, 1, 64)
+    min_detection_score: float = _ranged(0.5, 0.0, 1.0)
+    min_tracking_score: float = _ranged(0.5, 0.0, 1.0)
+    #: VIDEO/LIVE: run the detector every N frames to pick up newcomers (0 = only when lost).
+    detect_interval: int = _ranged(15, 0, 100000)
+    smoothing: bool = True
+    #: One Euro filter (MediaPipe's pose values): minimum cutoff (Hz) for a still landmark,
+    #: speed coefficient (speed in person sizes per second), cutoff (Hz) of the speed estimate.
+    min_cutoff: float = _ranged(0.05, 0.0001, 100.0)
+    beta: float = _ranged(80.0, 0.0, 10000.0)
+    derivative_cutoff: float = _ranged(1.0, 0.0001, 100.0)
+    #: Box IoU above which a detection (or a second track) is taken to be an already tracked
+    #: person and ignored.
+    track_iou: float = _ranged(0.5, 0.0, 1.0)
+    #: Refine landmark positions with the landmark model's heatmap, as MediaPipe does.
+    refine_heatmap: bool = True
+
+
+@dataclass(frozen=True)
+class EffectsConfig:
+    """What replaces the background."""
+
+    #: "transparent", "#rrggbb", "blur:N", an image path or a video path.
+    background: str = "transparent"
+    light_wrap: float = _ranged(0.0, 0.0, 1.0)
+
+
+@dataclass(frozen=True)
+class StickersConfig:
+    """Overlays anchored to body keypoints."""
+
+    #: Sticker pack name (livematte/configs/stickers/NAME.toml) or path; "" = none.
+    pack: str = ""
+    #: Keypoint score below which a sticker anchored to that keypoint is hidden.
+    min_score: float = _ranged(0.5, 0.0, 1.0)
+    #: Only the first (largest) person gets stickers.
+    first_person_only: bool = False
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole configuration of one pipeline."""
+
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    matting: MattingConfig = field(default_factory=MattingConfig)
+    temporal: TemporalConfig = field(default_factory=TemporalConfig)
+    keypoints: KeypointsConfig = field(default_factory=KeypointsConfig)
+    effects: EffectsConfig = field(default_factory=EffectsConfig)
+    stickers: StickersConfig = field(default_factory=StickersConfig)
+
+
+def list_presets() -> list[str]:
+    """Names of the presets shipped in ``livematte/configs``."""
+    return sorted(p.stem for p in PRESET_DIR.glob("*.toml"))
+
+
+def _read_toml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """Read a preset, following ``extends = "name"`` chains (child keys win)."""
+    if path in seen:
+        raise ConfigError(f"preset {path.name}: 'extends' forms a cycle")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {path}: {exc.strerror or exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config {path} is not valid TOML: {exc}") from exc
+    parent = data.pop("extends", None)
+    if parent is None:
+        return data
+    if not isinstance(parent, str):
+        raise ConfigError(f"config {path.name}: 'extends' must be a preset name or path")
+    base = _read_toml(_resolve(parent), seen + (path,))
+    return _deep_merge(base, data)
+
+
+def _resolve(preset_or_path: str | Path) -> Path:
+    candidate = Path(preset_or_path)
+    if candidate.suffix == ".toml" or candidate.exists():
+        if not candidate.is_file():
+            raise ConfigError(f"config file not found: {candidate}")
+        return candidate
+    named = PRESET_DIR / f"{preset_or_path}.toml"
+    if not named.is_file():
+        raise ConfigError(
+            f"unknown preset {str(preset_or_path)!r}; known presets: {', '.join(list_presets())}"
+        )
+    return named
+
+
+def _deep_merge(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in top.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = _deep_merge(dict(merged[key]), value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _coerce(value: Any, hint: Any, key: str, meta: Mapping[str, Any]) -> Any:
+    """Check ``value`` against a field's type hint and metadata; return the typed value."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        options = [h for h in typing.get_args(hint) if h is not type(None)]
+        if value is None:
+            return None
+        return _coerce(value, options[0], key, meta)
+    if origin is tuple:
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        item_hint = typing.get_args(hint)[0]
+        return tuple(_coerce(v, item_hint, key, {}) for v in value)
+    if hint is bool:
+        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no", "on", "off"):
+            return value.lower() in ("true", "1", "yes", "on")
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: expected true or false, got {value!r}")
+        return value
+    if hint in (int, float):
+        if isinstance(value, bool):
+            raise ConfigError(f"{key}: expected a number, got {value!r}")
+        if isinstance(value, str):
+            try:
+                value = hint(value)
+            except ValueError:
+                raise ConfigError(f"{key}: expected a number, got {value!r}") from None
+        if hint is int and isinstance(value, float):
+            if not value.is_integer():
+                raise ConfigError(f"{key}: expected a whole number, got {value!r}")
+            value = int(value)
+        if not isinstance(value, (int, float)):
+            raise ConfigError(f"{key}: expected a number, got {value!r}")
+        value = hint(value)
+        low, high = meta.get("min"), meta.get("max")
+        if (low is not None and value < low) or (high is not None and value > high):
+            raise ConfigError(f"{key}: {value!r} is outside {low}..{high}")
+        return value
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: expected a string, got {value!r}")
+        choices = meta.get("choices")
+        if choices and value not in choices:
+            raise ConfigError(f"{key}: {value!r} is not one of {', '.join(choices)}")
+        return value
+    raise ConfigError(f"{key}: unsupported field type {hint!r}")  # pragma: no cover
+
+
+def _build(cls: type, data: Mapping[str, Any], prefix: str) -> Any:
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{prefix or 'config'}: expected a table, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    for key in data:
+        if key not in known:
+            raise ConfigError(
+                f"unknown config key {prefix + key!r}; known keys: {', '.join(sorted(known))}"
+            )
+    kwargs: dict[str, Any] = {}
+    for name, fld in known.items():
+        if name not in data:
+            continue
+        hint = hints[name]
+        path = f"{prefix}{name}"
+        if dataclasses.is_dataclass(hint):
+            kwargs[name] = _build(hint, data[name], path + ".")
+        else:
+            kwargs[name] = _coerce(data[name], hint, path, fld.metadata)
+    return cls(**kwargs)
+
+
+def _nest(overrides: Mapping[str, Any]) -> dict[str, Any]:
+    nested: dict[str, Any] = {}
+    for dotted, value in overrides.items():
+        parts = dotted.split(".")
+        node = nested
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"override {dotted!r} conflicts with another override")
+            node = child
+        node[parts[-1]] = value
+    return nested
+
+
+def load_config(
+    preset_or_path: str | Path | None = None, overrides: Mapping[str, Any] | None = None
+) -> Config:
+    """Build a ``Config`` from a preset name or TOML path, then dotted-key overrides.
+
+    Args:
+        preset_or_path: a shipped preset name (see ``list_presets()``), a path to a TOML file,
+            or None for the built-in defaults.
+        overrides: ``{"section.key": value}``; strings are parsed for numbers, booleans and
+            comma-separated lists, so CLI flags can pass text straight through.
+
+    Raises:
+        ConfigError: unknown preset, unreadable TOML, unknown key or a bad value; the message
+            names the key path.
+    """
+    data: dict[str, Any] = {}
+    if preset_or_path is not None:
+        data = _read_toml(_resolve(preset_or_path))
+    if overrides:
+        data = _deep_merge(data, _nest(overrides))
+    config = _build(Config, data, "")
+    if config.matting.clip_low >= config.matting.clip_high:
+        raise ConfigError("matting.clip_low must be below matting.clip_high")
+    return config
+
+
+def replace(config: Config, overrides: Mapping[str, Any]) -> Config:
+    """Return a copy of ``config`` with dotted-key overrides applied (validated as above)."""
+    return _build(Config, _deep_merge(dataclasses.asdict(config), _nest(overrides)), "")

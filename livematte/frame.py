@@ -1,0 +1,103 @@
+"""The object that flows through the pipeline: one ``Frame`` per picture.
+
+Each stage fills its own field and never mutates ``image``.  Images are BGR ``uint8`` end to
+end (OpenCV, PyAV ``bgr24`` and pyvirtualcam all speak it); ``alpha`` is ``float32`` in 0..1 at
+the frame's full resolution.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+import numpy as np
+
+
+class Mode(enum.Enum):
+    """How frames relate to each other.
+
+    IMAGE: every frame is independent (no temporal state, detection every time).
+    VIDEO: every frame in order, nothing dropped; temporal state carried between frames.
+    LIVE: like VIDEO, but stale frames may be dropped so latency never grows.
+    """
+
+    IMAGE = "image"
+    VIDEO = "video"
+    LIVE = "live"
+
+
+#: The 33 BlazePose landmark names, in model output order.  "left" is the person's own left.
+LANDMARK_NAMES: tuple[str, ...] = (
+    "nose",
+    "left_eye_inner", "left_eye", "left_eye_outer",
+    "right_eye_inner", "right_eye", "right_eye_outer",
+    "left_ear", "right_ear",
+    "mouth_left", "mouth_right",
+    "left_shoulder", "right_shoulder",
+    "left_elbow", "right_elbow",
+    "left_wrist", "right_wrist",
+    "left_pinky", "right_pinky",
+    "left_index", "right_index",
+    "left_thumb", "right_thumb",
+    "left_hip", "right_hip",
+    "left_knee", "right_knee",
+    "left_ankle", "right_ankle",
+    "left_heel", "right_heel",
+    "left_foot_index", "right_foot_index",
+)  # fmt: skip
+
+
+@dataclass
+class Person:
+    """One detected and/or tracked person.
+
+    Attributes:
+        track_id: stable across frames in VIDEO/LIVE modes (new ids are never reused).
+        landmarks: (33, 4) float32: x, y in source-image pixels, visibility, presence (0..1).
+        box: (left, top, right, bottom) in source-image pixels.
+        score: confidence that this is a person (detector or landmark presence).
+    """
+
+    track_id: int
+    landmarks: np.ndarray
+    box: tuple[float, float, float, float]
+    score: float
+
+    def landmark(self, name: str) -> np.ndarray:
+        """Row (x, y, visibility, presence) of a named landmark."""
+        return self.landmarks[LANDMARK_NAMES.index(name)]
+
+
+@dataclass
+class Frame:
+    """One picture and everything the stages learned about it."""
+
+    image: np.ndarray
+    index: int = 0
+    pts: int | None = None
+    time_base: Fraction | None = None
+    mode: Mode = Mode.IMAGE
+    alpha: np.ndarray | None = None
+    foreground: np.ndarray | None = None
+    people: list[Person] = field(default_factory=list)
+    output: np.ndarray | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.image.dtype != np.uint8 or self.image.ndim != 3 or self.image.shape[2] != 3:
+            raise ValueError(
+                f"Frame.image must be HxWx3 uint8 BGR, got {self.image.dtype} {self.image.shape}"
+            )
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) in pixels."""
+        return self.image.shape[1], self.image.shape[0]
+
+    @property
+    def time(self) -> float | None:
+        """Presentation time in seconds, when known."""
+        if self.pts is None or self.time_base is None:
+            return None
+        return float(self.pts * self.time_base)
