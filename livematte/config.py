@@ -49,7 +49,9 @@ class RuntimeConfig:
 class MattingConfig:
     """Segmentation model, refinement to full resolution and foreground estimation."""
 
-    #: "auto" picks the square or landscape embedded model by aspect ratio.
+    #: "auto" picks the square or landscape embedded model by aspect ratio; or a registered
+    #: name (selfie_segmentation[_landscape], rvm_mobilenetv3, modnet_photographic) or a path
+    #: to an .onnx file with a supported signature (MediaPipe-, RVM- or MODNet-style).
     model: str = "auto"
     #: How the model input is fitted: "letterbox" keeps the aspect ratio, "stretch" does not.
     fit: str = _choice("letterbox", "letterbox", "stretch")
@@ -68,6 +70,13 @@ class MattingConfig:
     clip_high: float = _ranged(0.98, 0.0, 1.0)
     #: Estimate a decontaminated foreground (needed for clean composites).
     foreground: bool = True
+    #: Guide of the guided filter: "gray" (fast, live) or "color" (separates similar greys).
+    guide: str = _choice("gray", "gray", "color")
+    #: Foreground estimator: blur_fusion (fast), ml (pymatting, best on hair), auto = ml for
+    #: closed_form refinement, else blur_fusion.
+    foreground_method: str = _choice("auto", "auto", "blur_fusion", "ml")
+    #: Recurrent matting models (RVM): internal downsample ratio; 0 = auto (long side 512 px).
+    downsample_ratio: float = _ranged(0.0, 0.0, 1.0)
 
 
 @dataclass(frozen=True)
@@ -79,6 +88,9 @@ class TemporalConfig:
     strength: float = _ranged(0.7, 0.0, 1.0)
     #: Mean absolute frame difference (0..255) above which a scene cut resets the state.
     scene_cut_threshold: float = _ranged(40.0, 0.0, 255.0)
+    #: Local grey-level change (0..255, at mask resolution) at which a pixel counts as moving
+    #: and its alpha follows the new frame without smoothing.
+    motion_threshold: float = _ranged(6.0, 0.1, 255.0)
 
 
 @dataclass(frozen=True)
@@ -108,9 +120,21 @@ class KeypointsConfig:
 class EffectsConfig:
     """What replaces the background."""
 
-    #: "transparent", "#rrggbb", "blur:N", an image path or a video path.
+    #: "transparent", "#rrggbb", a colour name (white, black, gray, blue, red, green), "blur",
+    #: "blur:N" (lens blur radius N px), an image path or a video path (looped).
     background: str = "transparent"
+    #: How much of the background's colour spills onto the person's edges (0 = off).
     light_wrap: float = _ranged(0.0, 0.0, 1.0)
+    #: Darken the background by this fraction (0 = unchanged, 1 = black).
+    dim: float = _ranged(0.0, 0.0, 1.0)
+    #: Remove this fraction of the background's colour (1 = greyscale).
+    desaturate: float = _ranged(0.0, 0.0, 1.0)
+    #: "lens": disc (bokeh-like) kernel; "gaussian": softer and slightly cheaper.
+    blur_kind: str = _choice("lens", "lens", "gaussian")
+    #: ID photo size name (see livematte/pipeline/id_photo.py, e.g. "passport", "us"); "" = off.
+    id_photo: str = ""
+    #: ID photo: rotate so the eye line is level.
+    id_photo_level: bool = True
 
 
 @dataclass(frozen=True)
@@ -123,6 +147,10 @@ class StickersConfig:
     min_score: float = _ranged(0.5, 0.0, 1.0)
     #: Only the first (largest) person gets stickers.
     first_person_only: bool = False
+    #: Exponential smoothing of sticker placement per person (0 = none, 0.9 = very sluggish).
+    smoothing: float = _ranged(0.5, 0.0, 0.95)
+    #: Size multiplier applied to every sticker of the pack.
+    scale: float = _ranged(1.0, 0.1, 10.0)
 
 
 @dataclass(frozen=True)
@@ -201,7 +229,16 @@ def _coerce(value: Any, hint: Any, key: str, meta: Mapping[str, Any]) -> Any:
         item_hint = typing.get_args(hint)[0]
         return tuple(_coerce(v, item_hint, key, {}) for v in value)
     if hint is bool:
-        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no", "on", "off"):
+        if isinstance(value, str) and value.lower() in (
+            "true",
+            "false",
+            "1",
+            "0",
+            "yes",
+            "no",
+            "on",
+            "off",
+        ):
             return value.lower() in ("true", "1", "yes", "on")
         if not isinstance(value, bool):
             raise ConfigError(f"{key}: expected true or false, got {value!r}")

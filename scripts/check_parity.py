@@ -52,8 +52,9 @@ NORMALISATION = {
 
 def model_input(image_bgr: np.ndarray, name: str, shape: tuple[int, ...]) -> np.ndarray:
     height, width = shape[1], shape[2]
-    rgb = cv2.cvtColor(cv2.resize(image_bgr, (width, height), interpolation=cv2.INTER_AREA),
-                       cv2.COLOR_BGR2RGB)
+    rgb = cv2.cvtColor(
+        cv2.resize(image_bgr, (width, height), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB
+    )
     scale, offset = NORMALISATION[name]
     return (rgb.astype(np.float32) / 255.0 * scale + offset)[None]
 
@@ -78,8 +79,9 @@ def write_reference(wheel: Path) -> None:
         for name, (member, output_names) in MODELS.items():
             path = Path(tmp) / Path(member).name
             path.write_bytes(archive.read(member))
-            session = ort.InferenceSession(str(OUT_DIR / f"{name}.onnx"),
-                                           providers=["CPUExecutionProvider"])
+            session = ort.InferenceSession(
+                str(OUT_DIR / f"{name}.onnx"), providers=["CPUExecutionProvider"]
+            )
             batch = model_input(image, name, tuple(session.get_inputs()[0].shape))
             for out_name, value in zip(output_names, run_tflite(path, batch), strict=True):
                 arrays[f"{name}/{out_name}"] = value.astype(np.float16)
@@ -92,8 +94,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("wheel", type=Path)
     parser.add_argument("--images", type=Path, nargs="*", default=DEFAULT_IMAGES)
     parser.add_argument("--json", type=Path, help="write the figures here")
-    parser.add_argument("--write-reference", action="store_true",
-                        help=f"write TFLite outputs on the sample photo to {REFERENCE}")
+    parser.add_argument(
+        "--write-reference",
+        action="store_true",
+        help=f"write TFLite outputs on the sample photo to {REFERENCE}",
+    )
     args = parser.parse_args(argv)
     if args.write_reference:
         write_reference(args.wheel)
@@ -110,8 +115,9 @@ def main(argv: list[str] | None = None) -> int:
         for name, (member, output_names) in MODELS.items():
             tflite_path = Path(tmp) / Path(member).name
             tflite_path.write_bytes(archive.read(member))
-            session = ort.InferenceSession(str(OUT_DIR / f"{name}.onnx"),
-                                           providers=["CPUExecutionProvider"])
+            session = ort.InferenceSession(
+                str(OUT_DIR / f"{name}.onnx"), providers=["CPUExecutionProvider"]
+            )
             shape = tuple(session.get_inputs()[0].shape)
             worst = {o: [0.0, 0.0, 0.0] for o in output_names}
             spread_known = True
@@ -133,9 +139,16 @@ def main(argv: list[str] | None = None) -> int:
                 spread_rel = spread / span if spread_known else None
                 shown = f"{spread_rel:13.2e}" if spread_known else f"{'n/a':>13s}"
                 print(f"{name:30s} {out_name:16s} {diff:10.2e} {span:9.3g} {rel:9.2e} {shown}")
-                results.append({"model": name, "output": out_name, "max_abs_diff": diff,
-                                "range": span, "relative": rel,
-                                "tflite_xnnpack_vs_builtin_relative": spread_rel})
+                results.append(
+                    {
+                        "model": name,
+                        "output": out_name,
+                        "max_abs_diff": diff,
+                        "range": span,
+                        "relative": rel,
+                        "tflite_xnnpack_vs_builtin_relative": spread_rel,
+                    }
+                )
     print(f"images: {len(images)} ({len(images) - 1} photos + 1 noise)")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")

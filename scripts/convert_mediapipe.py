@@ -242,19 +242,31 @@ class Converter:
         if fused == tflite.ActivationFunctionType.RELU:
             self.node("Relu", [name], [out])
         elif fused == tflite.ActivationFunctionType.RELU6:
-            self.node("Clip", [name, self.constant(np.float32(0), "lo"),
-                               self.constant(np.float32(6), "hi")], [out])
+            self.node(
+                "Clip",
+                [name, self.constant(np.float32(0), "lo"), self.constant(np.float32(6), "hi")],
+                [out],
+            )
         elif fused == tflite.ActivationFunctionType.RELU_N1_TO_1:
-            self.node("Clip", [name, self.constant(np.float32(-1), "lo"),
-                               self.constant(np.float32(1), "hi")], [out])
+            self.node(
+                "Clip",
+                [name, self.constant(np.float32(-1), "lo"), self.constant(np.float32(1), "hi")],
+                [out],
+            )
         elif fused == tflite.ActivationFunctionType.TANH:
             self.node("Tanh", [name], [out])
         else:
             raise NotImplementedError(f"fused activation {fused}")
         return out
 
-    def spatial_pads(self, in_shape: tuple, kernel: tuple[int, int], stride: tuple[int, int],
-                     dilation: tuple[int, int], padding: int) -> list[int]:
+    def spatial_pads(
+        self,
+        in_shape: tuple,
+        kernel: tuple[int, int],
+        stride: tuple[int, int],
+        dilation: tuple[int, int],
+        padding: int,
+    ) -> list[int]:
         if padding == tflite.Padding.VALID:
             return [0, 0, 0, 0]
         top, bottom = same_pads(in_shape[1], kernel[0], stride[0], dilation[0])
@@ -283,7 +295,9 @@ class Converter:
             index = graph.Outputs(k)
             final = self.output_names[k]
             self.node("Identity", [self.to_native(index)], [final])
-            outputs.append(helper.make_tensor_value_info(final, TensorProto.FLOAT, self.shape(index)))
+            outputs.append(
+                helper.make_tensor_value_info(final, TensorProto.FLOAT, self.shape(index))
+            )
 
         onnx_graph = helper.make_graph(
             self.nodes,
@@ -326,8 +340,15 @@ class Converter:
         if len(ins) > 2 and ins[2] >= 0:
             inputs.append(self.constant(self.get(ins[2]).const, "b"))
         out = self.fresh("conv")
-        self.node("Conv", inputs, [out], kernel_shape=list(kernel), strides=list(stride),
-                  dilations=list(dilation), pads=pads)
+        self.node(
+            "Conv",
+            inputs,
+            [out],
+            kernel_shape=list(kernel),
+            strides=list(stride),
+            dilations=list(dilation),
+            pads=pads,
+        )
         self.emit(outs[0], self.activation(out, opts.FusedActivationFunction()), True)
 
     def op_depthwise_conv_2d(self, op, ins, outs) -> None:
@@ -344,12 +365,22 @@ class Converter:
         if len(ins) > 2 and ins[2] >= 0:
             inputs.append(self.constant(self.get(ins[2]).const, "b"))
         out = self.fresh("dwconv")
-        self.node("Conv", inputs, [out], kernel_shape=list(kernel), strides=list(stride),
-                  dilations=list(dilation), pads=pads, group=channels)
+        self.node(
+            "Conv",
+            inputs,
+            [out],
+            kernel_shape=list(kernel),
+            strides=list(stride),
+            dilations=list(dilation),
+            pads=pads,
+            group=channels,
+        )
         self.emit(outs[0], self.activation(out, opts.FusedActivationFunction()), True)
 
     def op_convolution2dtransposebias(self, op, ins, outs) -> None:
-        padding, stride_w, stride_h = struct.unpack("<iii", op.CustomOptionsAsNumpy().tobytes()[:12])
+        padding, stride_w, stride_h = struct.unpack(
+            "<iii", op.CustomOptionsAsNumpy().tobytes()[:12]
+        )
         weights = self.get(ins[1]).const  # OHWI
         kernel = weights.shape[1:3]
         in_h, in_w = self.shape(ins[0])[1:3]
@@ -366,8 +397,14 @@ class Converter:
         w = self.constant(weights.transpose(3, 0, 1, 2), "tw")  # [I, O, H, W]
         b = self.constant(self.get(ins[2]).const, "b")
         out = self.fresh("deconv")
-        self.node("ConvTranspose", [x, w, b], [out], kernel_shape=list(kernel),
-                  strides=[stride_h, stride_w], pads=pads)
+        self.node(
+            "ConvTranspose",
+            [x, w, b],
+            [out],
+            kernel_shape=list(kernel),
+            strides=[stride_h, stride_w],
+            pads=pads,
+        )
         self.emit(outs[0], out, True)
 
     def _binary(self, op, ins, outs, onnx_op: str, options_cls: type) -> None:
@@ -441,8 +478,9 @@ class Converter:
         height, width = (int(v) for v in self.get(ins[1]).const.reshape(-1))
         sizes = self.constant(np.array([n, c, height, width], dtype=np.int64), "sizes")
         out = self.fresh("resize")
-        self.node("Resize", [x, "", "", sizes], [out], mode="linear",
-                  coordinate_transformation_mode=mode)
+        self.node(
+            "Resize", [x, "", "", sizes], [out], mode="linear", coordinate_transformation_mode=mode
+        )
         self.emit(outs[0], out, True)
 
     def op_pad(self, op, ins, outs) -> None:
@@ -510,7 +548,9 @@ def convert_all(wheel: Path, out_dir: Path) -> dict:
                 "tflite": member,
                 "tflite_sha256": sha256_bytes(data),
             }
-            print(f"{name}: {len(onnx_bytes)} bytes, sha256 {manifest['models'][name]['onnx_sha256']}")
+            print(
+                f"{name}: {len(onnx_bytes)} bytes, sha256 {manifest['models'][name]['onnx_sha256']}"
+            )
     (out_dir / "MANIFEST.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
 
@@ -519,8 +559,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("wheel", type=Path, help=f"path to {WHEEL_NAME}")
     parser.add_argument("--out", type=Path, default=OUT_DIR, help="output folder")
-    parser.add_argument("--check", action="store_true",
-                        help="convert into a temporary folder and compare with the committed files")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="convert into a temporary folder and compare with the committed files",
+    )
     args = parser.parse_args(argv)
     if not args.wheel.is_file():
         print(f"convert_mediapipe: error: wheel not found: {args.wheel}", file=sys.stderr)

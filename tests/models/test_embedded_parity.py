@@ -65,7 +65,8 @@ def test_outputs_match_tflite_reference(name: str) -> None:
     reference = np.load(REFERENCE)
     session = _session(name)
     batch = _input(cv2.imread(str(SAMPLE)), name, session)
-    outputs = dict(zip([o.name for o in session.get_outputs()], session.run(None, {"image": batch})))
+    names = [o.name for o in session.get_outputs()]
+    outputs = dict(zip(names, session.run(None, {"image": batch}), strict=True))
     keys = [k for k in reference.files if k.startswith(name + "/")]
     assert keys, f"no reference values stored for {name}"
     for key in keys:
@@ -94,7 +95,9 @@ def test_pose_landmarks_on_sample_are_plausible() -> None:
     image = cv2.imread(str(SAMPLE))
     session = _session("pose_landmark_full")
     # the sample is a head-and-shoulders portrait: the whole image is a fair crop
-    out = session.run(["landmarks", "presence"], {"image": _input(image, "pose_landmark_full", session)})
+    out = session.run(
+        ["landmarks", "presence"], {"image": _input(image, "pose_landmark_full", session)}
+    )
     landmarks = out[0].reshape(39, 5)
     assert out[1][0, 0] > 0.5
     nose_x, nose_y = landmarks[0, :2] / 256.0 * 512.0
