@@ -109,9 +109,9 @@ class KeypointsConfig:
     min_cutoff: float = _ranged(0.05, 0.0001, 100.0)
     beta: float = _ranged(80.0, 0.0, 10000.0)
     derivative_cutoff: float = _ranged(1.0, 0.0001, 100.0)
-    #: Box IoU above which a detection (or a second track) is taken to be an already tracked
-    #: person and ignored.
-    track_iou: float = _ranged(0.5, 0.0, 1.0)
+    #: Two poses whose median landmark distance is below this fraction of the person's size
+    #: are one person: the later detection (or the younger of two tracks) is dropped.
+    duplicate_distance: float = _ranged(0.1, 0.0, 1.0)
     #: Refine landmark positions with the landmark model's heatmap, as MediaPipe does.
     refine_heatmap: bool = True
 

@@ -1,0 +1,442 @@
+#!/usr/bin/env python3
+"""Evaluate the body-keypoint stage; print tables and optionally write JSON.
+
+Sections (data from ../shared/data, see its SOURCES.md):
+
+a. MediaPipe goldens: our landmarks vs the reference pipeline's expected ones (mean error as a
+   fraction of the image's longer side; floor 0.02).
+b. Human-annotated COCO-17 keypoints (COCO val/train minis, OCHuman): per-person OKS with the
+   COCO sigmas, greedy one-to-one matching per image; recall of GT people with >= 10 labelled
+   keypoints at OKS >= 0.5 and mean OKS of those matched; crowded/occluded images (OCHuman or
+   >= 3 annotated people) reported separately.
+c. Side by side (``--reference-python``): mediapipe 0.10.21's legacy ``mp.solutions.pose``
+   (single person) run in its own virtual environment as a subprocess on the same images (and
+   on the video), compared on the GT people it finds.
+d. pose_squats.mp4: error vs the per-frame expected landmarks, and jitter (mean |frame-to-frame
+   acceleration|) of the feet, which stay still through a squat, with and without smoothing.
+e. Speed on one core: median ms per 720p frame with one tracked person, and with detection.
+
+Usage::
+
+    python scripts/eval_keypoints.py --json eval_keypoints.json \
+        --reference-python /work/mpref-venv/bin/python
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from livematte.config import KeypointsConfig, RuntimeConfig  # noqa: E402
+from livematte.frame import Frame, Mode  # noqa: E402
+from livematte.pipeline.keypoints import KeypointStage  # noqa: E402
+
+DATA = REPO.parent / "shared" / "data"
+#: BlazePose indices of the 17 COCO keypoints, in COCO order.
+COCO_FROM_BLAZEPOSE = [0, 2, 5, 7, 8, 11, 12, 13, 14, 15, 16, 23, 24, 25, 26, 27, 28]
+COCO_SIGMAS = np.array(
+    [.26, .25, .25, .35, .35, .79, .79, .72, .72, .62, .62, 1.07, 1.07, .87, .87, .89, .89]
+) / 10.0  # fmt: skip
+KEYPOINT_SETS = [
+    ("coco", "keypoints/coco/person_keypoints_subset.json"),
+    ("coco_val2017_mini", "keypoints/coco_val2017_mini/person_keypoints_val2017_subset.json"),
+    ("coco_train2017_mini", "keypoints/coco_train2017_mini/person_keypoints_train2017_subset.json"),
+    ("ochuman", "keypoints/ochuman/ochuman_subset.json"),
+]
+FEET = [27, 28, 29, 30, 31, 32]
+
+# Runs inside the reference venv (numpy<2, mediapipe 0.10.21); reads a job as JSON on stdin.
+REFERENCE_SCRIPT = r"""
+import json, sys
+import cv2
+import mediapipe as mp
+job = json.load(sys.stdin)
+out = {"images": {}, "video": None}
+def rows(res, w, h):
+    if res.pose_landmarks is None:
+        return None
+    return [[p.x * w, p.y * h, p.visibility] for p in res.pose_landmarks.landmark]
+with mp.solutions.pose.Pose(static_image_mode=True, model_complexity=1,
+                            min_detection_confidence=0.5) as pose:
+    for path in job["images"]:
+        img = cv2.imread(path)
+        h, w = img.shape[:2]
+        out["images"][path] = rows(pose.process(cv2.cvtColor(img, cv2.COLOR_BGR2RGB)), w, h)
+if job.get("video"):
+    frames = []
+    cap = cv2.VideoCapture(job["video"])
+    with mp.solutions.pose.Pose(static_image_mode=False, model_complexity=1,
+                                smooth_landmarks=True) as pose:
+        while True:
+            ok, img = cap.read()
+            if not ok:
+                break
+            h, w = img.shape[:2]
+            frames.append(rows(pose.process(cv2.cvtColor(img, cv2.COLOR_BGR2RGB)), w, h))
+    out["video"] = frames
+json.dump(out, sys.stdout)
+"""
+
+
+def make_stage(mode: str, threads: int = 1, **overrides: object) -> KeypointStage:
+    """A keypoint stage with default settings plus ``overrides``."""
+    return KeypointStage(
+        KeypointsConfig(enabled=True, **overrides), RuntimeConfig(mode=mode, threads=threads)
+    )
+
+
+def _numbers(text: str, key: str) -> list[float]:
+    return [float(v) for v in re.findall(rf"(?m)^\s*{key}: (-?[\d.eE+-]+)", text)]
+
+
+def golden_cases(data: Path) -> list[tuple[str, Path, np.ndarray]]:
+    """(name, image, expected (33, 2) px) for every landmark golden we can read."""
+    g = data / "mediapipe_golden"
+    cases = []
+    pose = g / "pose.jpg"
+    if pose.is_file():
+        w, h = 1000, 667
+        js = json.loads((g / "pose_expected_landmarks.json").read_text())
+        cases.append(("pose.jpg / python solution", pose, np.array(js["landmarks_xy_px"], float)))
+        for name, file in [
+            ("pose.jpg / tasks pose_landmarks.pbtxt", "pose_landmarks.pbtxt"),
+            ("pose.jpg / tasks detector graph", "pose_expected_landmarks_detector_graph.prototxt"),
+        ]:
+            text = (g / file).read_text()
+            xy = np.stack([_numbers(text, "x")[:33], _numbers(text, "y")[:33]], axis=1)
+            cases.append((name, pose, xy * [w, h]))
+    sample = g / "mp_samples_pose_test_image.jpg"
+    if sample.is_file():
+        js = json.loads((g / "mp_samples_pose_expected_landmarks.json").read_text())
+        w, h = js["image_size_wh"]
+        xy = np.array(js["landmarks"]["full"], float)[:, :2] * [w, h]
+        cases.append(("mp_samples test_image / tasks full", sample, xy))
+    return cases
+
+
+def eval_goldens(data: Path, stage: KeypointStage) -> list[dict]:
+    """Section (a)."""
+    rows = []
+    for name, path, expected in golden_cases(data):
+        img = cv2.imread(str(path))
+        people = stage.process(Frame(img)).people
+        if not people:
+            rows.append({"case": name, "found": 0, "mean_err_px": None, "mean_err_frac": None})
+            continue
+        # The goldens are single-person: compare with whoever is closest.
+        errs = [np.linalg.norm(p.landmarks[:, :2] - expected, axis=1) for p in people]
+        err = min(errs, key=lambda e: e.mean())
+        side = max(img.shape[:2])
+        rows.append(
+            {"case": name, "found": len(people), "mean_err_px": float(err.mean()),
+             "max_err_px": float(err.max()), "mean_err_frac": float(err.mean() / side)}
+        )  # fmt: skip
+    return rows
+
+
+def oks(pred: np.ndarray, gt: np.ndarray, area: float) -> float:
+    """COCO object keypoint similarity of predicted (17, 2) vs GT (17, 3) keypoints."""
+    labelled = gt[:, 2] > 0
+    if not labelled.any():
+        return 0.0
+    d2 = np.sum((pred - gt[:, :2]) ** 2, axis=1)
+    e = d2 / (2.0 * (2.0 * COCO_SIGMAS) ** 2 * (area + np.spacing(1)))
+    return float(np.mean(np.exp(-e[labelled])))
+
+
+def load_keypoint_sets(data: Path) -> list[dict]:
+    """One record per image: path, subset, GT people (keypoints (17, 3), area, count)."""
+    images = []
+    for subset, rel in KEYPOINT_SETS:
+        file = data / rel
+        if not file.is_file():
+            continue
+        coco = json.loads(file.read_text())
+        anns: dict[int, list[dict]] = {}
+        for a in coco["annotations"]:
+            anns.setdefault(a["image_id"], []).append(a)
+        for im in coco["images"]:
+            people = [a for a in anns.get(im["id"], []) if not a.get("iscrowd", 0)]
+            gts = [
+                {"kps": np.array(a["keypoints"], float).reshape(17, 3), "area": float(a["area"]),
+                 "n": int(a["num_keypoints"])}
+                for a in people if a["num_keypoints"] > 0
+            ]  # fmt: skip
+            images.append({
+                "path": file.parent / im["file_name"], "subset": subset, "gts": gts,
+                "crowded": subset == "ochuman" or len(people) >= 3,
+            })  # fmt: skip
+    return images
+
+
+def match(preds: list[np.ndarray], gts: list[dict]) -> dict[int, float]:
+    """Greedy one-to-one matching by OKS: {gt index: oks} (unmatched GT people absent)."""
+    pairs = sorted(
+        ((oks(p, g["kps"], g["area"]), i, j) for i, p in enumerate(preds)
+         for j, g in enumerate(gts)), reverse=True,
+    )  # fmt: skip
+    used_p, out = set(), {}
+    for score, i, j in pairs:
+        if score <= 0 or i in used_p or j in out:
+            continue
+        used_p.add(i)
+        out[j] = score
+    return out
+
+
+def summarise(records: list[dict]) -> dict:
+    """Recall at OKS >= 0.5 and mean OKS of matched, over GT people with >= 10 keypoints."""
+    eligible = [r for r in records if r["n"] >= 10]
+    hits = [r["oks"] for r in eligible if r["oks"] >= 0.5]
+    return {
+        "gt_people": len(eligible),
+        "recall_oks50": len(hits) / len(eligible) if eligible else None,
+        "mean_oks_matched": float(np.mean(hits)) if hits else None,
+        "mean_oks_all": float(np.mean([r["oks"] for r in eligible])) if eligible else None,
+    }
+
+
+def eval_keypoints(data: Path, stage: KeypointStage, reference: dict | None) -> dict:
+    """Sections (b) and (c)."""
+    records, ref_rows = [], []
+    for im in load_keypoint_sets(data):
+        img = cv2.imread(str(im["path"]))
+        people = stage.process(Frame(img)).people
+        preds = [p.landmarks[COCO_FROM_BLAZEPOSE, :2] for p in people]
+        ours = match(preds, im["gts"])
+        for j, g in enumerate(im["gts"]):
+            records.append({"image": im["path"].name, "subset": im["subset"], "n": g["n"],
+                            "crowded": im["crowded"], "oks": ours.get(j, 0.0)})  # fmt: skip
+        if reference is not None:
+            ref = reference["images"].get(str(im["path"]))
+            row = {
+                "image": im["path"].name,
+                "ref_found": ref is not None,
+                "ours_found": len(people),
+            }
+            if ref is not None and im["gts"]:
+                pred = np.array(ref, float)[COCO_FROM_BLAZEPOSE, :2]
+                scores = [oks(pred, g["kps"], g["area"]) for g in im["gts"]]
+                j = int(np.argmax(scores))
+                row.update(ref_oks=scores[j], ours_oks=ours.get(j, 0.0), gt_n=im["gts"][j]["n"])
+            ref_rows.append(row)
+    result = {
+        "all": summarise(records),
+        "not_crowded": summarise([r for r in records if not r["crowded"]]),
+        "crowded_occluded": summarise([r for r in records if r["crowded"]]),
+        "ochuman": summarise([r for r in records if r["subset"] == "ochuman"]),
+        "images": len({r["image"] for r in records}),
+    }
+    if reference is not None:
+        same = [r for r in ref_rows if "ref_oks" in r and r["ref_oks"] > 0]
+        result["reference"] = {
+            "images": len(ref_rows),
+            "ref_images_with_person": sum(r["ref_found"] for r in ref_rows),
+            "ours_images_with_person": sum(r["ours_found"] > 0 for r in ref_rows),
+            "ours_people_found": int(sum(r["ours_found"] for r in ref_rows)),
+            "ref_people_matched": len(same),
+            "ref_mean_oks": float(np.mean([r["ref_oks"] for r in same])) if same else None,
+            "ours_mean_oks_same_people": (
+                float(np.mean([r["ours_oks"] for r in same])) if same else None
+            ),
+            "ref_oks50": sum(r["ref_oks"] >= 0.5 for r in same),
+            "ours_oks50_same_people": sum(r["ours_oks"] >= 0.5 for r in same),
+        }
+    return result
+
+
+def read_video(path: Path) -> tuple[list[np.ndarray], list[int], Fraction]:
+    """All frames (BGR), their pts and the stream time base."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        frames, pts = [], []
+        for fr in container.decode(stream):
+            frames.append(fr.to_ndarray(format="bgr24"))
+            pts.append(fr.pts)
+        return frames, pts, stream.time_base
+
+
+def _track(stage: KeypointStage, frames: list[np.ndarray], pts: list[int], tb: Fraction) -> list:
+    out = []
+    for i, (img, p) in enumerate(zip(frames, pts, strict=True)):
+        people = stage.process(Frame(img, index=i, pts=p, time_base=tb, mode=Mode.VIDEO)).people
+        out.append(people[0].landmarks[:, :2].copy() if people else None)
+    return out
+
+
+def _video_stats(tracks: list, expected: np.ndarray, side: int) -> dict:
+    found = [t is not None for t in tracks]
+    err = [np.linalg.norm(t - e, axis=1).mean() for t, e in zip(tracks, expected, strict=True)
+           if t is not None]  # fmt: skip
+    full = np.array([t for t in tracks if t is not None])
+    acc = np.abs(np.diff(full, n=2, axis=0))  # px / frame^2, per landmark and axis
+    return {
+        "frames_found": int(sum(found)),
+        "mean_err_px": float(np.mean(err)),
+        "mean_err_frac": float(np.mean(err) / side),
+        "jitter_feet_px": float(np.linalg.norm(acc[:, FEET], axis=2).mean()),
+        "accel_all_px": float(np.linalg.norm(acc, axis=2).mean()),
+    }
+
+
+def eval_video(data: Path, reference: dict | None) -> dict:
+    """Section (d)."""
+    video = data / "video" / "pose_squats.mp4"
+    expected = np.array(json.loads((data / "video" / "pose_squats.full.json").read_text()))[..., :2]
+    frames, pts, tb = read_video(video)
+    side = max(frames[0].shape[:2])
+    result = {"frames": len(frames), "expected": _video_stats(list(expected), expected, side)}
+    # The clip is 5 fps.  Our filter follows the stream's pts; mediapipe's legacy solution API
+    # stamps frames on a simulated 30 fps clock, so we also run on that clock to compare.
+    clock30 = (list(range(len(frames))), Fraction(1, 30))
+    runs = [("raw", False, (pts, tb)), ("smoothed (pts, 5 fps)", True, (pts, tb)),
+            ("smoothed (30 fps clock)", True, clock30)]  # fmt: skip
+    for name, smooth, (stamps, base) in runs:
+        stage = make_stage("video", smoothing=smooth)
+        result[name] = _video_stats(_track(stage, frames, stamps, base), expected, side)
+        stage.close()
+    if reference is not None and reference.get("video"):
+        tracks = [None if r is None else np.array(r, float)[:, :2] for r in reference["video"]]
+        result["reference"] = _video_stats(tracks[: len(expected)], expected, side)
+    return result
+
+
+def eval_speed(data: Path, repeats: int) -> dict:
+    """Section (e): one core; a 1280x720 clip with one person (Pixabay thumbs-up)."""
+    cv2.setNumThreads(1)
+    frames, pts, tb = read_video(data / "video" / "pixabay_thumbs_up.mp4")
+    frames = frames[:repeats]
+    stage = make_stage("video", threads=1, detect_interval=0)
+    calls: list[int] = []
+    detect = stage.detect
+    stage.detect = lambda image: calls.append(1) or detect(image)  # type: ignore[method-assign]
+    tracked, detected = [], []
+    for i, img in enumerate(frames):
+        before = len(calls)
+        f = stage.process(Frame(img, index=i, pts=pts[i], time_base=tb, mode=Mode.VIDEO))
+        (detected if len(calls) > before else tracked).append(f.timings["keypoints"])
+    image_stage = make_stage("image", threads=1)
+    one_shot = [image_stage.process(Frame(img)).timings["keypoints"] for img in frames[:30]]
+    det = []
+    for img in frames[:30]:
+        t0 = time.perf_counter()
+        image_stage.detect(img)
+        det.append((time.perf_counter() - t0) * 1000)
+    x = np.random.default_rng(0).random((1, 256, 256, 3), dtype=np.float32)
+    model = []
+    for _ in range(30):
+        t0 = time.perf_counter()
+        image_stage._landmarker.run({"image": x})
+        model.append((time.perf_counter() - t0) * 1000)
+    return {
+        "frame_size": f"{frames[0].shape[1]}x{frames[0].shape[0]}",
+        "tracked_frames": len(tracked),
+        "tracked_median_ms": float(np.median(tracked)),
+        "tracked_p90_ms": float(np.percentile(tracked, 90)),
+        "frames_with_detection": len(detected),
+        "image_mode_detect_plus_landmarks_median_ms": float(np.median(one_shot)),
+        "detector_only_median_ms": float(np.median(det)),
+        "landmark_model_only_median_ms": float(np.median(model)),
+    }
+
+
+def run_reference(python: str, images: list[str], video: Path | None) -> dict:
+    """Run mediapipe's legacy Pose in its own interpreter; returns its JSON."""
+    with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as fp:
+        fp.write(REFERENCE_SCRIPT)
+    job = json.dumps({"images": images, "video": str(video) if video else None})
+    done = subprocess.run(
+        [python, fp.name], input=job, capture_output=True, text=True, check=False, timeout=1800
+    )
+    Path(fp.name).unlink(missing_ok=True)
+    if done.returncode != 0:
+        raise SystemExit(f"reference run failed:\n{done.stderr[-2000:]}")
+    return json.loads(done.stdout)
+
+
+def _fmt(v: object) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.4f}" if abs(v) < 10 else f"{v:.1f}"
+    return str(v)
+
+
+def print_table(title: str, rows: list[dict]) -> None:
+    """Plain-text table of dict rows (union of keys as columns)."""
+    print(f"\n## {title}")
+    if not rows:
+        print("(no data)")
+        return
+    cols = list(dict.fromkeys(k for r in rows for k in r))
+    cells = [[_fmt(r.get(c)) for c in cols] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
+    print("  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True)))
+    for row in cells:
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", type=Path, default=DATA, help="the shared data folder")
+    parser.add_argument("--json", type=Path, help="write all figures to this JSON file")
+    parser.add_argument("--reference-python", help="python of a venv with mediapipe==0.10.21")
+    parser.add_argument("--max-people", type=int, default=4)
+    parser.add_argument("--speed-frames", type=int, default=120)
+    parser.add_argument("--sections", default="abcde", help="which sections to run (letters a..e)")
+    args = parser.parse_args(argv)
+    if not args.data.is_dir():
+        print(f"shared data not found: {args.data}", file=sys.stderr)
+        return 2
+    report: dict = {}
+    reference = None
+    if args.reference_python and set(args.sections) & set("cd"):
+        images = [str(im["path"]) for im in load_keypoint_sets(args.data)]
+        video = args.data / "video" / "pose_squats.mp4" if "d" in args.sections else None
+        t0 = time.perf_counter()
+        reference = run_reference(args.reference_python, images, video)
+        print(f"reference pipeline ran in {time.perf_counter() - t0:.0f} s")
+    stage = make_stage("image", max_people=args.max_people)
+    if "a" in args.sections:
+        report["goldens"] = eval_goldens(args.data, stage)
+        print_table("a. MediaPipe goldens (error as a fraction of the longer side)",
+                    report["goldens"])  # fmt: skip
+    if set(args.sections) & set("bc"):
+        kp = eval_keypoints(args.data, stage, reference if "c" in args.sections else None)
+        report["keypoints"] = kp
+        print_table(
+            f"b. COCO-17 OKS vs human GT ({kp['images']} images, GT people with >= 10 keypoints)",
+            [{"group": k, **kp[k]} for k in ("all", "not_crowded", "crowded_occluded", "ochuman")],
+        )
+        if "reference" in kp:
+            print_table("c. reference mp.solutions.pose (single person) vs ours",
+                        [kp["reference"]])  # fmt: skip
+    if "d" in args.sections:
+        report["video"] = eval_video(args.data, reference)
+        rows = [{"run": k, **v} for k, v in report["video"].items() if isinstance(v, dict)]
+        print_table(f"d. pose_squats.mp4 ({report['video']['frames']} frames)", rows)
+    if "e" in args.sections:
+        report["speed"] = eval_speed(args.data, args.speed_frames)
+        print_table("e. speed, one core (ms)", [report["speed"]])
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=1))
+        print(f"\nwrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
