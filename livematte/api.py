@@ -7,7 +7,7 @@ A pipeline is an ordered list of stages.  Each stage follows one contract::
     stage.close()                   # release sessions and files
 
 Order: keypoints (when enabled; the matting stage may use their person masks), matting,
-effects (background + compositing into ``frame.output``), stickers.
+effects (background + compositing into ``frame.output``), stickers, ID-photo crop.
 
 Example::
 
@@ -87,17 +87,21 @@ def build_pipeline(config: Config) -> Pipeline:
     """
     # Imported here so `livematte doctor` and config work never pay for model imports.
     from livematte.pipeline.effects import EffectsStage
+    from livematte.pipeline.id_photo import IdPhotoStage, id_photo_enabled
     from livematte.pipeline.keypoints import KeypointStage
     from livematte.pipeline.matting import MattingStage
     from livematte.pipeline.stickers import StickerStage, stickers_enabled
 
     stages: list[Stage] = []
-    if config.keypoints.enabled or stickers_enabled(config):
+    id_photo = id_photo_enabled(config.effects)
+    if config.keypoints.enabled or stickers_enabled(config) or id_photo:
         stages.append(KeypointStage(config.keypoints, config.runtime))
     stages.append(MattingStage(config.matting, config.temporal, config.runtime))
     stages.append(EffectsStage(config.effects, config.runtime))
     if stickers_enabled(config):
         stages.append(StickerStage(config.stickers, config.runtime))
+    if id_photo:  # last: it crops and scales the finished composite
+        stages.append(IdPhotoStage(config.effects, config.runtime))
     return Pipeline(stages, config)
 
 

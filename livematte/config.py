@@ -54,7 +54,8 @@ class MattingConfig:
     #: to an .onnx file with a supported signature (MediaPipe-, RVM- or MODNet-style).
     model: str = "auto"
     #: How the model input is fitted: "letterbox" keeps the aspect ratio, "stretch" does not.
-    fit: str = _choice("letterbox", "letterbox", "stretch")
+    #: Stretch measured better with the MediaPipe models (p3m SAD 59 vs 80, golden IoU higher).
+    fit: str = _choice("stretch", "letterbox", "stretch")
     #: none: bilinear upsample; guided: fast guided filter; closed_form: trimap + matting solver.
     refine: str = _choice("guided", "none", "guided", "closed_form")
     guided_radius: int = _ranged(8, 1, 256)
@@ -62,7 +63,7 @@ class MattingConfig:
     #: Width of the uncertain band (pixels at full resolution) for closed-form refinement.
     band_width: int = _ranged(12, 1, 512)
     #: Scale at which the closed-form solver runs (1.0 = full resolution).
-    solve_scale: float = _ranged(0.5, 0.05, 1.0)
+    solve_scale: float = _ranged(0.35, 0.05, 1.0)
     #: Fuse the pose-landmark model's per-person mask with the whole-frame mask.
     person_roi: bool = False
     #: Alpha values below/above these are snapped to 0/1 (kills speckle and holes).
@@ -123,7 +124,8 @@ class EffectsConfig:
     #: "transparent", "#rrggbb", a colour name (white, black, gray, blue, red, green), "blur",
     #: "blur:N" (lens blur radius N px), an image path or a video path (looped).
     background: str = "transparent"
-    #: How much of the background's colour spills onto the person's edges (0 = off).
+    #: How much of the background's colour spills onto the person's edges (0 = off; not used
+    #: with a transparent background).
     light_wrap: float = _ranged(0.0, 0.0, 1.0)
     #: Darken the background by this fraction (0 = unchanged, 1 = black).
     dim: float = _ranged(0.0, 0.0, 1.0)
@@ -147,7 +149,8 @@ class StickersConfig:
     min_score: float = _ranged(0.5, 0.0, 1.0)
     #: Only the first (largest) person gets stickers.
     first_person_only: bool = False
-    #: Exponential smoothing of sticker placement per person (0 = none, 0.9 = very sluggish).
+    #: Exponential smoothing of sticker placement per person, as the weight kept per 1/30 s
+    #: (0 = none, 0.9 = very sluggish); frame-rate independent.
     smoothing: float = _ranged(0.5, 0.0, 0.95)
     #: Size multiplier applied to every sticker of the pack.
     scale: float = _ranged(1.0, 0.1, 10.0)
