@@ -1,0 +1,631 @@
+"""Where frames go: video files (PyAV), PNG sequences, single images, memory, nowhere.
+
+Sinks are context managers.  ``send(frame)`` checks dtype and shape; leaving the ``with`` block
+finalizes: on success the file written under a temporary name in the target folder is moved
+into place; on ``KeyboardInterrupt`` the encoder is flushed and the container closed, so the
+part done is playable, and it is kept as ``NAME.partial.EXT`` (``sink.partial_path``); on any
+other error the temporary file is removed.
+
+What a sink writes from a frame depends on the *format* (see :func:`frame_pixels`):
+
+=============  ==========================================================================
+composite      ``frame.output`` (BGR; BGRA is flattened over black, with a notice)
+prores4444     BGRA: ``frame.output`` if it has alpha, else foreground + alpha (.mov/.mkv)
+webm-alpha     same pixels as prores4444, VP9 ``yuva420p`` (.webm/.mkv)
+png-seq        same pixels, RGBA PNG files in a folder
+matte          the alpha matte as grey
+foreground     the decontaminated foreground colours (``frame.foreground``)
+greenscreen    foreground over chroma green, by alpha
+=============  ==========================================================================
+
+Example::
+
+    with open_sink("out.mov", "prores4444", passthrough=source.passthrough_streams) as sink:
+        for frame in frames:
+            sink.send(frame)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from livematte import outputs
+from livematte.errors import SinkError
+from livematte.frame import Frame
+
+FORMATS = ("composite", "prores4444", "webm-alpha", "png-seq", "matte", "foreground", "greenscreen")
+ALPHA_FORMATS = frozenset({"prores4444", "webm-alpha", "png-seq"})
+QUALITIES = ("low", "medium", "high", "max")
+#: Output extension -> FFmpeg muxer name.
+CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm"}
+#: Extensions each format may be written to (None = any video container).
+_FORMAT_EXTENSIONS = {"prores4444": (".mov", ".mkv"), "webm-alpha": (".webm", ".mkv")}
+_DEFAULT_EXTENSION = {"prores4444": ".mov", "webm-alpha": ".webm", "png-seq": ""}
+#: Codec parameters per quality level: CRF for x264/x265/VP9, ProRes profile.
+_CRF = {
+    "libx264": {"low": 28, "medium": 23, "high": 18, "max": 12},
+    "libx265": {"low": 30, "medium": 26, "high": 22, "max": 16},
+    "libvpx-vp9": {"low": 40, "medium": 34, "high": 28, "max": 20},
+}
+_VP9_CPU_USED = {"low": 8, "medium": 6, "high": 4, "max": 2}
+#: Codecs each muxer takes as-is (stream copy); matroska takes any audio (None).
+_COPYABLE: dict[str, dict[str, frozenset[str] | None]] = {
+    "mp4": {
+        "audio": frozenset({"aac", "mp3", "ac3", "eac3", "alac", "opus", "flac"}),
+        "subtitle": frozenset({"mov_text"}),
+    },
+    "mov": {
+        "audio": frozenset(
+            {"aac", "mp3", "ac3", "eac3", "alac", "pcm_s16le", "pcm_s24le", "pcm_s16be",
+             "pcm_s24be", "pcm_f32le"}
+        ),
+        "subtitle": frozenset({"mov_text"}),
+    },
+    "matroska": {
+        "audio": None,
+        "subtitle": frozenset({"subrip", "ass", "ssa", "webvtt", "hdmv_pgs_subtitle",
+                               "dvd_subtitle", "dvb_subtitle"}),
+    },
+    "webm": {"audio": frozenset({"opus", "vorbis"}), "subtitle": frozenset({"webvtt"})},
+}  # fmt: skip
+_REENCODE_AUDIO = {"mp4": "aac", "mov": "aac", "matroska": "libopus", "webm": "libopus"}
+#: Chroma-key green in BGR (the broadcast 0,177,64 plate).
+GREEN_BGR = np.array([64, 177, 0], np.float32)
+
+Notice = Callable[[str], None]
+
+
+def _stderr_notice(message: str) -> None:
+    print(f"livematte: {message}", file=sys.stderr)
+
+
+def resolve_format(path: str | Path, fmt: str = "auto") -> str:
+    """The format to write ``path`` in: ``fmt`` checked against the extension, or for "auto"
+    png-seq when ``path`` has no extension (a folder) and composite otherwise.
+
+    Raises:
+        SinkError: unknown format, or an extension the format cannot be written to.
+    """
+    suffix = Path(path).suffix.lower()
+    if fmt == "auto":
+        fmt = "png-seq" if not suffix or Path(path).is_dir() else "composite"
+    if fmt not in FORMATS:
+        raise SinkError(f"unknown output format {fmt!r}; use one of {', '.join(FORMATS)}")
+    if fmt == "png-seq":
+        return fmt
+    if suffix not in CONTAINERS:
+        raise SinkError(
+            f"unsupported output extension {suffix or '(none)'!r} for {path}; use "
+            f"{', '.join(CONTAINERS)} (or a folder with --format png-seq)"
+        )
+    allowed = _FORMAT_EXTENSIONS.get(fmt)
+    if allowed and suffix not in allowed:
+        raise SinkError(f"--format {fmt} needs a {' or '.join(allowed)} file, not {suffix}")
+    return fmt
+
+
+def default_extension(fmt: str) -> str:
+    """File extension used for ``fmt`` when only an output folder is given (batch mode)."""
+    return _DEFAULT_EXTENSION.get(fmt, ".mp4")
+
+
+def _alpha_u8(frame: Frame) -> np.ndarray | None:
+    alpha = frame.alpha
+    if alpha is None:
+        return None
+    if alpha.shape != frame.image.shape[:2]:
+        raise SinkError(f"frame.alpha is {alpha.shape}, expected {frame.image.shape[:2]}")
+    if alpha.dtype == np.uint8:
+        return alpha
+    if alpha.dtype.kind != "f":
+        raise SinkError(f"frame.alpha must be float 0..1 or uint8, got {alpha.dtype}")
+    return (np.clip(alpha, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+def _checked(image: np.ndarray, frame: Frame, what: str, channels: tuple[int, ...]) -> np.ndarray:
+    h, w = frame.image.shape[:2]
+    if (
+        not isinstance(image, np.ndarray)
+        or image.dtype != np.uint8
+        or image.ndim != 3
+        or image.shape[:2] != (h, w)
+        or image.shape[2] not in channels
+    ):
+        got = f"{image.dtype} {image.shape}" if isinstance(image, np.ndarray) else type(image)
+        want = " or ".join(f"{h}x{w}x{c}" for c in channels)
+        raise SinkError(f"{what} must be {want} uint8, got {got}")
+    return image
+
+
+def _need_alpha(frame: Frame, fmt: str) -> np.ndarray:
+    alpha = _alpha_u8(frame)
+    if alpha is None:
+        raise SinkError(f"--format {fmt} needs an alpha matte; the pipeline produced none")
+    return alpha
+
+
+def frame_pixels(frame: Frame, fmt: str) -> np.ndarray:
+    """The uint8 picture ``fmt`` writes for ``frame``: BGR, BGRA (alpha formats) or grey (matte).
+
+    Raises:
+        SinkError: a field has the wrong dtype/shape, or the format needs an alpha it lacks.
+    """
+    if fmt == "composite":
+        out = frame.output if frame.output is not None else frame.image
+        out = _checked(out, frame, "frame.output", (3, 4))
+        if out.shape[2] == 4:  # transparent background: flatten over black (premultiply)
+            a = out[..., 3:].astype(np.uint16)
+            return ((out[..., :3] * a + 127) // 255).astype(np.uint8)
+        return out
+    if fmt in ALPHA_FORMATS:
+        if frame.output is not None and frame.output.ndim == 3 and frame.output.shape[2] == 4:
+            return _checked(frame.output, frame, "frame.output", (4,))
+        alpha = _need_alpha(frame, fmt)
+        fg = frame.foreground if frame.foreground is not None else frame.image
+        return np.dstack([_checked(fg, frame, "frame.foreground", (3,)), alpha])
+    if fmt == "matte":
+        return _need_alpha(frame, fmt)
+    fg = frame.foreground if frame.foreground is not None else frame.image
+    fg = _checked(fg, frame, "frame.foreground", (3,))
+    if fmt == "foreground":
+        return fg
+    if fmt == "greenscreen":
+        a = _need_alpha(frame, fmt)[..., None].astype(np.float32) / 255.0
+        return (fg * a + GREEN_BGR * (1.0 - a) + 0.5).astype(np.uint8)
+    raise SinkError(f"unknown output format {fmt!r}; use one of {', '.join(FORMATS)}")
+
+
+def _check_folder(folder: Path) -> None:
+    if not folder.is_dir():
+        raise SinkError(f"output folder does not exist: {folder}")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise SinkError(f"output folder is not writable: {folder}")
+
+
+class Sink:
+    """Base class: ``send`` frames inside a ``with`` block; see the module docstring.
+
+    Attributes:
+        frames: frames accepted so far.
+        path: where the result is (after a successful exit).
+        partial_path: where the part done was kept after Ctrl-C, else None.
+    """
+
+    frames: int = 0
+    path: Path | None = None
+    partial_path: Path | None = None
+
+    def send(self, frame: Frame) -> None:
+        """Write one frame (checked for dtype/shape)."""
+        raise NotImplementedError
+
+    def send_packet(self, packet: Any) -> None:
+        """Carry a packet of a passthrough stream (audio, subtitles); ignored by default."""
+
+    def close(self) -> None:
+        """Finish successfully: flush and move the result into place."""
+
+    def abort(self, keep_partial: bool) -> None:
+        """Stop early: keep a playable partial result (Ctrl-C) or remove it (errors)."""
+
+    def __enter__(self) -> Sink:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort(keep_partial=issubclass(exc_type, KeyboardInterrupt))
+
+
+class NullSink(Sink):
+    """Counts frames and drops them (benchmarks, dry runs); still checks ``fmt`` pixels."""
+
+    def __init__(self, fmt: str | None = None):
+        self.fmt = fmt
+        self.frames = 0
+
+    def send(self, frame: Frame) -> None:
+        if self.fmt:
+            frame_pixels(frame, self.fmt)
+        self.frames += 1
+
+
+class MemorySink(Sink):
+    """Keeps what it is sent: ``frames`` count, ``images`` (pixels per ``fmt``, when given),
+    ``received`` (the Frame objects, when ``keep_frames``) and ``packets``."""
+
+    def __init__(self, fmt: str | None = "composite", *, keep_frames: bool = True):
+        self.fmt, self.keep_frames = fmt, keep_frames
+        self.frames = 0
+        self.images: list[np.ndarray] = []
+        self.received: list[Frame] = []
+        self.packets: list[Any] = []
+
+    def send(self, frame: Frame) -> None:
+        if self.fmt:
+            self.images.append(frame_pixels(frame, self.fmt).copy())
+        if self.keep_frames:
+            self.received.append(frame)
+        self.frames += 1
+
+    def send_packet(self, packet: Any) -> None:
+        self.packets.append(packet)
+
+
+class ImageSink(Sink):
+    """Write one frame as an image file (.png/.webp/.tif keep alpha; .jpg/.bmp do not).
+
+    Raises:
+        SinkError: more than one frame, unsupported extension, alpha into a format without it.
+    """
+
+    def __init__(self, path: str | Path, fmt: str = "png-seq"):
+        self.path = Path(path)
+        self.fmt = fmt
+        self.frames = 0
+        _check_folder(self.path.parent if str(self.path.parent) else Path("."))
+
+    def send(self, frame: Frame) -> None:
+        if self.frames:
+            raise SinkError(f"{self.path} is one image; use a folder for several frames")
+        outputs.write_image(self.path, frame_pixels(frame, self.fmt))
+        self.frames += 1
+
+
+class PngSequenceSink(Sink):
+    """Frames as ``frame_000000.png`` ... in a folder (RGBA for the alpha formats), plus
+    ``timestamps.txt`` (mkvmerge "timestamp format v2", ms per frame) so VFR timing survives.
+
+    The folder is built under a temporary name next to it and renamed when complete.
+
+    Raises:
+        SinkError: the parent folder is missing/unwritable or the folder exists and is not empty.
+    """
+
+    def __init__(self, folder: str | Path, fmt: str = "png-seq", *, compression: int = 3,
+                 notice: Notice | None = None):  # fmt: skip
+        self.path = Path(folder)
+        self.fmt = "png-seq" if fmt in ("png-seq", "auto") else fmt
+        self.frames = 0
+        self.compression = compression
+        if self.path.exists() and (not self.path.is_dir() or any(self.path.iterdir())):
+            raise SinkError(f"output folder exists and is not empty: {self.path}")
+        parent = self.path.parent if str(self.path.parent) else Path(".")
+        _check_folder(parent)
+        try:
+            self._tmp = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", dir=parent))
+        except OSError as exc:
+            raise SinkError(f"cannot write in {parent}: {exc.strerror}") from None
+        self._times: list[str] = []
+
+    def send(self, frame: Frame) -> None:
+        pixels = frame_pixels(frame, self.fmt)
+        ok, data = cv2.imencode(".png", pixels, [cv2.IMWRITE_PNG_COMPRESSION, self.compression])
+        if not ok:
+            raise SinkError(f"could not encode frame {frame.index} as PNG")
+        try:
+            data.tofile(self._tmp / f"frame_{self.frames:06d}.png")
+        except OSError as exc:
+            raise SinkError(f"cannot write {self.path}: {exc.strerror}") from None
+        if frame.time is not None:
+            self._times.append(f"{frame.time * 1000.0:.3f}")
+        self.frames += 1
+
+    def _finish(self, target: Path) -> None:
+        if len(self._times) == self.frames:
+            text = "# timestamp format v2\n" + "\n".join(self._times) + "\n"
+            (self._tmp / "timestamps.txt").write_text(text, encoding="utf-8")
+        if target.is_dir():
+            target.rmdir()  # checked empty at construction
+        os.replace(self._tmp, target)
+
+    def close(self) -> None:
+        self._finish(self.path)
+
+    def abort(self, keep_partial: bool) -> None:
+        if keep_partial and self.frames:
+            self.partial_path = self.path.with_name(self.path.name + ".partial")
+            if self.partial_path.exists():
+                shutil.rmtree(self.partial_path)
+            self._finish(self.partial_path)
+        else:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+
+
+class VideoFileSink(Sink):
+    """Encode frames into a video file with PyAV; copy or re-encode the source's other streams.
+
+    The container opens on the first frame (its size and time base come from it).  Output
+    timestamps are the frames' own ``pts``/``time_base``.  Audio packets are copied when the
+    container takes their codec, else decoded and re-encoded (AAC for mp4/mov, Opus for
+    webm/mkv); subtitles are copied when possible; anything else is skipped with a notice.
+
+    Raises:
+        SinkError: bad extension/format, missing/unwritable folder, wrong frame size/dtype,
+            encoder or muxer failure.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        fmt: str = "composite",
+        *,
+        quality: str | int = "high",
+        codec: str | None = None,
+        preset: str = "veryfast",
+        passthrough: Sequence[Any] = (),
+        rate: Fraction | None = None,
+        notice: Notice = _stderr_notice,
+    ):
+        self.path = Path(path)
+        self.fmt = resolve_format(self.path, fmt)
+        if isinstance(quality, str) and quality not in QUALITIES:
+            raise SinkError(f"unknown quality {quality!r}; use one of {', '.join(QUALITIES)}")
+        self.quality, self.preset, self.rate, self.notice = quality, preset, rate, notice
+        self.muxer = CONTAINERS[self.path.suffix.lower()]
+        self.codec, self.pix_fmt, self.options = self._codec_settings(codec)
+        self.passthrough = list(passthrough)
+        self.frames = 0
+        folder = self.path.parent if str(self.path.parent) else Path(".")
+        _check_folder(folder)
+        try:
+            handle, name = tempfile.mkstemp(
+                prefix=f".{self.path.stem}.", suffix=".tmp" + self.path.suffix, dir=folder
+            )
+        except OSError as exc:
+            raise SinkError(f"cannot write in {folder}: {exc.strerror}") from None
+        os.close(handle)
+        self._tmp = Path(name)
+        self._container: Any = None
+        self._video: Any = None
+        self._size: tuple[int, int] | None = None
+        self._pad = (0, 0)
+        self._pending: list[Any] = []
+        self._copy: dict[int, Any] = {}  # source stream index -> output stream
+        self._recode: dict[int, tuple[Any, Any]] = {}  # index -> (source stream, output stream)
+        self._flattened = False
+
+    def _codec_settings(self, codec: str | None) -> tuple[str, str, dict[str, str]]:
+        level = self.quality if isinstance(self.quality, str) else None
+        if self.fmt == "prores4444":
+            profile = "4444xq" if level == "max" else "4444"
+            return "prores_ks", "yuva444p10le", {"profile": profile, "vendor": "apl0"}
+        if self.fmt == "webm-alpha" or self.path.suffix.lower() == ".webm":
+            name = "libvpx-vp9"
+            pix = "yuva420p" if self.fmt == "webm-alpha" else "yuv420p"
+            crf = _CRF[name][level] if level else int(self.quality)
+            cpu = _VP9_CPU_USED[level or "high"]
+            opts = {"crf": str(crf), "b": "0", "row-mt": "1", "cpu-used": str(cpu)}
+            return name, pix, opts
+        choice = (codec or "h264").lower()
+        if choice in ("h265", "hevc", "libx265", "x265"):
+            name = "libx265"
+            opts = {"preset": self.preset, "x265-params": "log-level=error"}
+        elif choice in ("h264", "avc", "libx264", "x264"):
+            name, opts = "libx264", {"preset": self.preset}
+        else:
+            raise SinkError(f"unknown video codec {codec!r}; use h264 or h265")
+        opts["crf"] = str(_CRF[name][level] if level else int(self.quality))
+        return name, "yuv420p", opts
+
+    # -- opening ---------------------------------------------------------------------------
+
+    def _open(self, frame: Frame, pixels: np.ndarray) -> None:
+        import av
+
+        h, w = pixels.shape[:2]
+        if self.pix_fmt.endswith(("420p", "420p10le")) and (w % 2 or h % 2):
+            # 4:2:0 needs even sizes; repeat the last row/column rather than refuse the input.
+            self._pad = (h % 2, w % 2)
+            self.notice(f"{w}x{h} is odd-sized; padded to {w + w % 2}x{h + h % 2} for 4:2:0")
+        self._size = (w, h)
+        time_base = frame.time_base or (1 / (self.rate or Fraction(25)))
+        try:
+            self._container = av.open(str(self._tmp), "w", format=self.muxer)
+            stream = self._container.add_stream(
+                self.codec, rate=self.rate or Fraction(25), options=self.options
+            )
+            stream.width, stream.height = w + self._pad[1], h + self._pad[0]
+            stream.pix_fmt = self.pix_fmt
+            stream.time_base = time_base
+            stream.codec_context.time_base = time_base
+            # Tag what we convert with (BT.709, limited range) so players decode it the same way.
+            ctx = stream.codec_context
+            ctx.colorspace, ctx.color_range, ctx.color_primaries, ctx.color_trc = 1, 1, 1, 1
+            if self.codec == "libx265" and self.muxer in ("mp4", "mov"):
+                ctx.codec_tag = "hvc1"  # Apple players only accept HEVC tagged hvc1
+        except av.error.FFmpegError as exc:
+            raise SinkError(f"cannot create {self.path}: {exc.strerror or exc}") from None
+        self._video = stream
+        for source_stream in self.passthrough:
+            self._add_passthrough(source_stream)
+        pending, self._pending = self._pending, []
+        for packet in pending:
+            self.send_packet(packet)
+
+    def _add_passthrough(self, source: Any) -> None:
+        name = source.codec_context.name if source.codec_context else "unknown"
+        label = f"{source.type} stream #{source.index} ({name})"
+        allowed = _COPYABLE[self.muxer].get(source.type, frozenset())
+        if source.type in ("audio", "subtitle") and (allowed is None or name in allowed):
+            try:
+                self._copy[source.index] = self._container.add_stream_from_template(source)
+                return
+            except Exception as exc:  # noqa: BLE001 - fall through to re-encode or skip
+                self.notice(f"{label}: cannot copy ({exc}); trying to re-encode")
+        if source.type == "audio":
+            encoder = _REENCODE_AUDIO[self.muxer]
+            out = self._container.add_stream(encoder, rate=48000 if "opus" in encoder else
+                                             source.codec_context.sample_rate)  # fmt: skip
+            layout = source.codec_context.layout
+            out.layout = layout if layout.nb_channels <= 2 or encoder == "aac" else "stereo"
+            out.bit_rate = 192_000
+            self._recode[source.index] = (source, out)
+            self.notice(f"{label} re-encoded to {encoder.removeprefix('lib')} for {self.muxer}")
+            return
+        self.notice(f"{label} skipped: {self.path.suffix} cannot carry it")
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def _mux(self, packets: Any) -> None:
+        import av
+
+        try:
+            for packet in packets:
+                self._container.mux(packet)
+        except av.error.FFmpegError as exc:
+            raise SinkError(f"cannot write {self.path}: {exc.strerror or exc}") from None
+
+    def send(self, frame: Frame) -> None:
+        import av
+
+        pixels = frame_pixels(frame, self.fmt)
+        flattened = frame.output is not None and pixels is not frame.output
+        if self.fmt == "composite" and flattened and not self._flattened:
+            self._flattened = True
+            self.notice(
+                "the background is transparent; composite flattened over black "
+                "(use --format prores4444, webm-alpha or png-seq to keep alpha)"
+            )
+        if self._container is None:
+            self._open(frame, pixels)
+        if (pixels.shape[1], pixels.shape[0]) != self._size:
+            raise SinkError(
+                f"frame {frame.index} is {pixels.shape[1]}x{pixels.shape[0]} but the video is "
+                f"{self._size[0]}x{self._size[1]}"
+            )
+        if any(self._pad):
+            pad_h, pad_w = self._pad
+            pixels = cv2.copyMakeBorder(pixels, 0, pad_h, 0, pad_w, cv2.BORDER_REPLICATE)
+        layout = {2: "gray", 3: "bgr24", 4: "bgra"}[pixels.ndim if pixels.ndim == 2 else
+                                                   pixels.shape[2]]  # fmt: skip
+        vframe = av.VideoFrame.from_ndarray(np.ascontiguousarray(pixels), format=layout)
+        vframe = vframe.reformat(
+            format=self.pix_fmt, dst_colorspace="ITU709", dst_color_range="MPEG"
+        )
+        time_base = self._video.codec_context.time_base
+        if frame.pts is not None and frame.time_base is not None:
+            vframe.pts = round(frame.pts * frame.time_base / time_base)
+        else:
+            vframe.pts = round(frame.index / (self.rate or Fraction(25)) / time_base)
+        vframe.time_base = time_base
+        try:
+            self._mux(self._video.encode(vframe))
+        except av.error.FFmpegError as exc:
+            raise SinkError(f"encoding {self.path} failed: {exc.strerror or exc}") from None
+        self.frames += 1
+
+    def send_packet(self, packet: Any) -> None:
+        if self._container is None:
+            self._pending.append(packet)
+            return
+        index = packet.stream.index
+        if index in self._copy:
+            packet.stream = self._copy[index]
+            self._mux([packet])
+        elif index in self._recode:
+            self._recode_packet(index, packet)
+
+    def _recode_packet(self, index: int, packet: Any) -> None:
+        import av
+
+        source, out = self._recode[index]
+        try:
+            decoded = source.decode(packet)
+        except av.error.FFmpegError:
+            return  # a corrupt audio packet costs a few ms of sound, not the file
+        for aframe in decoded:
+            self._mux(out.encode(aframe))
+
+    # -- finishing -------------------------------------------------------------------------
+
+    def _flush(self) -> None:
+        import av
+
+        for source, out in self._recode.values():
+            try:
+                for aframe in source.decode(None):
+                    self._mux(out.encode(aframe))
+            except av.error.FFmpegError:
+                pass
+            self._mux(out.encode(None))
+        self._mux(self._video.encode(None))
+        try:
+            self._container.close()
+        except av.error.FFmpegError as exc:
+            raise SinkError(f"cannot finish {self.path}: {exc.strerror or exc}") from None
+        self._container = None
+
+    def close(self) -> None:
+        if self._container is None:
+            self._tmp.unlink(missing_ok=True)
+            raise SinkError(f"no frames to write to {self.path} (empty input or trim range)")
+        try:
+            self._flush()
+            os.replace(self._tmp, self.path)
+        except OSError as exc:
+            self._tmp.unlink(missing_ok=True)
+            if isinstance(exc, SinkError):
+                raise
+            raise SinkError(f"cannot write {self.path}: {exc.strerror or exc}") from None
+
+    def abort(self, keep_partial: bool) -> None:
+        if self._container is not None:
+            try:
+                self._flush()  # flushed and closed: the part done plays
+            except Exception:  # noqa: BLE001 - already failing; keep the original error
+                keep_partial = False
+                with contextlib.suppress(Exception):
+                    self._container.close()
+        if keep_partial and self.frames:
+            self.partial_path = self.path.with_name(f"{self.path.stem}.partial{self.path.suffix}")
+            os.replace(self._tmp, self.partial_path)
+        else:
+            self._tmp.unlink(missing_ok=True)
+
+
+def open_sink(
+    path: str | Path,
+    fmt: str = "auto",
+    *,
+    quality: str | int = "high",
+    codec: str | None = None,
+    preset: str = "veryfast",
+    passthrough: Sequence[Any] = (),
+    rate: Fraction | None = None,
+    notice: Notice | None = None,
+) -> Sink:
+    """The sink for ``path`` and ``fmt`` (see :func:`resolve_format`): a
+    :class:`PngSequenceSink` for png-seq, else a :class:`VideoFileSink`.
+
+    Args:
+        quality: low | medium | high | max, or a CRF number for x264/x265/VP9.
+        codec: "h264" (default for composite and the passes), "h265"/"hevc"; ignored by the
+            alpha formats, which fix their codec.
+        preset: x264/x265 speed preset.
+        passthrough: source streams (audio, subtitles, data) to copy or re-encode.
+        rate: nominal frame rate (encoder rate control; timestamps still come from frames).
+        notice: called with one-line notices (audio re-encoded, stream skipped, ...).
+
+    Raises:
+        SinkError: unknown format, bad extension, missing/unwritable folder.
+    """
+    fmt = resolve_format(path, fmt)
+    if fmt == "png-seq":
+        return PngSequenceSink(path, fmt, notice=notice)
+    return VideoFileSink(
+        path, fmt, quality=quality, codec=codec, preset=preset, passthrough=passthrough,
+        rate=rate, notice=notice or _stderr_notice,
+    )  # fmt: skip

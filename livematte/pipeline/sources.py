@@ -1,0 +1,514 @@
+"""Where frames come from: video files (PyAV), images, image folders/globs/sequences, synthetic.
+
+Every source is an iterable of BGR :class:`~livematte.frame.Frame` objects and a context
+manager.  Video sources also offer :meth:`Source.items`, which interleaves the packets of the
+streams a sink should carry over (audio, subtitles, data) with the decoded frames, in file
+order, so a single bounded queue keeps them in sync.
+
+Example::
+
+    with open_source("in.mp4", start=2.0, end=5.0) as source:
+        for frame in source:
+            print(frame.index, frame.time, frame.image.shape)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import re
+import time
+from collections.abc import Iterator, Sequence
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from livematte import outputs
+from livematte.errors import SourceError
+from livematte.frame import Frame, Mode
+
+IMAGE_EXTENSIONS = frozenset(
+    {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".jp2", ".pgm", ".ppm", ".exr"}
+)
+#: AVCOL_SPC_UNSPECIFIED: the stream does not say which YUV matrix it uses.
+_COLORSPACE_UNSPECIFIED = 2
+_GLOB_CHARS = re.compile(r"[*?\[]")
+
+
+def natural_key(path: str | Path) -> list[Any]:
+    """Sort key that orders ``frame2.png`` before ``frame10.png``."""
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", str(path))]
+
+
+def is_image_path(path: str | Path) -> bool:
+    """True when the file name has an image extension OpenCV reads."""
+    return Path(path).suffix.lower() in IMAGE_EXTENSIONS
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Read an image file as HxWx3 uint8 BGR, EXIF orientation applied (unicode paths work).
+
+    Raises:
+        SourceError: missing, unreadable or not an image.
+    """
+    return outputs.read_image(Path(path))
+
+
+class Source:
+    """Base class: an iterable of frames that is also a context manager.
+
+    Attributes:
+        skipped: frames (or packets) that were corrupt and skipped, counted as they happen.
+        frame_count: expected number of frames, or None when unknown (for progress/ETA).
+        passthrough_streams: PyAV streams whose packets ``items()`` yields besides frames.
+    """
+
+    skipped: int = 0
+    frame_count: int | None = None
+    passthrough_streams: Sequence[Any] = ()
+    name: str = "source"
+
+    def __iter__(self) -> Iterator[Frame]:
+        for item in self.items():
+            if isinstance(item, Frame):
+                yield item
+
+    def items(self) -> Iterator[Any]:
+        """Frames and passthrough packets, in file order."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release the file/container."""
+
+    def __enter__(self) -> Source:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class VideoFileSource(Source):
+    """Decode a video file with PyAV into BGR frames.
+
+    Timestamps are kept exactly (``frame.pts`` in ``frame.time_base``, the stream's own time
+    base; VFR stays VFR).  With ``start`` the timestamps of every stream are shifted by
+    ``start`` seconds so the output starts at zero and stays in sync.  Rotation metadata
+    (display matrix or the legacy ``rotate`` tag) is applied to the pixels.  Corrupt packets and
+    frames are counted in ``skipped`` and left out.
+
+    Args:
+        path: any file the bundled FFmpeg can demux.
+        start, end: trim range in seconds (None = from the beginning / to the end).
+        passthrough: yield audio, subtitle and data packets from ``items()`` for a sink to copy.
+        alpha: read the alpha plane too (ProRes 4444, VP9 alpha, PNG/QTRLE...) into
+            ``frame.alpha``; VP9 is then decoded with libvpx-vp9, since FFmpeg's own vp9
+            decoder ignores the alpha side channel.
+
+    Raises:
+        SourceError: missing, unreadable, not media, no video stream, bad trim range.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        start: float | None = None,
+        end: float | None = None,
+        passthrough: bool = True,
+        alpha: bool = False,
+    ):
+        import av
+
+        self.path = Path(path)
+        self.name = str(path)
+        if not self.path.exists():
+            raise SourceError(f"input not found: {path}")
+        if self.path.is_dir():
+            raise SourceError(f"input is a folder, not a video: {path}")
+        if start is not None and start < 0:
+            raise SourceError(f"--start must be >= 0, got {start}")
+        if start is not None and end is not None and end <= start:
+            raise SourceError(f"--end ({end}) must be after --start ({start})")
+        try:
+            self.container = av.open(str(self.path), metadata_errors="ignore")
+        except av.error.FFmpegError as exc:
+            raise SourceError(f"not a video FFmpeg can read: {path} ({exc.strerror})") from None
+        except OSError as exc:
+            raise SourceError(f"cannot read {path}: {exc.strerror or exc}") from None
+        if not self.container.streams.video:
+            self.container.close()
+            raise SourceError(f"no video stream in {path}")
+        self.stream = self.container.streams.video[0]
+        # Frame threading overlaps decode of several frames; PyAV releases the GIL meanwhile.
+        self.stream.thread_type = "AUTO"
+        self.time_base: Fraction = self.stream.time_base or Fraction(1, 90000)
+        self.rate: Fraction = self.stream.average_rate or self.stream.guessed_rate or Fraction(25)
+        self.start, self.end = start, end
+        self.alpha = alpha
+        self._decoder: Any = None
+        if alpha and self.stream.codec_context.name == "vp9":
+            try:
+                self._decoder = av.CodecContext.create("libvpx-vp9", "r")
+            except Exception:  # noqa: BLE001 - no libvpx: alpha reads as opaque
+                self._decoder = None
+        self.skipped = 0
+        self.fixed_timestamps = 0
+        self.passthrough_streams = (
+            [s for s in self.container.streams if s.type in ("audio", "subtitle", "data")]
+            if passthrough
+            else []
+        )
+        self.duration = self._duration()
+        self.frame_count = self._estimate_frames()
+        tag = self.stream.metadata.get("rotate")
+        # The legacy tag is clockwise; VideoFrame.rotation is counter-clockwise.
+        self._tag_rotation = -int(tag) if tag and tag.lstrip("-").isdigit() else 0
+
+    def _duration(self) -> float | None:
+        if self.stream.duration is not None:
+            return float(self.stream.duration * self.time_base)
+        if self.container.duration is not None:
+            return self.container.duration / 1_000_000
+        return None
+
+    def _estimate_frames(self) -> int | None:
+        total = self.stream.frames or None
+        if self.duration is not None and (total is None or self.start or self.end):
+            span = min(self.end or self.duration, self.duration) - (self.start or 0.0)
+            total = max(0, round(span * float(self.rate)))
+        return total
+
+    def _seek(self) -> None:
+        if not self.start:
+            return
+        target = int(self.start / self.time_base)
+        # An unseekable input is decoded from the beginning; frames before start are skipped.
+        with contextlib.suppress(Exception):
+            self.container.seek(target, stream=self.stream, backward=True, any_frame=False)
+
+    def _to_bgr(self, vframe: Any) -> tuple[np.ndarray, np.ndarray | None]:
+        kwargs = {}
+        # Players assume BT.709 for untagged HD and BT.601 for SD; swscale assumes 601 always.
+        if vframe.colorspace == _COLORSPACE_UNSPECIFIED and vframe.height >= 720:
+            kwargs["src_colorspace"] = "ITU709"
+        alpha = None
+        if self.alpha and any(c.is_alpha for c in vframe.format.components):
+            bgra = vframe.to_ndarray(format="bgra", **kwargs)
+            image, alpha = np.ascontiguousarray(bgra[..., :3]), bgra[..., 3]
+        else:
+            image = vframe.to_ndarray(format="bgr24", **kwargs)
+        rotation = (getattr(vframe, "rotation", 0) or self._tag_rotation) % 360
+        image, alpha = self._rotate(image, rotation), self._rotate(alpha, rotation)
+        return image, None if alpha is None else alpha.astype(np.float32) / 255.0
+
+    @staticmethod
+    def _rotate(image: np.ndarray | None, rotation: int) -> np.ndarray | None:
+        if image is None:
+            return None
+        if rotation == 90:
+            image = cv2.rotate(image, cv2.ROTATE_90_COUNTERCLOCKWISE)
+        elif rotation == 180:
+            image = cv2.rotate(image, cv2.ROTATE_180)
+        elif rotation == 270:
+            image = cv2.rotate(image, cv2.ROTATE_90_CLOCKWISE)
+        return image
+
+    def items(self) -> Iterator[Any]:
+        """Decoded frames (``Frame``) and passthrough packets (``av.Packet``), in file order."""
+        import av
+
+        self._seek()
+        start_s = self.start or 0.0
+        streams = [self.stream, *self.passthrough_streams]
+        shift = {s.index: round(start_s / s.time_base) for s in streams}
+        step = max(1, round(1 / (self.rate * self.time_base))) if self.rate else 1
+        last_pts: int | None = None
+        index = 0
+        video_done = False
+        tic = time.perf_counter()
+        for packet in self.container.demux(self.stream, *self.passthrough_streams):
+            if packet.stream.index != self.stream.index:
+                if packet.dts is None or packet.pts is None:
+                    continue  # flush packet of a copied stream
+                t = float(packet.pts * packet.time_base)
+                if self.start and t + float((packet.duration or 0) * packet.time_base) <= start_s:
+                    continue
+                if self.end is not None and t >= self.end:
+                    if video_done and t >= self.end + 1.0:
+                        break  # interleaving slack is over: nothing more of the range follows
+                    continue
+                packet.pts -= shift[packet.stream.index]
+                packet.dts -= shift[packet.stream.index]
+                yield packet
+                continue
+            if video_done:
+                continue
+            try:
+                if self._decoder is None:
+                    decoded = packet.decode()
+                else:
+                    decoded = self._decoder.decode(packet if packet.size else None)
+            except av.error.FFmpegError:
+                self.skipped += 1  # corrupt packet: leave it out, keep decoding
+                continue
+            for vframe in decoded:
+                if vframe.is_corrupt:
+                    self.skipped += 1
+                    continue
+                pts = vframe.pts
+                if pts is None:
+                    pts = 0 if last_pts is None else last_pts + step
+                t = float(pts * self.time_base)
+                if self.start and t < start_s - 1e-6:
+                    continue  # pre-roll from the key frame the seek landed on
+                if self.end is not None and t >= self.end - 1e-6:
+                    video_done = True
+                    break
+                if last_pts is not None and pts <= last_pts:
+                    # Encoders refuse non-increasing timestamps; nudge and count instead.
+                    pts = last_pts + 1
+                    self.fixed_timestamps += 1
+                last_pts = pts
+                image, alpha = self._to_bgr(vframe)
+                frame = Frame(
+                    image=image,
+                    index=index,
+                    pts=pts - shift[self.stream.index],
+                    time_base=self.time_base,
+                    mode=Mode.VIDEO,
+                    alpha=alpha,
+                )
+                frame.timings["decode"] = (time.perf_counter() - tic) * 1000.0
+                index += 1
+                yield frame
+                tic = time.perf_counter()
+            if video_done and not self.passthrough_streams:
+                break
+
+    def close(self) -> None:
+        self.container.close()
+
+
+class ImageSequenceSource(Source):
+    """Images (a list, a folder, a glob) as frames at a fixed rate, in natural order.
+
+    A single image gives one IMAGE-mode frame; several give VIDEO-mode frames with
+    ``pts = index`` in ``time_base = 1/fps``.  An unreadable image is counted in ``skipped``
+    (its timestamp slot is kept, so the rest stays on time).
+
+    Raises:
+        SourceError: no images at all, or the first image cannot be read.
+    """
+
+    def __init__(self, paths: Sequence[str | Path], *, fps: float = 25.0, mode: Mode | None = None):
+        if not paths:
+            raise SourceError("no images to read")
+        self.paths = [Path(p) for p in paths]
+        self.name = str(self.paths[0].parent if len(self.paths) > 1 else self.paths[0])
+        self.rate = Fraction(fps).limit_denominator(1001)
+        self.time_base = 1 / self.rate
+        self.mode = mode or (Mode.IMAGE if len(self.paths) == 1 else Mode.VIDEO)
+        self.frame_count = len(self.paths)
+        self.skipped = 0
+        read_image(self.paths[0])  # fail fast with one clear line
+
+    def items(self) -> Iterator[Any]:
+        index = 0
+        for slot, path in enumerate(self.paths):
+            tic = time.perf_counter()
+            try:
+                image = read_image(path)
+            except SourceError:
+                self.skipped += 1
+                continue
+            frame = Frame(image, index=index, pts=slot, time_base=self.time_base, mode=self.mode)
+            frame.timings["decode"] = (time.perf_counter() - tic) * 1000.0
+            index += 1
+            yield frame
+
+
+class SyntheticSource(Source):
+    """A person-like blob (head + torso) moving over a textured background.
+
+    Deterministic for a given ``seed``; ``ground_truth(index)`` returns the blob's alpha, so
+    tests, demos and benchmarks need no media files.
+    """
+
+    def __init__(
+        self,
+        width: int = 320,
+        height: int = 240,
+        frames: int = 50,
+        fps: float = 25.0,
+        seed: int = 0,
+    ):
+        self.width, self.height, self.frame_count = width, height, frames
+        self.rate = Fraction(fps).limit_denominator(1001)
+        self.time_base = 1 / self.rate
+        self.name = f"synthetic:{width}x{height}"
+        rng = np.random.default_rng(seed)
+        ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
+        checker = (((xs // 16) + (ys // 16)) % 2)[..., None] * 40.0
+        gradient = np.stack([xs / width * 120, ys / height * 120, 80 + 0 * xs], axis=-1)
+        noise = rng.normal(0, 12, (height, width, 3))
+        self._background = np.clip(gradient + checker + noise + 40, 0, 255).astype(np.float32)
+        self._colour = np.array([150, 110, 60], np.float32)  # shirt-blue, BGR
+        self._skin = np.array([120, 160, 210], np.float32)
+
+    def ground_truth(self, index: int) -> np.ndarray:
+        """HxW float32 alpha of the blob in frame ``index``."""
+        w, h = self.width, self.height
+        cx = w * (0.5 + 0.3 * np.sin(2 * np.pi * index / max(self.frame_count or 50, 2)))
+        mask = np.zeros((h, w), np.uint8)
+        head_r = max(2, int(h * 0.09))
+        cv2.circle(mask, (int(cx), int(h * 0.35)), head_r, 255, -1, cv2.LINE_AA)
+        cv2.ellipse(
+            mask,
+            (int(cx), int(h * 0.8)),
+            (int(w * 0.12), int(h * 0.33)),
+            0,
+            0,
+            360,
+            255,
+            -1,
+            cv2.LINE_AA,
+        )
+        return cv2.GaussianBlur(mask, (5, 5), 0).astype(np.float32) / 255.0
+
+    def items(self) -> Iterator[Any]:
+        for index in range(self.frame_count or 0):
+            tic = time.perf_counter()
+            alpha = self.ground_truth(index)[..., None]
+            person = np.where(
+                np.arange(self.height)[:, None, None] < self.height * 0.46, self._skin, self._colour
+            )
+            image = (person * alpha + self._background * (1 - alpha)).astype(np.uint8)
+            frame = Frame(image, index=index, pts=index, time_base=self.time_base, mode=Mode.VIDEO)
+            frame.timings["decode"] = (time.perf_counter() - tic) * 1000.0
+            yield frame
+
+
+def write_clip(
+    path: str | Path,
+    *,
+    frames: int = 25,
+    size: tuple[int, int] = (160, 120),
+    fps: int = 25,
+    codec: str = "libx264",
+    pix_fmt: str = "yuv420p",
+    time_base: Fraction | None = None,
+    durations: Sequence[int] | None = None,
+    rotation: int = 0,
+    audio: str | None = "aac",
+    seed: int = 0,
+) -> list[int]:
+    """Write a :class:`SyntheticSource` clip with PyAV, for tests, demos and benchmarks.
+
+    Args:
+        durations: VFR: frame durations in ``time_base`` units, cycled (default: constant).
+        rotation: display-matrix rotation (counter-clockwise degrees) stored in the file.
+        audio: audio codec of a 440 Hz stereo tone as long as the video, or None.
+
+    Returns:
+        The video pts written, in ``time_base`` (default ``1/fps``).
+    """
+    import av
+
+    time_base = time_base or Fraction(1, fps)
+    width, height = size
+    step = round(1 / (fps * time_base))
+    with av.open(str(path), "w") as container:
+        quiet = {"x265-params": "log-level=error"} if codec == "libx265" else {}
+        video = container.add_stream(codec, rate=fps, options=quiet)
+        video.width, video.height, video.pix_fmt = width, height, pix_fmt
+        video.time_base = video.codec_context.time_base = time_base
+        if rotation:
+            video.set_display_rotation(rotation)
+        sound = None
+        if audio:
+            sound = container.add_stream(audio, rate=48000)
+            sound.layout = "stereo"
+        written, pts, samples = [], 0, 0
+        for frame in SyntheticSource(width, height, frames, fps, seed):
+            picture = av.VideoFrame.from_ndarray(frame.image, format="bgr24")
+            picture = picture.reformat(format=pix_fmt)
+            picture.pts, picture.time_base = pts, time_base
+            for packet in video.encode(picture):
+                container.mux(packet)
+            written.append(pts)
+            pts += durations[len(written) % len(durations)] if durations else step
+            # Audio up to the video's current end, so the file is interleaved like real ones.
+            while sound is not None and samples < float(pts * time_base) * 48000:
+                t = (samples + np.arange(1024)) / 48000.0
+                tone = (0.2 * np.sin(2 * np.pi * 440.0 * t)).astype(np.float32)
+                chunk = av.AudioFrame.from_ndarray(np.stack([tone, tone]), "fltp", "stereo")
+                chunk.sample_rate, chunk.pts, chunk.time_base = 48000, samples, Fraction(1, 48000)
+                for packet in sound.encode(chunk):
+                    container.mux(packet)
+                samples += 1024
+        for stream in (video, sound):
+            if stream is not None:
+                for packet in stream.encode(None):
+                    container.mux(packet)
+    return written
+
+
+def _list_images(paths: Sequence[str]) -> list[str]:
+    return sorted((p for p in paths if is_image_path(p) and os.path.isfile(p)), key=natural_key)
+
+
+def open_source(
+    spec: str | Path,
+    *,
+    start: float | None = None,
+    end: float | None = None,
+    fps: float = 25.0,
+    passthrough: bool = True,
+    alpha: bool = False,
+) -> Source:
+    """Open whatever ``spec`` names: a video file, an image, a folder or glob of images, or
+    ``synthetic[:WxH[:FRAMES]]``.
+
+    Args:
+        spec: path, folder, glob pattern or ``synthetic`` spec.
+        start, end: trim range in seconds (video files).
+        fps: frame rate given to image sequences.
+        passthrough: carry audio/subtitle/data packets (video files).
+        alpha: read a video's alpha plane into ``frame.alpha`` (see VideoFileSource).
+
+    Raises:
+        SourceError: nothing readable there (one line naming the path).
+    """
+    text = str(spec)
+    if text.startswith("synthetic"):
+        match = re.fullmatch(r"synthetic(?::(\d+)x(\d+))?(?::(\d+))?", text)
+        if not match:
+            raise SourceError(f"bad synthetic spec {text!r}; use synthetic[:WxH[:FRAMES]]")
+        defaults = (320, 240, 50)
+        width, height, frames = (
+            int(g) if g else d for g, d in zip(match.groups(), defaults, strict=True)
+        )
+        return SyntheticSource(width, height, frames, fps)
+    path = Path(text)
+    if path.is_dir():
+        images = _list_images([str(p) for p in path.iterdir()])
+        if not images:
+            raise SourceError(f"no images in folder {path}")
+        return ImageSequenceSource(images, fps=fps, mode=Mode.VIDEO)
+    if not path.exists() and _GLOB_CHARS.search(text):
+        matches = glob.glob(text)
+        images = _list_images(matches)
+        if not matches:
+            raise SourceError(f"no files match {text}")
+        if len(images) != len(matches):
+            raise SourceError(f"{text} matches files that are not images; pass videos one by one")
+        return ImageSequenceSource(images, fps=fps, mode=Mode.VIDEO)
+    if is_image_path(path):
+        if not path.exists():
+            raise SourceError(f"input not found: {path}")
+        return ImageSequenceSource([path], fps=fps)
+    return VideoFileSource(path, start=start, end=end, passthrough=passthrough, alpha=alpha)

@@ -1,0 +1,290 @@
+"""``livematte video``: turn footage into a composite, an alpha file or a matte, every frame kept.
+
+One function for the CLI to call, :func:`transcode`; it opens the source(s), runs the
+pipeline through :func:`~livematte.pipeline.runner.run_video` into the sink, shows a progress
+bar on stderr (only on a terminal) and returns a :class:`VideoSummary`.
+
+Example::
+
+    from livematte import build_pipeline, load_config
+    from livematte.video import transcode
+
+    with build_pipeline(load_config("video")) as pipeline:
+        summary = transcode("in.mp4", "out.mov", pipeline, fmt="prores4444")
+    print(summary.line())
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from livematte.errors import LivematteError, SinkError, SourceError
+from livematte.pipeline.runner import ProcessFn, RunStats, run_video
+from livematte.pipeline.sinks import FORMATS, default_extension, open_sink, resolve_format
+from livematte.pipeline.sources import (
+    _GLOB_CHARS,
+    Source,
+    is_image_path,
+    natural_key,
+    open_source,
+)
+
+
+@dataclass
+class FileResult:
+    """The outcome for one input: written, interrupted (partial kept) or failed (error)."""
+
+    input: str
+    output: str | None = None
+    frames: int = 0
+    skipped: int = 0
+    seconds: float = 0.0
+    partial: str | None = None
+    error: str | None = None
+    stats: RunStats | None = None
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass
+class VideoSummary:
+    """All inputs of one ``transcode`` call; ``line()`` is the summary the CLI prints."""
+
+    results: list[FileResult] = field(default_factory=list)
+
+    @property
+    def frames(self) -> int:
+        return sum(r.frames for r in self.results)
+
+    @property
+    def skipped(self) -> int:
+        return sum(r.skipped for r in self.results)
+
+    @property
+    def seconds(self) -> float:
+        return sum(r.seconds for r in self.results)
+
+    @property
+    def failed(self) -> list[FileResult]:
+        return [r for r in self.results if r.error]
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def exit_code(self) -> int:
+        """0 when every input was written, else the CLI's generic failure status 1."""
+        return 1 if self.failed else 0
+
+    def line(self) -> str:
+        """``done: 250 frames in 10.0 s (25.0 fps), 0 skipped -> out.mp4`` (+ failures)."""
+        written = [r.output for r in self.results if r.output and not r.error]
+        target = written[0] if len(written) == 1 else f"{len(written)} files"
+        text = (
+            f"done: {self.frames} frames in {self.seconds:.1f} s ({self.fps:.1f} fps), "
+            f"{self.skipped} skipped -> {target}"
+        )
+        if self.failed:
+            text += f"; {len(self.failed)} failed: " + "; ".join(
+                f"{r.input}: {r.error}" for r in self.failed
+            )
+        return text
+
+
+class Progress:
+    """A one-line progress bar with fps and ETA on a terminal; silent elsewhere."""
+
+    def __init__(self, label: str, total: int | None, stream: TextIO | None = None,
+                 enabled: bool = True):  # fmt: skip
+        self.stream = stream or sys.stderr
+        self.enabled = enabled and hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.label, self.total = label, total
+        self._last = 0.0
+
+    def __call__(self, done: int, elapsed: float) -> None:
+        now = time.monotonic()
+        if not self.enabled or now - self._last < 0.25:
+            return  # redrawing more than 4x a second costs more than it shows
+        self._last = now
+        fps = done / elapsed if elapsed > 0 else 0.0
+        if self.total:
+            share = min(done / self.total, 1.0)
+            bar = "#" * int(share * 24)
+            eta = (self.total - done) / fps if fps > 0 else 0.0
+            text = (f"{self.label} [{bar:<24}] {share:4.0%} {done}/{self.total} "
+                    f"{fps:5.1f} fps ETA {int(eta) // 60}:{int(eta) % 60:02d}")  # fmt: skip
+        else:
+            text = f"{self.label} {done} frames {fps:5.1f} fps"
+        self.stream.write("\r" + text[:120] + "\033[K")
+        self.stream.flush()
+
+    def finish(self) -> None:
+        if self.enabled and self._last:
+            self.stream.write("\r\033[K")
+            self.stream.flush()
+
+
+def expand_inputs(inputs: str | Path | Sequence[str | Path]) -> list[str]:
+    """Inputs as a list of sources: globs of videos expand to one entry per file (natural
+    order); a glob matching only images stays one entry (an image sequence).
+
+    Raises:
+        SourceError: a pattern matches nothing.
+    """
+    items = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
+    expanded: list[str] = []
+    for item in items:
+        text = str(item)
+        if os.path.exists(text) or not _GLOB_CHARS.search(text) or text.startswith("synthetic"):
+            expanded.append(text)
+            continue
+        matches = sorted((m for m in glob.glob(text) if os.path.isfile(m)), key=natural_key)
+        if not matches:
+            raise SourceError(f"no files match {text}")
+        if all(is_image_path(m) for m in matches):
+            expanded.append(text)  # an image sequence, opened as one source
+        else:
+            expanded.extend(m for m in matches if not is_image_path(m))
+    return expanded
+
+
+def _output_for(source: str, output: Path, fmt: str, batch: bool) -> Path:
+    if not batch:
+        return output
+    stem = Path(source.rstrip("/\\")).stem or "output"
+    stem = stem.replace("*", "").replace("?", "") or "sequence"
+    return output / (stem + default_extension("composite" if fmt == "auto" else fmt))
+
+
+def _one(
+    spec: str,
+    target: Path,
+    process: ProcessFn | Any,
+    fmt: str,
+    options: dict[str, Any],
+    progress: bool,
+    label: str,
+) -> FileResult:
+    result = FileResult(input=spec, output=str(target))
+    source: Source
+    with open_source(
+        spec, start=options["start"], end=options["end"], fps=options["fps"]
+    ) as source:
+        reset = getattr(process, "reset", None)
+        if callable(reset):
+            reset()  # a new file is a new shot: no temporal state carried over
+        bar = Progress(label, source.frame_count, enabled=progress)
+        sink = open_sink(
+            target, fmt, quality=options["quality"], codec=options["codec"],
+            preset=options["preset"], passthrough=source.passthrough_streams,
+            rate=getattr(source, "rate", None), notice=options["notice"],
+        )  # fmt: skip
+        try:
+            with sink:
+                stats = run_video(source, process, sink, on_progress=bar)
+        except KeyboardInterrupt as exc:
+            bar.finish()
+            stats = getattr(exc, "stats", None) or RunStats()
+            result.frames, result.seconds, result.stats = stats.frames, stats.seconds, stats
+            result.skipped = source.skipped
+            result.partial = str(sink.partial_path) if sink.partial_path else None
+            exc.result = result  # type: ignore[attr-defined]
+            raise
+        bar.finish()
+    result.frames, result.seconds, result.stats = stats.frames, stats.seconds, stats
+    result.skipped = source.skipped
+    return result
+
+
+def transcode(
+    inputs: str | Path | Sequence[str | Path],
+    output: str | Path,
+    process: ProcessFn | Any,
+    *,
+    fmt: str = "auto",
+    quality: str | int = "high",
+    codec: str | None = None,
+    preset: str = "veryfast",
+    start: float | None = None,
+    end: float | None = None,
+    fps: float = 25.0,
+    progress: bool = True,
+    on_error: str = "skip",
+    notice: Callable[[str], None] | None = None,
+) -> VideoSummary:
+    """Process one video (or image sequence) into ``output``, or many into a folder.
+
+    Args:
+        inputs: a path, folder of images, glob, or a list of them.  More than one video (or an
+            existing folder as ``output``) means batch mode: each input becomes
+            ``output/<stem>.<ext>``.
+        output: file (or folder for png-seq / batch).
+        process: ``Frame -> Frame`` callable or a Pipeline (``.process``; ``.reset()`` is
+            called before each file).
+        fmt: auto | composite | prores4444 | webm-alpha | png-seq | matte | foreground |
+            greenscreen (auto: png-seq for a folder, else composite).
+        quality: low | medium | high | max (or a CRF number).
+        codec: h264 (default) or h265 for the non-alpha formats.
+        preset: x264/x265 speed preset.
+        start, end: trim range in seconds; output timestamps start at ``start``.
+        fps: frame rate for image-sequence inputs.
+        progress: show a progress bar (only when stderr is a terminal).
+        on_error: batch mode: "skip" continues past a bad input and reports it, "raise" stops.
+        notice: receives one-line notices (default: printed to stderr).
+
+    Returns:
+        VideoSummary (``.line()``, ``.exit_code``, per-file ``results``).
+
+    Raises:
+        SourceError, SinkError: single-input mode (or on_error="raise"), one clear line.
+        KeyboardInterrupt: after finalizing the partial file and printing where it is; the
+            summary so far is attached as ``.summary``.
+    """
+    if fmt != "auto" and fmt not in FORMATS:
+        raise SinkError(f"unknown output format {fmt!r}; use one of {', '.join(FORMATS)}")
+    if on_error not in ("skip", "raise"):
+        raise ValueError(f"on_error must be 'skip' or 'raise', got {on_error!r}")
+    say = notice or (lambda message: print(f"livematte: {message}", file=sys.stderr))
+    specs = expand_inputs(inputs)
+    output = Path(output)
+    batch = len(specs) > 1 or (output.is_dir() and fmt != "png-seq" and not output.suffix)
+    if batch:
+        if not output.is_dir():
+            raise SinkError(f"several inputs need an existing output folder: {output}")
+        resolve_format(output / ("x" + default_extension(fmt)), fmt)
+    else:
+        resolve_format(output, fmt)  # an unknown format/extension fails before any decoding
+    options = dict(start=start, end=end, fps=fps, quality=quality, codec=codec, preset=preset,
+                   notice=say)  # fmt: skip
+    summary = VideoSummary()
+    for number, spec in enumerate(specs, 1):
+        target = _output_for(spec, output, fmt, batch)
+        label = f"[{number}/{len(specs)}] {Path(spec).name}" if batch else Path(spec).name
+        try:
+            if os.path.exists(target) and os.path.exists(spec) and os.path.samefile(spec, target):
+                raise SinkError(f"output would overwrite the input: {target}")
+            summary.results.append(_one(spec, target, process, fmt, options, progress, label))
+        except KeyboardInterrupt as exc:
+            result = getattr(exc, "result", FileResult(spec))
+            summary.results.append(result)
+            where = f"; the part done is in {result.partial}" if result.partial else ""
+            say(f"interrupted after {result.frames} frames{where}")
+            exc.summary = summary  # type: ignore[attr-defined]
+            raise
+        except (LivematteError, OSError) as exc:
+            if not batch or on_error == "raise":
+                raise
+            message = " ".join(str(exc).split())
+            say(f"skipping {spec}: {message}")
+            summary.results.append(FileResult(spec, error=message))
+    return summary
