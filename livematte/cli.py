@@ -36,6 +36,7 @@ from typing import Any
 
 from livematte import __version__
 from livematte.errors import ConfigError, LivematteError
+from livematte.server.commands import register as register_server_commands
 
 Handler = Callable[[argparse.Namespace], int | None]
 Builder = Callable[[argparse.ArgumentParser], Handler]
@@ -61,6 +62,9 @@ def command(name: str, *, help: str) -> Callable[[Builder], Builder]:
         return builder
 
     return decorate
+
+
+register_server_commands(command)
 
 
 # --- shared helpers for fronts -------------------------------------------------------------------

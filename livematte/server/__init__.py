@@ -1,0 +1,28 @@
+"""``livematte serve``: the portrait-matting HTTP API and web page.
+
+``create_app`` builds the ASGI app (``livematte.server.app``); ``KeyStore`` manages API keys
+(``livematte.server.keys``); error codes are in ``livematte.server.errors``.  Nothing is
+imported eagerly: the CLI imports ``livematte.server.commands`` on every run, and FastAPI,
+OpenCV and Pillow must load only when a server command actually runs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["KeyStore", "MattingResult", "ServerSettings", "create_app"]
+
+_WHERE = {
+    "create_app": "livematte.server.app",
+    "KeyStore": "livematte.server.keys",
+    "MattingResult": "livematte.server.engine",
+    "ServerSettings": "livematte.server.engine",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        import importlib
+
+        return getattr(importlib.import_module(_WHERE[name]), name)
+    raise AttributeError(f"module 'livematte.server' has no attribute {name!r}")

@@ -1,0 +1,326 @@
+"""``livematte serve`` and ``livematte keys ...``: argparse builders and their handlers.
+
+Both follow ``livematte.cli``'s contract (a builder adds flags to its parser and returns the
+handler ``Namespace -> exit status``), and nothing heavy is imported until a handler runs, so
+``livematte --help`` stays fast and FastAPI/uvicorn are needed only to serve.  Registering them
+in ``livematte/cli.py`` takes two lines (this module imports nothing heavy, so the import
+can sit with the others at the top)::
+
+    from livematte.server.commands import register as register_server_commands
+    register_server_commands(command)   # after ``def command``, before ``build_parser``
+
+``add_serve_parser(subparsers)`` / ``add_keys_parser(subparsers)`` do the same for any other
+argparse tree, and ``python -m livematte.server.commands serve|keys ...`` runs them standalone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import sys
+import time
+from collections.abc import Callable, Sequence
+
+from livematte.errors import ConfigError, LivematteError
+
+Handler = Callable[[argparse.Namespace], int | None]
+SERVE_HELP = "serve the portrait-matting HTTP API and web page"
+KEYS_HELP = "create, list, revoke and top up API keys for `livematte serve`"
+
+
+def is_loopback(host: str) -> bool:
+    """True for 127.0.0.0/8, ::1 and "localhost" (what keyless mode is meant for)."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, got {text}")
+    return value
+
+
+def _add_config_args(parser: argparse.ArgumentParser, preset: str) -> None:
+    try:
+        from livematte.cli import add_config_args
+    except ImportError:  # the CLI module is optional for the standalone entry point
+        parser.add_argument("--preset", default=preset, metavar="NAME|PATH")
+        return
+    add_config_args(parser, preset=preset)
+
+
+def _config(args: argparse.Namespace):  # noqa: ANN202 - livematte.config.Config
+    try:
+        from livematte.cli import config_from_args
+    except ImportError:
+        from livematte.config import load_config
+
+        return load_config(args.preset, {})
+    return config_from_args(args, {"runtime.mode": "image"})
+
+
+# --- serve ---------------------------------------------------------------------------------------
+
+
+def serve_builder(parser: argparse.ArgumentParser) -> Handler:
+    """Add ``serve``'s flags to ``parser``; return its handler."""
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to bind (default: %(default)s)"
+    )
+    parser.add_argument("--port", type=int, default=8000, help="port (default: %(default)s)")
+    _add_config_args(parser, "photo")
+    pool = parser.add_argument_group("capacity")
+    pool.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="inference workers, each with its own models (default: %(default)s)",
+    )
+    pool.add_argument(
+        "--queue",
+        type=int,
+        default=8,
+        metavar="N",
+        help="requests that may wait for a worker; more get 503 busy (default: %(default)s)",
+    )
+    pool.add_argument(
+        "--max-batch",
+        type=int,
+        default=16,
+        metavar="N",
+        help="files per request (default: %(default)s)",
+    )
+    pool.add_argument(
+        "--max-file-mb",
+        type=_positive_float,
+        default=15.0,
+        metavar="MB",
+        help="upload limit per file (default: %(default)s)",
+    )
+    pool.add_argument(
+        "--max-megapixels",
+        type=_positive_float,
+        default=40.0,
+        metavar="MP",
+        help="pixel limit per image, checked before decoding (default: %(default)s)",
+    )
+    access = parser.add_argument_group("access")
+    mode = access.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--keyless",
+        dest="keyless",
+        action="store_const",
+        const="on",
+        help="no API key needed from anyone (default only for local clients "
+        "when bound to a loopback address)",
+    )
+    mode.add_argument(
+        "--require-key",
+        dest="keyless",
+        action="store_const",
+        const="off",
+        help="every request needs an API key, local ones too",
+    )
+    access.add_argument(
+        "--rate",
+        type=_positive_float,
+        default=1.0,
+        metavar="R",
+        help="default requests per second per key (default: %(default)s)",
+    )
+    access.add_argument(
+        "--keys-db",
+        metavar="PATH",
+        help="API key database (default: $LIVEMATTE_KEYS_DB or the user data dir)",
+    )
+    parser.add_argument(
+        "--no-warmup",
+        action="store_true",
+        help="load models on the first request instead of at startup",
+    )
+    parser.add_argument(
+        "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
+    )
+    return _serve
+
+
+def _serve(args: argparse.Namespace) -> int:
+    try:
+        import uvicorn
+
+        from livematte.server.app import create_app
+        from livematte.server.engine import ServerSettings
+        from livematte.server.keys import KeyStore
+    except ImportError as exc:
+        raise LivematteError(
+            f"livematte serve needs {exc.name}: pip install 'livematte[server]'"
+        ) from None
+    if not 1 <= args.port <= 65535:
+        raise ConfigError(f"--port must be 1..65535, got {args.port}")
+    keyless = args.keyless or ("auto" if is_loopback(args.host) else "off")
+    try:
+        settings = ServerSettings(
+            keyless=keyless,
+            workers=args.workers,
+            queue=args.queue,
+            rate=args.rate,
+            max_file_bytes=int(args.max_file_mb * 1024 * 1024),
+            max_pixels=int(args.max_megapixels * 1_000_000),
+            max_batch=args.max_batch,
+            max_request_bytes=max(int(args.max_file_mb * 1024 * 1024) * 2, 100 * 1024 * 1024),
+            warmup=not args.no_warmup,
+        )
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    config = _config(args)
+    store = None
+    if keyless != "on":
+        store = KeyStore(args.keys_db)  # opened now: an unwritable path fails here, not later
+        if not store.list(include_revoked=False):
+            print(
+                "livematte: no API keys yet; create one with `livematte keys create`",
+                file=sys.stderr,
+            )
+    elif not is_loopback(args.host):
+        print(
+            f"livematte: warning: --keyless on {args.host}: anyone who can reach this port "
+            "can use it without a key",
+            file=sys.stderr,
+        )
+    access = {
+        "on": "no key needed",
+        "auto": "no key needed from this computer",
+        "off": "API key required",
+    }[keyless]
+    shown = f"[{args.host}]" if ":" in args.host else args.host
+    print(f"livematte: serving on http://{shown}:{args.port}/ ({access})", file=sys.stderr)
+    app = create_app(config, settings=settings, key_store=store)
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        server_header=False,
+        timeout_keep_alive=5,
+    )
+    return 0
+
+
+# --- keys ----------------------------------------------------------------------------------------
+
+
+def keys_builder(parser: argparse.ArgumentParser) -> Handler:
+    """Add ``keys``'s actions to ``parser``; return its handler."""
+    parser.add_argument(
+        "--db",
+        metavar="PATH",
+        help="key database (default: $LIVEMATTE_KEYS_DB or the user data dir)",
+    )
+    sub = parser.add_subparsers(dest="keys_command", metavar="ACTION", required=True)
+    create = sub.add_parser("create", help="create a key and print its token (shown only once)")
+    create.add_argument("--calls", type=int, metavar="N", help="call balance (default: unlimited)")
+    create.add_argument(
+        "--rate",
+        type=_positive_float,
+        metavar="R",
+        help="requests per second (default: the server's --rate)",
+    )
+    create.add_argument("--name", default="", help="a label for `keys list`")
+    sub.add_parser("list", help="list keys (never their tokens)")
+    revoke = sub.add_parser("revoke", help="revoke a key for good")
+    revoke.add_argument("id", type=int)
+    topup = sub.add_parser("topup", help="add calls to a key's balance")
+    topup.add_argument("id", type=int)
+    topup.add_argument("calls", type=int)
+    return _keys
+
+
+def _when(stamp: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(stamp)) if stamp else "-"
+
+
+def _keys(args: argparse.Namespace) -> int:
+    from livematte.server.keys import KeyStore
+
+    with KeyStore(args.db) as store:
+        if args.keys_command == "create":
+            key, token = store.create(name=args.name, calls=args.calls, rate=args.rate)
+            calls = "unlimited" if key.calls is None else f"{key.calls}"
+            rate = "server default" if key.rate is None else f"{key.rate:g}/s"
+            print(
+                f"livematte: created key {key.id} {args.name!r} (calls: {calls}, rate: {rate}); "
+                "copy the token now, it cannot be shown again:",
+                file=sys.stderr,
+            )
+            print(token)
+        elif args.keys_command == "list":
+            rows = [
+                ("ID", "NAME", "PREFIX", "CALLS", "RATE", "USED", "CREATED", "LAST USED", "STATUS")
+            ]
+            for k in store.list():
+                rows.append((
+                    str(k.id), k.name, k.prefix + "…",
+                    "unlimited" if k.calls is None else str(k.calls),
+                    "default" if k.rate is None else f"{k.rate:g}/s", str(k.used),
+                    _when(k.created), _when(k.last_used), "active" if k.active else "revoked",
+                ))  # fmt: skip
+            widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+            for row in rows:
+                print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+        elif args.keys_command == "revoke":
+            key = store.revoke(args.id)
+            print(f"livematte: key {key.id} {key.name!r} revoked", file=sys.stderr)
+        elif args.keys_command == "topup":
+            key = store.topup(args.id, args.calls)
+            print(f"livematte: key {key.id} {key.name!r}: {key.calls} calls", file=sys.stderr)
+    return 0
+
+
+# --- other argparse trees and the standalone entry point -----------------------------------------
+
+
+def register(command: Callable) -> None:
+    """Register ``serve`` and ``keys`` with ``livematte.cli.command`` (passed in, so this
+    module never imports the CLI at import time and no import cycle can form)."""
+    command("serve", help=SERVE_HELP)(serve_builder)
+    command("keys", help=KEYS_HELP)(keys_builder)
+
+
+def add_serve_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Add ``serve`` to an argparse subparsers object; the handler is stored as ``_handler``."""
+    parser = subparsers.add_parser("serve", help=SERVE_HELP, description=SERVE_HELP)
+    parser.set_defaults(_handler=serve_builder(parser))
+    return parser
+
+
+def add_keys_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Add ``keys`` to an argparse subparsers object; the handler is stored as ``_handler``."""
+    parser = subparsers.add_parser("keys", help=KEYS_HELP, description=KEYS_HELP)
+    parser.set_defaults(_handler=keys_builder(parser))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m livematte.server.commands serve|keys ...`` (same as the livematte CLI)."""
+    parser = argparse.ArgumentParser(prog="livematte")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    add_serve_parser(sub)
+    add_keys_parser(sub)
+    args = parser.parse_args(argv)
+    try:
+        return int(args._handler(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+    except (LivematteError, OSError) as exc:
+        print(f"livematte: error: {exc}", file=sys.stderr)
+        return getattr(exc, "exit_code", 1)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

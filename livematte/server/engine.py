@@ -1,0 +1,280 @@
+"""The server's inference side: settings, a bounded worker pool and one pipeline per worker.
+
+Decoding, inference and encoding all run in the pool's threads (never on the event loop, which
+only moves bytes).  Admission is counted, not queued without end: at most ``workers + queue``
+requests are in flight; the next one is told "busy" (1201/503) at once, so a burst costs the
+client one round trip instead of a hung connection, and the server's memory stays bounded.
+
+Each worker thread builds its own ``Pipeline`` once (models load once per worker, sessions are
+never shared between threads) and reuses it for every request: IMAGE mode is stateless.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from typing import Any
+
+import cv2
+import numpy as np
+
+from livematte.server import errors as E
+from livematte.server.errors import ApiError
+from livematte.server.images import (
+    MAX_FILE_BYTES,
+    MAX_PIXELS,
+    PREVIEW_PIXELS,
+    RenderOptions,
+    decode_image,
+    fit_pixels,
+    render,
+)
+from livematte.server.keys import DEFAULT_RATE
+
+log = logging.getLogger("livematte.server")
+
+#: One processed upload: (bytes, extension, bodyAnalysis or None), or the error it met.
+Outcome = tuple[bytes, str, dict | None] | ApiError
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """Everything about serving that is not the pipeline's config.
+
+    Attributes:
+        keyless: "auto" (no key needed from a loopback client addressing a loopback host),
+            "on" (nobody needs a key), "off" (everybody does).
+        workers: inference threads, each with its own pipeline.
+        queue: requests allowed to wait for a worker; beyond that: 1201 busy.
+        rate: default requests per second per key (a key's own ``rate`` wins).
+        max_file_bytes / max_pixels: per uploaded image.
+        max_batch: files per request.
+        max_request_bytes: the whole multipart body.
+        warmup: build every worker's pipeline at startup (fail fast on a missing model).
+    """
+
+    keyless: str = "auto"
+    workers: int = 1
+    queue: int = 8
+    rate: float = DEFAULT_RATE
+    max_file_bytes: int = MAX_FILE_BYTES
+    max_pixels: int = MAX_PIXELS
+    max_batch: int = 16
+    max_request_bytes: int = 100 * 1024 * 1024
+    warmup: bool = True
+
+    def __post_init__(self) -> None:
+        if self.keyless not in ("auto", "on", "off"):
+            raise ValueError(f"keyless must be auto, on or off, got {self.keyless!r}")
+        if self.workers < 1 or self.queue < 0 or self.max_batch < 1 or not self.rate > 0:
+            raise ValueError("workers and max_batch must be >= 1, queue >= 0, rate > 0")
+
+
+@dataclass
+class MattingResult:
+    """What the server needs from the pipeline for one picture."""
+
+    alpha: np.ndarray  # HxW float32 0..1
+    foreground: np.ndarray | None  # HxWx3 uint8 BGR, decontaminated; None: use the input
+    analysis: dict | None = None  # analysis_json(...) when asked for
+
+
+def server_config(config: Any, workers: int) -> Any:
+    """The pipeline config the server runs: IMAGE mode, transparent, no stickers.
+
+    ``config`` is a ``Config``, a preset name/path, or None for the "photo" preset.  With
+    several workers and ``runtime.threads = 0`` each session gets its share of the cores, so
+    workers do not fight over them (oversubscription costs more than it gains).
+    """
+    from livematte.config import Config, load_config
+
+    if not isinstance(config, Config):
+        config = load_config(config or "photo")
+    runtime = replace(config.runtime, mode="image")
+    if runtime.threads == 0 and workers > 1:
+        runtime = replace(runtime, threads=max(1, (os.cpu_count() or 1) // workers))
+    return replace(
+        config,
+        runtime=runtime,
+        effects=replace(config.effects, background="transparent"),
+        stickers=replace(config.stickers, pack=""),
+    )
+
+
+class Engine:
+    """Bounded pool of workers that decode, cut out and encode uploads.
+
+    Args:
+        config: see ``server_config``; models load lazily, per worker (or in ``warmup``).
+        settings: ServerSettings.
+        process: ``(bgr, analysis) -> MattingResult`` replacing the real pipeline (tests).
+    """
+
+    def __init__(
+        self,
+        config: Any,
+        settings: ServerSettings,
+        process: Callable[[np.ndarray, bool], MattingResult] | None = None,
+    ):
+        self.settings = settings
+        # Loaded now (cheap) so a bad preset fails at startup, not on the first request.
+        self._config = None if process is not None else server_config(config, settings.workers)
+        self._process = process or self._pipeline_process
+        self._injected = process is not None
+        self._executor = ThreadPoolExecutor(settings.workers, thread_name_prefix="livematte")
+        self._capacity = settings.workers + settings.queue
+        self._in_flight = 0
+        self._lock = threading.Lock()
+        self._local = threading.local()
+        self._pipelines: list[Any] = []
+
+    # --- admission -------------------------------------------------------------------------
+
+    def load(self) -> dict[str, int]:
+        """Workers, queue size and requests in flight (for /health)."""
+        return {
+            "workers": self.settings.workers,
+            "queue": self.settings.queue,
+            "in_flight": self._in_flight,
+        }
+
+    def _release(self, _: object = None) -> None:
+        with self._lock:
+            self._in_flight -= 1
+
+    async def submit(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run ``fn(*args)`` on a worker; ApiError 1201 at once when the pool is full."""
+        with self._lock:
+            if self._in_flight >= self._capacity:
+                raise ApiError(E.BUSY, headers={"Retry-After": "1"})
+            self._in_flight += 1
+        try:
+            future = self._executor.submit(fn, *args)
+        except RuntimeError:  # shut down
+            self._release()
+            raise ApiError(E.BUSY, "server is shutting down") from None
+        # Released when the work really ends, not when the client goes away: a cancelled
+        # request whose job already runs still occupies its worker.
+        future.add_done_callback(self._release)
+        return await asyncio.wrap_future(future)
+
+    async def run(
+        self,
+        uploads: list[bytes],
+        options: RenderOptions,
+        *,
+        analysis: bool = False,
+        bg_image: bytes | None = None,
+    ) -> list[Outcome]:
+        """Process a request's files in order on one worker; per-file errors are returned."""
+        return await self.submit(self._job, uploads, options, analysis, bg_image)
+
+    async def warmup(self) -> None:
+        """Build each worker's pipeline now and run it once on a small picture.
+
+        A barrier holds every task until all have started, so each lands on its own thread.
+        """
+        if self._injected:
+            return
+        barrier = threading.Barrier(self.settings.workers, timeout=600)
+
+        def warm() -> None:
+            try:
+                self._process(np.full((64, 64, 3), 128, np.uint8), False)
+            except BaseException:
+                barrier.abort()  # release the others at once; this error ends the startup
+                raise
+            barrier.wait()
+
+        loop = asyncio.get_running_loop()
+        await asyncio.gather(
+            *(loop.run_in_executor(self._executor, warm) for _ in range(self.settings.workers))
+        )
+
+    def close(self) -> None:
+        """Stop the pool and close every pipeline."""
+        self._executor.shutdown(wait=True, cancel_futures=True)
+        for pipeline in self._pipelines:
+            try:
+                pipeline.close()
+            except Exception:  # closing must never hide the shutdown
+                log.exception("closing a pipeline failed")
+        self._pipelines.clear()
+
+    # --- work, on a worker thread ----------------------------------------------------------
+
+    def _job(
+        self, uploads: list[bytes], options: RenderOptions, analysis: bool, bg: bytes | None
+    ) -> list[Outcome]:
+        background = None
+        if bg is not None:
+            try:
+                background = decode_image(
+                    bg, max_bytes=self.settings.max_file_bytes, max_pixels=self.settings.max_pixels
+                ).bgr
+            except ApiError as exc:
+                raise ApiError(exc.error, f"bg_image: {exc.msg}") from None
+        outcomes: list[Outcome] = []
+        for data in uploads:
+            try:
+                outcomes.append(self._one(data, options, analysis, background))
+            except ApiError as exc:
+                outcomes.append(exc)
+            except MemoryError:
+                outcomes.append(ApiError(E.TOO_MANY_PIXELS, "out of memory for this image"))
+            except Exception as exc:
+                log.exception("processing an upload failed")
+                outcomes.append(ApiError(E.INTERNAL, f"{E.INTERNAL.msg}: {type(exc).__name__}"))
+        return outcomes
+
+    def _one(
+        self, data: bytes, options: RenderOptions, analysis: bool, background: np.ndarray | None
+    ) -> tuple[bytes, str, dict | None]:
+        decoded = decode_image(
+            data, max_bytes=self.settings.max_file_bytes, max_pixels=self.settings.max_pixels
+        )
+        bgr, input_alpha = decoded.bgr, decoded.alpha
+        if options.preview:
+            # Shrink before inference, not after: a preview is meant to be fast too.
+            bgr = fit_pixels(bgr, PREVIEW_PIXELS)
+            if input_alpha is not None and input_alpha.shape[:2] != bgr.shape[:2]:
+                size = (bgr.shape[1], bgr.shape[0])
+                input_alpha = cv2.resize(input_alpha, size, interpolation=cv2.INTER_AREA)
+        result = self._process(bgr, analysis)
+        foreground = result.foreground if result.foreground is not None else bgr
+        encoded, ext = render(
+            result.alpha, foreground, options, input_alpha=input_alpha, bg_image=background
+        )
+        return encoded, ext, result.analysis
+
+    def _pipeline(self, analysis: bool) -> Any:
+        """This thread's pipeline for matting alone or matting + keypoints (built once)."""
+        cache = getattr(self._local, "pipelines", None)
+        if cache is None:
+            cache = self._local.pipelines = {}
+        if analysis not in cache:
+            from livematte.api import build_pipeline
+
+            config = self._config
+            if analysis:
+                config = replace(config, keypoints=replace(config.keypoints, enabled=True))
+            cache[analysis] = build_pipeline(config)
+            with self._lock:
+                self._pipelines.append(cache[analysis])
+        return cache[analysis]
+
+    def _pipeline_process(self, bgr: np.ndarray, analysis: bool) -> MattingResult:
+        from livematte.frame import Frame
+
+        frame = self._pipeline(analysis).process(Frame(image=bgr))
+        body = None
+        if analysis:
+            from livematte.pipeline.body_parts import analysis_json
+
+            body = analysis_json(frame.people, frame.size)
+        return MattingResult(frame.alpha, frame.foreground, body)
