@@ -63,9 +63,7 @@ class MattingConfig:
     #: Width of the uncertain band (pixels at full resolution) for closed-form refinement.
     band_width: int = _ranged(12, 1, 512)
     #: Scale at which the closed-form solver runs (1.0 = full resolution).
-    solve_scale: float = _ranged(0.35, 0.05, 1.0)
-    #: Fuse the pose-landmark model's per-person mask with the whole-frame mask.
-    person_roi: bool = False
+    solve_scale: float = _ranged(0.5, 0.05, 1.0)
     #: Alpha values below/above these are snapped to 0/1 (kills speckle and holes).
     clip_low: float = _ranged(0.02, 0.0, 1.0)
     clip_high: float = _ranged(0.98, 0.0, 1.0)

@@ -1,0 +1,476 @@
+#!/usr/bin/env python
+"""Evaluate livematte's matting against the raw baseline, in one run.
+
+Baseline "raw" = the same embedded model and fit, coarse mask bilinearly upsampled (no
+refinement, no clipping, no temporal filter).  Modes come from the shipped presets so the
+numbers describe exactly what users run: live, guided (photo preset with the fast colour
+guided filter), photo (closed-form band solve) and, for sequences, video.
+
+Sections (all read ../shared/data relative to the repository root unless --data is given):
+
+* p3m: 15 portraits with reference mattes (P3M-Net predictions, pseudo ground truth) -
+  SAD, MSE, gradient and connectivity errors (definitions as in the DIM evaluation code,
+  computed over the whole image since no trimap exists), ms per photo.
+* iou: person IoU (alpha > 0.5) against MediaPipe/TF.js model goldens and against the union
+  of the human-annotated COCO / OCHuman person instance masks.
+* synthetic: a reference matte moved over a background plate (static, moving, static), with
+  fresh sensor noise every frame, so the true alpha of each frame is known: flicker (mean
+  |alpha_t - alpha_t-1| where the truth did not change), MAE against the truth (all frames and
+  moving frames only, where lag would show), and colour fringe after compositing on a new
+  background (per foreground estimator).
+* video: flicker on real clips where the image did not change (|grey diff| < 2 levels).
+* speed: live pipeline on 1280x720 frames, one core (cv2 and ONNX Runtime 1 thread).
+
+Usage::
+
+    python scripts/eval_matting.py --json eval.json
+    python scripts/eval_matting.py --sections p3m,speed --limit 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from livematte.config import load_config  # noqa: E402
+from livematte.frame import Frame, Mode  # noqa: E402
+from livematte.pipeline.matting import MattingStage  # noqa: E402
+from livematte.pipeline.refine import estimate_foreground  # noqa: E402
+
+RAW = {"matting.refine": "none", "matting.clip_low": 0.0, "matting.clip_high": 1.0,
+       "temporal.enabled": False}
+MODES = {
+    "raw": ("live", RAW),
+    "live": ("live", {}),
+    "guided": ("photo", {"matting.refine": "guided", "matting.guide": "color"}),
+    "photo": ("photo", {}),
+    "video": ("video", {}),
+}
+
+
+#: Overrides applied to every mode (``--set key=value``) or one (``--set mode:key=value``),
+#: e.g. to try preset changes before editing the TOML files.
+EXTRA: dict[str, str] = {}
+EXTRA_BY_MODE: dict[str, dict[str, str]] = {}
+
+
+def make_stage(mode: str, threads: int = 0, foreground: bool = False) -> MattingStage:
+    """Build the matting stage of a named evaluation mode."""
+    preset, overrides = MODES[mode]
+    extra = {**EXTRA, **EXTRA_BY_MODE.get(mode, {})}
+    cfg = load_config(preset, {**extra, **overrides, "runtime.threads": threads,
+                               "matting.foreground": foreground})
+    return MattingStage(cfg.matting, cfg.temporal, cfg.runtime)
+
+
+# --- metrics ---------------------------------------------------------------------------------
+
+
+def sad(pred: np.ndarray, gt: np.ndarray) -> float:
+    """Sum of absolute differences, alpha in 0..1, divided by 1000 (matting convention)."""
+    return float(np.abs(pred - gt).sum() / 1000.0)
+
+
+def mse(pred: np.ndarray, gt: np.ndarray) -> float:
+    """Mean squared error (alpha in 0..1)."""
+    return float(np.mean((pred - gt) ** 2))
+
+
+def _gauss_deriv_kernels(sigma: float = 1.4, epsilon: float = 1e-2) -> tuple[np.ndarray, ...]:
+    half = math.ceil(sigma * math.sqrt(-2.0 * math.log(math.sqrt(2 * math.pi) * sigma * epsilon)))
+    x = np.arange(-half, half + 1, dtype=np.float64)
+    g = np.exp(-(x**2) / (2 * sigma**2)) / (sigma * math.sqrt(2 * math.pi))
+    dg = -x / sigma**2 * g
+    hx = np.outer(g, dg)  # derivative along x, Gaussian along y
+    hx /= math.sqrt((hx**2).sum())
+    return hx, hx.T.copy()
+
+
+_KX, _KY = _gauss_deriv_kernels()
+
+
+def gradient_error(pred: np.ndarray, gt: np.ndarray) -> float:
+    """Sum of squared differences of Gaussian-derivative (sigma 1.4) gradient magnitudes /1000."""
+
+    def mag(a: np.ndarray) -> np.ndarray:
+        a = a.astype(np.float64)
+        gx = cv2.filter2D(a, -1, _KX, borderType=cv2.BORDER_REPLICATE)
+        gy = cv2.filter2D(a, -1, _KY, borderType=cv2.BORDER_REPLICATE)
+        return np.sqrt(gx**2 + gy**2)
+
+    return float(((mag(pred) - mag(gt)) ** 2).sum() / 1000.0)
+
+
+def _largest_cc(mask: np.ndarray) -> np.ndarray:
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    if n <= 1:
+        return np.zeros(mask.shape, bool)
+    return labels == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+
+
+def connectivity_error(pred: np.ndarray, gt: np.ndarray, step: float = 0.1) -> float:
+    """Connectivity error (Rhemann et al.), DIM's formulation with step 0.1, theta 0.15, /1000."""
+    thresholds = np.arange(0.0, 1.0 + step, step)
+    level = np.full(pred.shape, -1.0)
+    for i in range(1, len(thresholds)):
+        omega = _largest_cc((pred >= thresholds[i]) & (gt >= thresholds[i]))
+        fresh = (level == -1) & ~omega
+        level[fresh] = thresholds[i - 1]
+    level[level == -1] = 1.0
+    d_pred, d_gt = pred - level, gt - level
+    phi_pred = 1 - d_pred * (d_pred >= 0.15)
+    phi_gt = 1 - d_gt * (d_gt >= 0.15)
+    return float(np.abs(phi_pred - phi_gt).sum() / 1000.0)
+
+
+def iou(pred: np.ndarray, truth: np.ndarray) -> float:
+    """Intersection over union of two boolean masks."""
+    union = np.logical_or(pred, truth).sum()
+    return float(np.logical_and(pred, truth).sum() / union) if union else 1.0
+
+
+# --- sections --------------------------------------------------------------------------------
+
+
+def run_image(stage: MattingStage, image: np.ndarray) -> tuple[np.ndarray, float]:
+    """Alpha of one photo (IMAGE mode) and its wall time in ms."""
+    t = time.perf_counter()
+    alpha = stage.process(Frame(image=image, mode=Mode.IMAGE)).alpha
+    return alpha, (time.perf_counter() - t) * 1e3
+
+
+def section_p3m(data: Path, modes: list[str], limit: int) -> dict:
+    folder = data / "matting" / "p3m_pseudo_gt"
+    pairs = sorted(p for p in folder.glob("*.jpg"))[:limit]
+    stages = {m: make_stage(m) for m in modes}
+    rows: dict[str, list[dict]] = {m: [] for m in modes}
+    for path in pairs:
+        image = cv2.imread(str(path))
+        gt = cv2.imread(str(path.with_name(path.stem + "_alpha.png")), 0).astype(np.float32) / 255
+        for m, stage in stages.items():
+            alpha, ms = run_image(stage, image)
+            rows[m].append({"image": path.name, "sad": sad(alpha, gt), "mse": mse(alpha, gt),
+                            "grad": gradient_error(alpha, gt),
+                            "conn": connectivity_error(alpha, gt), "ms": ms})
+    return {m: _mean(r) | {"per_image": r} for m, r in rows.items()}
+
+
+def _coco_masks(json_path: Path) -> dict[str, np.ndarray]:
+    info = json.loads(json_path.read_text())
+    images = {str(im["id"]): im for im in info["images"]}
+    masks: dict[str, np.ndarray] = {}
+    for ann in info["annotations"]:
+        if int(ann.get("category_id", 1)) != 1:
+            continue
+        im = images[str(ann["image_id"])]
+        h, w = int(im["height"]), int(im["width"])
+        m = masks.setdefault(im["file_name"], np.zeros((h, w), bool))
+        seg = ann["segmentation"]
+        if isinstance(seg, list):
+            canvas = np.zeros((h, w), np.uint8)
+            for poly in seg:
+                pts = np.round(np.asarray(poly, np.float64).reshape(-1, 2)).astype(np.int32)
+                cv2.fillPoly(canvas, [pts], 1)
+            m |= canvas.astype(bool)
+        else:
+            m |= _rle_decode(seg, h, w)
+    return masks
+
+
+def _rle_decode(seg: dict, h: int, w: int) -> np.ndarray:
+    counts = seg["counts"]
+    if isinstance(counts, str):  # COCO compressed RLE (pycocotools' LEB128-like string)
+        values, p = [], 0
+        while p < len(counts):
+            x, k, more = 0, 0, True
+            while more:
+                c = ord(counts[p]) - 48
+                x |= (c & 0x1F) << (5 * k)
+                more = bool(c & 0x20)
+                p, k = p + 1, k + 1
+                if not more and (c & 0x10):
+                    x |= -1 << (5 * k)
+            if len(values) > 2:
+                x += values[-2]
+            values.append(x)
+        counts = values
+    flat = np.zeros(h * w, bool)
+    pos, val = 0, False
+    for n in counts:
+        flat[pos:pos + n] = val
+        pos, val = pos + n, not val
+    return flat.reshape((w, h)).T  # column-major
+
+
+def section_iou(data: Path, modes: list[str]) -> dict:
+    gold = data / "mediapipe_golden"
+    cases: list[tuple[str, Path, np.ndarray]] = []
+
+    def blue(name: str) -> np.ndarray:
+        m = cv2.imread(str(gold / name))
+        return (m[..., 0] > 127) & (m[..., 2] < 128)
+
+    if gold.is_dir():
+        cases.append(("mp:portrait", gold / "portrait.jpg",
+                      blue("portrait_expected_selfie_segmentation.png")))
+        cases.append(("mp:pose", gold / "pose.jpg", blue("pose_expected_segmentation.png")))
+        seg = cv2.imread(str(gold / "three_people_binary_segmentation.png"), cv2.IMREAD_UNCHANGED)
+        cases.append(("tfjs:three_people", gold / "three_people.jpg", seg[..., 3] > 127))
+    coco: list[tuple[str, Path, np.ndarray]] = []
+    kp = data / "keypoints"
+    for json_path in sorted(kp.glob("*/*.json")):
+        if "wholebody" in json_path.name:
+            continue
+        for name, mask in _coco_masks(json_path).items():
+            path = json_path.parent / name
+            if path.is_file() and mask.any():
+                coco.append((f"{json_path.parent.name}:{name}", path, mask))
+    stages = {m: make_stage(m) for m in modes}
+    out: dict[str, dict] = {}
+    for m, stage in stages.items():
+        per = {}
+        for label, path, truth in cases + coco:
+            image = cv2.imread(str(path))
+            if image.shape[:2] != truth.shape:
+                truth = cv2.resize(truth.astype(np.uint8), image.shape[1::-1],
+                                   interpolation=cv2.INTER_NEAREST).astype(bool)
+            alpha, _ = run_image(stage, image)
+            per[label] = iou(alpha > 0.5, truth)
+        golden = [v for k, v in per.items() if k.startswith(("mp:", "tfjs:"))]
+        human = [v for k, v in per.items() if not k.startswith(("mp:", "tfjs:"))]
+        out[m] = {"golden_iou": float(np.mean(golden)) if golden else None,
+                  "coco_iou": float(np.mean(human)) if human else None,
+                  "n_coco": len(human), "per_image": per}
+    return out
+
+
+def synthetic_clip(data: Path, name: str, size=(1280, 720), seed=0, noise=3.0):
+    """Frames, true alphas and true foreground of a matte moved over a background plate."""
+    folder = data / "matting" / "p3m_pseudo_gt"
+    fg = cv2.imread(str(folder / f"{name}.jpg"))
+    gt = cv2.imread(str(folder / f"{name}_alpha.png"), 0).astype(np.float32) / 255
+    w, h = size
+    s = h / fg.shape[0]
+    pw = round(fg.shape[1] * s)
+    fg = cv2.resize(fg, (pw, h), interpolation=cv2.INTER_AREA).astype(np.float32)
+    gt = cv2.resize(gt, (pw, h), interpolation=cv2.INTER_AREA)
+    # The photo's own edge pixels mix in its old background; a true foreground must not, so
+    # colours of semi-transparent pixels are extended inward from the opaque ones.
+    opaque = (gt >= 0.98).astype(np.float32)
+    clean = fg.copy()
+    todo = opaque == 0
+    for k in (15, 51, 151, 451):  # widen until every pixel has opaque neighbours
+        weight = cv2.blur(opaque, (k, k))
+        spread = cv2.blur(fg * opaque[..., None], (k, k)) / (weight + 1e-12)[..., None]
+        ok = todo & (weight > 1e-3)
+        clean[ok] = spread[ok]
+        todo &= ~ok
+    fg = clean
+    plate = data / "matting" / "bg_plates" / "bgmatting_back.png"
+    bg = cv2.resize(cv2.imread(str(plate)), (w, h), interpolation=cv2.INTER_AREA)
+    rng = np.random.default_rng(seed)
+    offsets = [0] * 12 + [6 * i for i in range(1, 13)] + [72] * 12
+    start = max(0, (w - pw) // 2 - 36)
+    frames, truths, moving = [], [], []
+    for t, dx in enumerate(offsets):
+        alpha = np.zeros((h, w), np.float32)
+        fore = np.zeros((h, w, 3), np.float32)
+        x0 = start + dx
+        x1 = min(w, x0 + pw)
+        alpha[:, x0:x1] = gt[:, : x1 - x0]
+        fore[:, x0:x1] = fg[:, : x1 - x0]
+        comp = alpha[..., None] * fore + (1 - alpha[..., None]) * bg
+        comp += rng.normal(0.0, noise, comp.shape)
+        frames.append(np.clip(comp + 0.5, 0, 255).astype(np.uint8))
+        truths.append(alpha)
+        moving.append(t > 0 and dx != offsets[t - 1])
+    return frames, truths, moving, fore
+
+
+def section_synthetic(data: Path, modes: list[str], names: list[str]) -> dict:
+    out: dict[str, dict] = {}
+    for m in modes:
+        flick, flick_still, err, err_move, ms = [], [], [], [], []
+        for k, name in enumerate(names):
+            frames, truths, moving, _ = synthetic_clip(data, name, seed=k)
+            stage = make_stage(m)
+            prev = None
+            for t, image in enumerate(frames):
+                tic = time.perf_counter()
+                alpha = stage.process(Frame(image=image, index=t, mode=Mode.VIDEO)).alpha
+                ms.append((time.perf_counter() - tic) * 1e3)
+                e = float(np.abs(alpha - truths[t]).mean())
+                err.append(e)
+                if moving[t]:
+                    err_move.append(e)
+                if prev is not None:
+                    same = truths[t] == truths[t - 1]
+                    flick.append(float(np.abs(alpha - prev)[same].mean()))
+                    if same.all():  # the whole frame is still: pure flicker, no motion
+                        flick_still.append(flick[-1])
+                prev = alpha
+        out[m] = {"flicker_x1e3": 1e3 * np.mean(flick),
+                  "still_flicker_x1e3": 1e3 * np.mean(flick_still), "mae_x1e3": 1e3 * np.mean(err),
+                  "mae_moving_x1e3": 1e3 * np.mean(err_move), "ms": float(np.median(ms))}
+    return out
+
+
+def section_fringe(data: Path, names: list[str]) -> dict:
+    """Colour error after re-compositing on a new background, inside the true edge band."""
+    out: dict[str, list[float]] = {"naive": [], "blur_fusion": [], "ml": []}
+    for k, name in enumerate(names):
+        frames, truths, _, fore = synthetic_clip(data, name, seed=k, noise=0.0)
+        image, alpha = frames[0], truths[0]
+        new_bg = np.zeros_like(fore)
+        new_bg[:] = (40, 200, 60)
+        a3 = alpha[..., None]
+        target = a3 * fore + (1 - a3) * new_bg
+        band = (alpha > 0.02) & (alpha < 0.98)
+        for method in out:
+            f = image if method == "naive" else estimate_foreground(image, alpha, method)
+            comp = a3 * f.astype(np.float32) + (1 - a3) * new_bg
+            out[method].append(float(np.abs(comp - target)[band].mean()))
+    return {m: float(np.mean(v)) for m, v in out.items()}
+
+
+def _video_frames(path: Path, n: int) -> list[np.ndarray]:
+    import av
+
+    with av.open(str(path)) as container:
+        return [f.to_ndarray(format="bgr24")
+                for _, f in zip(range(n), container.decode(video=0), strict=False)]
+
+
+def section_video(data: Path, modes: list[str], n: int = 60) -> dict:
+    clips = sorted((data / "video").glob("asl_*.mkv")) + [data / "video" / "pixabay_thumbs_up.mp4"]
+    clips = [c for c in clips if c.is_file()]
+    out: dict[str, dict] = {m: {} for m in modes}
+    for clip in clips:
+        frames = _video_frames(clip, n)
+        grays = [cv2.blur(cv2.cvtColor(f, cv2.COLOR_BGR2GRAY).astype(np.float32), (5, 5))
+                 for f in frames]
+        for m in modes:
+            stage = make_stage(m)
+            prev, vals = None, []
+            for t, image in enumerate(frames):
+                alpha = stage.process(Frame(image=image, index=t, mode=Mode.VIDEO)).alpha
+                if prev is not None:
+                    still = np.abs(grays[t] - grays[t - 1]) < 2.0
+                    if still.any():
+                        vals.append(float(np.abs(alpha - prev)[still].mean()))
+                prev = alpha
+            out[m][clip.name] = 1e3 * float(np.mean(vals))
+    return {m: {"flicker_x1e3": float(np.mean(list(v.values()))), "per_clip": v}
+            for m, v in out.items()}
+
+
+def section_speed(data: Path, n: int = 100) -> dict:
+    cv2.setNumThreads(1)
+    clip = data / "video" / "pixabay_thumbs_up.mp4"
+    frames = _video_frames(clip, 40) if clip.is_file() else []
+    if not frames:
+        rng = np.random.default_rng(0)
+        frames = [cv2.GaussianBlur(rng.integers(0, 255, (720, 1280, 3), np.uint8), (0, 0), 3)]
+    frames = [cv2.resize(f, (1280, 720)) for f in frames]
+    out = {}
+    for m in ("raw", "live"):
+        stage = make_stage(m, threads=1, foreground=True)
+        keys = ("segment", "temporal", "refine", "foreground")
+        times: dict[str, list[float]] = {k: [] for k in keys + ("matting",)}
+        for i in range(n + 10):
+            f = stage.process(Frame(image=frames[i % len(frames)], index=i, mode=Mode.LIVE))
+            if i < 10:
+                continue  # warm-up
+            for k in keys:
+                times[k].append(f.timings.get(k, 0.0))
+            times["matting"].append(sum(f.timings[k] for k in keys[:3]))
+        out[m] = {k: float(np.median(v)) for k, v in times.items()}
+    return out
+
+
+def _mean(rows: list[dict]) -> dict:
+    keys = [k for k in rows[0] if k != "image"]
+    return {k: float(np.mean([r[k] for r in rows])) for k in keys}
+
+
+def _table(title: str, rows: dict[str, dict], cols: list[str], base: str | None = "raw") -> str:
+    lines = [f"\n## {title}", "| mode | " + " | ".join(cols) + " |",
+             "|---" * (len(cols) + 1) + "|"]
+    for mode, vals in rows.items():
+        cells = []
+        for c in cols:
+            v = vals.get(c)
+            if v is None:
+                cells.append("-")
+                continue
+            cell = f"{v:.4g}" if isinstance(v, float) else str(v)
+            b = rows.get(base, {}).get(c) if base else None
+            if b and mode != base and isinstance(v, float) and c != "ms":
+                cell += f" ({v / b:.2f}x)"
+            cells.append(cell)
+        lines.append(f"| {mode} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
+    parser.add_argument("--json", type=Path, help="write all results here")
+    parser.add_argument("--sections", default="p3m,iou,synthetic,fringe,video,speed")
+    parser.add_argument("--limit", type=int, default=100, help="max p3m photos")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="config override applied to every mode (repeatable)")
+    args = parser.parse_args(argv)
+    for item in args.set:
+        key, _, value = item.partition("=")
+        mode, _, key = key.strip().rpartition(":")
+        (EXTRA_BY_MODE.setdefault(mode, {}) if mode else EXTRA)[key] = value.strip()
+    if not args.data.is_dir():
+        parser.error(f"data folder not found: {args.data}")
+    sections = set(args.sections.split(","))
+    results: dict[str, dict] = {}
+    names = ["p_015cd10e", "p_0865636e", "p_819ea202"]
+    if "p3m" in sections:
+        results["p3m"] = section_p3m(args.data, ["raw", "live", "guided", "photo"], args.limit)
+        print(_table("p3m_pseudo_gt (means; lower is better)", results["p3m"],
+                     ["sad", "mse", "grad", "conn", "ms"]))
+    if "iou" in sections:
+        results["iou"] = section_iou(args.data, ["raw", "live", "photo"])
+        print(_table("person IoU (alpha > 0.5; higher is better)", results["iou"],
+                     ["golden_iou", "coco_iou", "n_coco"]))
+    if "synthetic" in sections:
+        results["synthetic"] = section_synthetic(args.data, ["raw", "live", "video"], names)
+        print(_table("synthetic moving composites, VIDEO mode (x1e-3; lower is better)",
+                     results["synthetic"], ["flicker_x1e3", "still_flicker_x1e3", "mae_x1e3",
+                                             "mae_moving_x1e3", "ms"]))
+    if "fringe" in sections:
+        results["fringe"] = section_fringe(args.data, names)
+        print("\n## colour fringe on a new background (mean |error| in the edge band, 0..255)")
+        for k, v in results["fringe"].items():
+            print(f"| {k} | {v:.3f} |")
+    if "video" in sections:
+        results["video"] = section_video(args.data, ["raw", "live", "video"])
+        print(_table("real video flicker where the image is still (x1e-3)", results["video"],
+                     ["flicker_x1e3"]))
+    if "speed" in sections:
+        results["speed"] = section_speed(args.data)
+        print(_table("1280x720 LIVE, one core, median ms", results["speed"],
+                     ["segment", "temporal", "refine", "matting", "foreground"], base=None))
+    results["overrides"] = {"all": dict(EXTRA), **EXTRA_BY_MODE}
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1, default=float))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
