@@ -33,6 +33,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -253,7 +254,9 @@ def create_app(
 
     from livematte import __version__
 
-    app = FastAPI(
+    # FastAPIOffline serves Swagger UI / ReDoc from files in its own wheel: FastAPI's default
+    # /docs loads them from a CDN and stays blank on an offline machine.
+    app = FastAPIOffline(
         title="livematte",
         version=__version__,
         description="Portrait matting on your own machine; compatible with the hosted "

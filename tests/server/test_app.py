@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import re
 import shutil
 import subprocess
 import threading
@@ -83,7 +84,12 @@ def test_health_info_docs_and_page(client):
     for route in ROUTES:
         body = spec["paths"][route]["post"]["requestBody"]["content"]
         assert "file" in body["multipart/form-data"]["schema"]["properties"]
-    assert client.get("/docs").status_code == 200
+    docs = client.get("/docs")
+    assert docs.status_code == 200
+    # Swagger UI must come from this server, not a CDN: the page works offline.
+    assert "cdn." not in docs.text
+    script = re.search(r'src="([^"]+swagger-ui-bundle\.js)"', docs.text).group(1)
+    assert client.get(script).status_code == 200
     page = client.get("/")
     assert page.status_code == 200 and 'id="file-input"' in page.text
     for asset in ("app.js", "zip.js", "style.css"):
