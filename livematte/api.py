@@ -94,7 +94,10 @@ def build_pipeline(config: Config) -> Pipeline:
 
     stages: list[Stage] = []
     id_photo = id_photo_enabled(config.effects)
-    if config.keypoints.enabled or stickers_enabled(config) or id_photo:
+    # Matting's person-ROI fusion needs the keypoint stage's per-person masks.
+    keypoints = (config.keypoints.enabled or config.matting.person_roi
+                 or stickers_enabled(config) or id_photo)
+    if keypoints:
         stages.append(KeypointStage(config.keypoints, config.runtime))
     stages.append(MattingStage(config.matting, config.temporal, config.runtime))
     stages.append(EffectsStage(config.effects, config.runtime))

@@ -79,9 +79,10 @@ class MattingConfig:
     #: Recurrent matting models (RVM): internal downsample ratio; 0 = auto (long side 512 px).
     downsample_ratio: float = _ranged(0.0, 0.0, 1.0)
     #: Fuse the pose-landmark model's per-person mask (its 256x256 crop around each tracked
-    #: person) with the whole-frame mask; runs the keypoint stage.  Measured p3m SAD -12..15%,
-    #: COCO/OCHuman IoU +0.03; costs the keypoint stage (~18 ms per 720p frame, one core), so
-    #: it is on in the photo presets and off by default.
+    #: person) with the whole-frame mask; runs the keypoint stage.  Photos: p3m SAD 0.85-0.87x,
+    #: gradient 0.96-0.98x, COCO/OCHuman IoU +0.03, so the photo presets turn it on.  Off by
+    #: default: video is mixed (real-clip flicker 0.68x, synthetic still-frame flicker 2x) and
+    #: live pays the keypoint stage (~18 ms per 720p frame on one core, matting ~40 ms).
     person_roi: bool = False
 
 

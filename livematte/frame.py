@@ -71,7 +71,13 @@ class Person:
 
 @dataclass
 class Frame:
-    """One picture and everything the stages learned about it."""
+    """One picture and everything the stages learned about it.
+
+    ``person_masks`` holds the keypoint stage's per-person segmentation
+    (``keypoints.PersonMask``: ``track_id``, 256x256 ``logits`` of its ROI crop,
+    ``crop_to_image`` 2x3 matrix), in the order of ``people``; the matting stage fuses them
+    with its whole-frame mask when ``matting.person_roi`` is on.
+    """
 
     image: np.ndarray
     index: int = 0
@@ -81,6 +87,7 @@ class Frame:
     alpha: np.ndarray | None = None
     foreground: np.ndarray | None = None
     people: list[Person] = field(default_factory=list)
+    person_masks: list = field(default_factory=list)
     output: np.ndarray | None = None
     timings: dict[str, float] = field(default_factory=dict)
 

@@ -21,10 +21,16 @@ Sections (all read ../shared/data relative to the repository root unless --data 
 * video: flicker on real clips where the image did not change (|grey diff| < 2 levels).
 * speed: live pipeline on 1280x720 frames, one core (cv2 and ONNX Runtime 1 thread).
 
+``--person-roi`` adds a "<mode>+roi" row after each mode (but raw) in the p3m, iou, synthetic
+and video sections: the same settings with ``matting.person_roi`` on, fed the person masks of
+a keypoint stage (the base rows force it off, so both come from the same run); its ratios are
+against the mode without fusion, and its ms include the keypoint stage.
+
 Usage::
 
     python scripts/eval_matting.py --json eval.json
     python scripts/eval_matting.py --sections p3m,speed --limit 5
+    python scripts/eval_matting.py --sections p3m,iou --person-roi
 """
 
 from __future__ import annotations
@@ -44,6 +50,7 @@ sys.path.insert(0, str(ROOT))
 
 from livematte.config import load_config  # noqa: E402
 from livematte.frame import Frame, Mode  # noqa: E402
+from livematte.pipeline.keypoints import KeypointStage  # noqa: E402
 from livematte.pipeline.matting import MattingStage  # noqa: E402
 from livematte.pipeline.refine import estimate_foreground  # noqa: E402
 
@@ -62,15 +69,38 @@ MODES = {
 #: e.g. to try preset changes before editing the TOML files.
 EXTRA: dict[str, str] = {}
 EXTRA_BY_MODE: dict[str, dict[str, str]] = {}
+ROI = "+roi"
 
 
 def make_stage(mode: str, threads: int = 0, foreground: bool = False) -> MattingStage:
-    """Build the matting stage of a named evaluation mode."""
-    preset, overrides = MODES[mode]
-    extra = {**EXTRA, **EXTRA_BY_MODE.get(mode, {})}
+    """Build the matting stage of a named evaluation mode ("<mode>+roi": person ROI on)."""
+    base = mode.removesuffix(ROI)
+    preset, overrides = MODES[base]
+    extra = {**EXTRA, **EXTRA_BY_MODE.get(base, {})}
     cfg = load_config(preset, {**extra, **overrides, "runtime.threads": threads,
-                               "matting.foreground": foreground})
+                               "matting.foreground": foreground,
+                               "matting.person_roi": mode.endswith(ROI)})
     return MattingStage(cfg.matting, cfg.temporal, cfg.runtime)
+
+
+def with_roi(modes: list[str], on: bool) -> list[str]:
+    """``modes`` with a "+roi" twin after each (but raw) when ``on``."""
+    return [x for m in modes for x in ([m, m + ROI] if on and m != "raw" else [m])]
+
+
+def make_keypoints(mode: str, preset_mode: str = "image") -> KeypointStage | None:
+    """The keypoint stage feeding a "+roi" mode its person masks (None for other modes)."""
+    if not mode.endswith(ROI):
+        return None
+    cfg = load_config("default", {"keypoints.enabled": True, "runtime.mode": preset_mode})
+    return KeypointStage(cfg.keypoints, cfg.runtime)
+
+
+def process(stage: MattingStage, frame: Frame, keypoints: KeypointStage | None) -> Frame:
+    """Keypoints (when given, for their person masks) then matting on one frame."""
+    if keypoints is not None:
+        keypoints.process(frame)
+    return stage.process(frame)
 
 
 # --- metrics ---------------------------------------------------------------------------------
@@ -142,10 +172,11 @@ def iou(pred: np.ndarray, truth: np.ndarray) -> float:
 # --- sections --------------------------------------------------------------------------------
 
 
-def run_image(stage: MattingStage, image: np.ndarray) -> tuple[np.ndarray, float]:
-    """Alpha of one photo (IMAGE mode) and its wall time in ms."""
+def run_image(stage: MattingStage, image: np.ndarray,
+              keypoints: KeypointStage | None = None) -> tuple[np.ndarray, float]:
+    """Alpha of one photo (IMAGE mode) and its wall time in ms (keypoints included)."""
     t = time.perf_counter()
-    alpha = stage.process(Frame(image=image, mode=Mode.IMAGE)).alpha
+    alpha = process(stage, Frame(image=image, mode=Mode.IMAGE), keypoints).alpha
     return alpha, (time.perf_counter() - t) * 1e3
 
 
@@ -153,12 +184,13 @@ def section_p3m(data: Path, modes: list[str], limit: int) -> dict:
     folder = data / "matting" / "p3m_pseudo_gt"
     pairs = sorted(p for p in folder.glob("*.jpg"))[:limit]
     stages = {m: make_stage(m) for m in modes}
+    kps = {m: make_keypoints(m) for m in modes}
     rows: dict[str, list[dict]] = {m: [] for m in modes}
     for path in pairs:
         image = cv2.imread(str(path))
         gt = cv2.imread(str(path.with_name(path.stem + "_alpha.png")), 0).astype(np.float32) / 255
         for m, stage in stages.items():
-            alpha, ms = run_image(stage, image)
+            alpha, ms = run_image(stage, image, kps[m])
             rows[m].append({"image": path.name, "sad": sad(alpha, gt), "mse": mse(alpha, gt),
                             "grad": gradient_error(alpha, gt),
                             "conn": connectivity_error(alpha, gt), "ms": ms})
@@ -239,12 +271,13 @@ def section_iou(data: Path, modes: list[str]) -> dict:
     out: dict[str, dict] = {}
     for m, stage in stages.items():
         per = {}
+        keypoints = make_keypoints(m)
         for label, path, truth in cases + coco:
             image = cv2.imread(str(path))
             if image.shape[:2] != truth.shape:
                 truth = cv2.resize(truth.astype(np.uint8), image.shape[1::-1],
                                    interpolation=cv2.INTER_NEAREST).astype(bool)
-            alpha, _ = run_image(stage, image)
+            alpha, _ = run_image(stage, image, keypoints)
             per[label] = iou(alpha > 0.5, truth)
         golden = [v for k, v in per.items() if k.startswith(("mp:", "tfjs:"))]
         human = [v for k, v in per.items() if not k.startswith(("mp:", "tfjs:"))]
@@ -303,11 +336,12 @@ def section_synthetic(data: Path, modes: list[str], names: list[str]) -> dict:
         flick, flick_still, err, err_move, ms = [], [], [], [], []
         for k, name in enumerate(names):
             frames, truths, moving, _ = synthetic_clip(data, name, seed=k)
-            stage = make_stage(m)
+            stage, keypoints = make_stage(m), make_keypoints(m, "video")
             prev = None
             for t, image in enumerate(frames):
                 tic = time.perf_counter()
-                alpha = stage.process(Frame(image=image, index=t, mode=Mode.VIDEO)).alpha
+                frame = Frame(image=image, index=t, mode=Mode.VIDEO)
+                alpha = process(stage, frame, keypoints).alpha
                 ms.append((time.perf_counter() - tic) * 1e3)
                 e = float(np.abs(alpha - truths[t]).mean())
                 err.append(e)
@@ -360,10 +394,11 @@ def section_video(data: Path, modes: list[str], n: int = 60) -> dict:
         grays = [cv2.blur(cv2.cvtColor(f, cv2.COLOR_BGR2GRAY).astype(np.float32), (5, 5))
                  for f in frames]
         for m in modes:
-            stage = make_stage(m)
+            stage, keypoints = make_stage(m), make_keypoints(m, "video")
             prev, vals = None, []
             for t, image in enumerate(frames):
-                alpha = stage.process(Frame(image=image, index=t, mode=Mode.VIDEO)).alpha
+                frame = Frame(image=image, index=t, mode=Mode.VIDEO)
+                alpha = process(stage, frame, keypoints).alpha
                 if prev is not None:
                     still = np.abs(grays[t] - grays[t - 1]) < 2.0
                     if still.any():
@@ -414,8 +449,9 @@ def _table(title: str, rows: dict[str, dict], cols: list[str], base: str | None 
                 cells.append("-")
                 continue
             cell = f"{v:.4g}" if isinstance(v, float) else str(v)
-            b = rows.get(base, {}).get(c) if base else None
-            if b and mode != base and isinstance(v, float) and c != "ms":
+            ref = mode.removesuffix(ROI) if mode.endswith(ROI) else base
+            b = rows.get(ref, {}).get(c) if ref else None
+            if b and mode != ref and isinstance(v, float) and c != "ms":
                 cell += f" ({v / b:.2f}x)"
             cells.append(cell)
         lines.append(f"| {mode} | " + " | ".join(cells) + " |")
@@ -430,7 +466,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=100, help="max p3m photos")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="config override applied to every mode (repeatable)")
+    parser.add_argument("--person-roi", action="store_true",
+                        help="add each mode with matting.person_roi on (keypoints run first)")
     args = parser.parse_args(argv)
+    roi = args.person_roi
     for item in args.set:
         key, _, value = item.partition("=")
         mode, _, key = key.strip().rpartition(":")
@@ -441,15 +480,17 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, dict] = {}
     names = ["p_015cd10e", "p_0865636e", "p_819ea202"]
     if "p3m" in sections:
-        results["p3m"] = section_p3m(args.data, ["raw", "live", "guided", "photo"], args.limit)
+        results["p3m"] = section_p3m(args.data, with_roi(["raw", "live", "guided", "photo"], roi),
+                                     args.limit)
         print(_table("p3m_pseudo_gt (means; lower is better)", results["p3m"],
                      ["sad", "mse", "grad", "conn", "ms"]))
     if "iou" in sections:
-        results["iou"] = section_iou(args.data, ["raw", "live", "photo"])
+        results["iou"] = section_iou(args.data, with_roi(["raw", "live", "photo"], roi))
         print(_table("person IoU (alpha > 0.5; higher is better)", results["iou"],
                      ["golden_iou", "coco_iou", "n_coco"]))
     if "synthetic" in sections:
-        results["synthetic"] = section_synthetic(args.data, ["raw", "live", "video"], names)
+        results["synthetic"] = section_synthetic(args.data, with_roi(["raw", "live", "video"], roi),
+                                                 names)
         print(_table("synthetic moving composites, VIDEO mode (x1e-3; lower is better)",
                      results["synthetic"], ["flicker_x1e3", "still_flicker_x1e3", "mae_x1e3",
                                              "mae_moving_x1e3", "ms"]))
@@ -459,7 +500,7 @@ def main(argv: list[str] | None = None) -> int:
         for k, v in results["fringe"].items():
             print(f"| {k} | {v:.3f} |")
     if "video" in sections:
-        results["video"] = section_video(args.data, ["raw", "live", "video"])
+        results["video"] = section_video(args.data, with_roi(["raw", "live", "video"], roi))
         print(_table("real video flicker where the image is still (x1e-3)", results["video"],
                      ["flicker_x1e3"]))
     if "speed" in sections:

@@ -12,8 +12,9 @@ Per frame (``KeypointStage.process``):
   are ignored; new people get fresh, increasing ``track_id`` values.  Landmarks are smoothed
   per person with a One Euro filter (``landmark_filter.py``) in source-image pixels.
 
-The landmark model's 256x256 person mask is kept per person (``person_masks()``) so matting
-can fuse it.  Model constants follow MediaPipe's pose graphs (see ``pose_detection.py``).
+The landmark model's 256x256 person mask is kept per person (``person_masks()``, also stored
+as ``frame.person_masks``) so matting can fuse it.  Model constants follow MediaPipe's pose
+graphs (see ``pose_detection.py``).
 
 Example::
 
@@ -284,6 +285,7 @@ class KeypointStage:
         else:
             people = self._track(image, self._frame_time(frame), size)
         frame.people = people
+        frame.person_masks = self.person_masks()
         frame.timings["keypoints"] = (time.perf_counter() - start) * 1000.0
         return frame
 
