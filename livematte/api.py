@@ -95,8 +95,12 @@ def build_pipeline(config: Config) -> Pipeline:
     stages: list[Stage] = []
     id_photo = id_photo_enabled(config.effects)
     # Matting's person-ROI fusion needs the keypoint stage's per-person masks.
-    keypoints = (config.keypoints.enabled or config.matting.person_roi
-                 or stickers_enabled(config) or id_photo)
+    keypoints = (
+        config.keypoints.enabled
+        or config.matting.person_roi
+        or stickers_enabled(config)
+        or id_photo
+    )
     if keypoints:
         stages.append(KeypointStage(config.keypoints, config.runtime))
     stages.append(MattingStage(config.matting, config.temporal, config.runtime))

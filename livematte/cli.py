@@ -305,6 +305,7 @@ def _progress() -> Callable[[int, int | None], None] | None:
 def build_parser() -> argparse.ArgumentParser:
     """The full parser with every registered subcommand; handlers are stored as ``_handler``."""
     import livematte.commands  # noqa: F401  (registers image, video, cam)
+
     parser = argparse.ArgumentParser(
         prog="livematte",
         description="Cut people out of camera feeds, videos and photos (ONNX Runtime, offline).",

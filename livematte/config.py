@@ -73,9 +73,10 @@ class MattingConfig:
     foreground: bool = True
     #: Guide of the guided filter: "gray" (fast, live) or "color" (separates similar greys).
     guide: str = _choice("gray", "gray", "color")
-    #: Foreground estimator: blur_fusion (fast), ml (pymatting, best on hair), auto = ml for
-    #: closed_form refinement, else blur_fusion.
-    foreground_method: str = _choice("auto", "auto", "blur_fusion", "ml")
+    #: Foreground estimator: fast (blur fusion at <= 640 px, for live), blur_fusion (full
+    #: resolution), ml (pymatting, best on hair), auto = ml for closed_form refinement, else
+    #: fast.
+    foreground_method: str = _choice("auto", "auto", "fast", "blur_fusion", "ml")
     #: Recurrent matting models (RVM): internal downsample ratio; 0 = auto (long side 512 px).
     downsample_ratio: float = _ranged(0.0, 0.0, 1.0)
     #: Fuse the pose-landmark model's per-person mask (its 256x256 crop around each tracked

@@ -54,8 +54,12 @@ from livematte.pipeline.keypoints import KeypointStage  # noqa: E402
 from livematte.pipeline.matting import MattingStage  # noqa: E402
 from livematte.pipeline.refine import estimate_foreground  # noqa: E402
 
-RAW = {"matting.refine": "none", "matting.clip_low": 0.0, "matting.clip_high": 1.0,
-       "temporal.enabled": False}
+RAW = {
+    "matting.refine": "none",
+    "matting.clip_low": 0.0,
+    "matting.clip_high": 1.0,
+    "temporal.enabled": False,
+}
 MODES = {
     "raw": ("live", RAW),
     "live": ("live", {}),
@@ -77,9 +81,16 @@ def make_stage(mode: str, threads: int = 0, foreground: bool = False) -> Matting
     base = mode.removesuffix(ROI)
     preset, overrides = MODES[base]
     extra = {**EXTRA, **EXTRA_BY_MODE.get(base, {})}
-    cfg = load_config(preset, {**extra, **overrides, "runtime.threads": threads,
-                               "matting.foreground": foreground,
-                               "matting.person_roi": mode.endswith(ROI)})
+    cfg = load_config(
+        preset,
+        {
+            **extra,
+            **overrides,
+            "runtime.threads": threads,
+            "matting.foreground": foreground,
+            "matting.person_roi": mode.endswith(ROI),
+        },
+    )
     return MattingStage(cfg.matting, cfg.temporal, cfg.runtime)
 
 
@@ -172,8 +183,9 @@ def iou(pred: np.ndarray, truth: np.ndarray) -> float:
 # --- sections --------------------------------------------------------------------------------
 
 
-def run_image(stage: MattingStage, image: np.ndarray,
-              keypoints: KeypointStage | None = None) -> tuple[np.ndarray, float]:
+def run_image(
+    stage: MattingStage, image: np.ndarray, keypoints: KeypointStage | None = None
+) -> tuple[np.ndarray, float]:
     """Alpha of one photo (IMAGE mode) and its wall time in ms (keypoints included)."""
     t = time.perf_counter()
     alpha = process(stage, Frame(image=image, mode=Mode.IMAGE), keypoints).alpha
@@ -191,9 +203,16 @@ def section_p3m(data: Path, modes: list[str], limit: int) -> dict:
         gt = cv2.imread(str(path.with_name(path.stem + "_alpha.png")), 0).astype(np.float32) / 255
         for m, stage in stages.items():
             alpha, ms = run_image(stage, image, kps[m])
-            rows[m].append({"image": path.name, "sad": sad(alpha, gt), "mse": mse(alpha, gt),
-                            "grad": gradient_error(alpha, gt),
-                            "conn": connectivity_error(alpha, gt), "ms": ms})
+            rows[m].append(
+                {
+                    "image": path.name,
+                    "sad": sad(alpha, gt),
+                    "mse": mse(alpha, gt),
+                    "grad": gradient_error(alpha, gt),
+                    "conn": connectivity_error(alpha, gt),
+                    "ms": ms,
+                }
+            )
     return {m: _mean(r) | {"per_image": r} for m, r in rows.items()}
 
 
@@ -239,7 +258,7 @@ def _rle_decode(seg: dict, h: int, w: int) -> np.ndarray:
     flat = np.zeros(h * w, bool)
     pos, val = 0, False
     for n in counts:
-        flat[pos:pos + n] = val
+        flat[pos : pos + n] = val
         pos, val = pos + n, not val
     return flat.reshape((w, h)).T  # column-major
 
@@ -253,8 +272,13 @@ def section_iou(data: Path, modes: list[str]) -> dict:
         return (m[..., 0] > 127) & (m[..., 2] < 128)
 
     if gold.is_dir():
-        cases.append(("mp:portrait", gold / "portrait.jpg",
-                      blue("portrait_expected_selfie_segmentation.png")))
+        cases.append(
+            (
+                "mp:portrait",
+                gold / "portrait.jpg",
+                blue("portrait_expected_selfie_segmentation.png"),
+            )
+        )
         cases.append(("mp:pose", gold / "pose.jpg", blue("pose_expected_segmentation.png")))
         seg = cv2.imread(str(gold / "three_people_binary_segmentation.png"), cv2.IMREAD_UNCHANGED)
         cases.append(("tfjs:three_people", gold / "three_people.jpg", seg[..., 3] > 127))
@@ -275,15 +299,19 @@ def section_iou(data: Path, modes: list[str]) -> dict:
         for label, path, truth in cases + coco:
             image = cv2.imread(str(path))
             if image.shape[:2] != truth.shape:
-                truth = cv2.resize(truth.astype(np.uint8), image.shape[1::-1],
-                                   interpolation=cv2.INTER_NEAREST).astype(bool)
+                truth = cv2.resize(
+                    truth.astype(np.uint8), image.shape[1::-1], interpolation=cv2.INTER_NEAREST
+                ).astype(bool)
             alpha, _ = run_image(stage, image, keypoints)
             per[label] = iou(alpha > 0.5, truth)
         golden = [v for k, v in per.items() if k.startswith(("mp:", "tfjs:"))]
         human = [v for k, v in per.items() if not k.startswith(("mp:", "tfjs:"))]
-        out[m] = {"golden_iou": float(np.mean(golden)) if golden else None,
-                  "coco_iou": float(np.mean(human)) if human else None,
-                  "n_coco": len(human), "per_image": per}
+        out[m] = {
+            "golden_iou": float(np.mean(golden)) if golden else None,
+            "coco_iou": float(np.mean(human)) if human else None,
+            "n_coco": len(human),
+            "per_image": per,
+        }
     return out
 
 
@@ -353,15 +381,19 @@ def section_synthetic(data: Path, modes: list[str], names: list[str]) -> dict:
                     if same.all():  # the whole frame is still: pure flicker, no motion
                         flick_still.append(flick[-1])
                 prev = alpha
-        out[m] = {"flicker_x1e3": 1e3 * np.mean(flick),
-                  "still_flicker_x1e3": 1e3 * np.mean(flick_still), "mae_x1e3": 1e3 * np.mean(err),
-                  "mae_moving_x1e3": 1e3 * np.mean(err_move), "ms": float(np.median(ms))}
+        out[m] = {
+            "flicker_x1e3": 1e3 * np.mean(flick),
+            "still_flicker_x1e3": 1e3 * np.mean(flick_still),
+            "mae_x1e3": 1e3 * np.mean(err),
+            "mae_moving_x1e3": 1e3 * np.mean(err_move),
+            "ms": float(np.median(ms)),
+        }
     return out
 
 
 def section_fringe(data: Path, names: list[str]) -> dict:
     """Colour error after re-compositing on a new background, inside the true edge band."""
-    out: dict[str, list[float]] = {"naive": [], "blur_fusion": [], "ml": []}
+    out: dict[str, list[float]] = {"naive": [], "fast": [], "blur_fusion": [], "ml": []}
     for k, name in enumerate(names):
         frames, truths, _, fore = synthetic_clip(data, name, seed=k, noise=0.0)
         image, alpha = frames[0], truths[0]
@@ -381,8 +413,10 @@ def _video_frames(path: Path, n: int) -> list[np.ndarray]:
     import av
 
     with av.open(str(path)) as container:
-        return [f.to_ndarray(format="bgr24")
-                for _, f in zip(range(n), container.decode(video=0), strict=False)]
+        return [
+            f.to_ndarray(format="bgr24")
+            for _, f in zip(range(n), container.decode(video=0), strict=False)
+        ]
 
 
 def section_video(data: Path, modes: list[str], n: int = 60) -> dict:
@@ -391,8 +425,9 @@ def section_video(data: Path, modes: list[str], n: int = 60) -> dict:
     out: dict[str, dict] = {m: {} for m in modes}
     for clip in clips:
         frames = _video_frames(clip, n)
-        grays = [cv2.blur(cv2.cvtColor(f, cv2.COLOR_BGR2GRAY).astype(np.float32), (5, 5))
-                 for f in frames]
+        grays = [
+            cv2.blur(cv2.cvtColor(f, cv2.COLOR_BGR2GRAY).astype(np.float32), (5, 5)) for f in frames
+        ]
         for m in modes:
             stage, keypoints = make_stage(m), make_keypoints(m, "video")
             prev, vals = None, []
@@ -405,8 +440,9 @@ def section_video(data: Path, modes: list[str], n: int = 60) -> dict:
                         vals.append(float(np.abs(alpha - prev)[still].mean()))
                 prev = alpha
             out[m][clip.name] = 1e3 * float(np.mean(vals))
-    return {m: {"flicker_x1e3": float(np.mean(list(v.values()))), "per_clip": v}
-            for m, v in out.items()}
+    return {
+        m: {"flicker_x1e3": float(np.mean(list(v.values()))), "per_clip": v} for m, v in out.items()
+    }
 
 
 def section_speed(data: Path, n: int = 100) -> dict:
@@ -439,8 +475,7 @@ def _mean(rows: list[dict]) -> dict:
 
 
 def _table(title: str, rows: dict[str, dict], cols: list[str], base: str | None = "raw") -> str:
-    lines = [f"\n## {title}", "| mode | " + " | ".join(cols) + " |",
-             "|---" * (len(cols) + 1) + "|"]
+    lines = [f"\n## {title}", "| mode | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
     for mode, vals in rows.items():
         cells = []
         for c in cols:
@@ -464,10 +499,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="write all results here")
     parser.add_argument("--sections", default="p3m,iou,synthetic,fringe,video,speed")
     parser.add_argument("--limit", type=int, default=100, help="max p3m photos")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="config override applied to every mode (repeatable)")
-    parser.add_argument("--person-roi", action="store_true",
-                        help="add each mode with matting.person_roi on (keypoints run first)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="config override applied to every mode (repeatable)",
+    )
+    parser.add_argument(
+        "--person-roi",
+        action="store_true",
+        help="add each mode with matting.person_roi on (keypoints run first)",
+    )
     args = parser.parse_args(argv)
     roi = args.person_roi
     for item in args.set:
@@ -480,20 +523,36 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, dict] = {}
     names = ["p_015cd10e", "p_0865636e", "p_819ea202"]
     if "p3m" in sections:
-        results["p3m"] = section_p3m(args.data, with_roi(["raw", "live", "guided", "photo"], roi),
-                                     args.limit)
-        print(_table("p3m_pseudo_gt (means; lower is better)", results["p3m"],
-                     ["sad", "mse", "grad", "conn", "ms"]))
+        results["p3m"] = section_p3m(
+            args.data, with_roi(["raw", "live", "guided", "photo"], roi), args.limit
+        )
+        print(
+            _table(
+                "p3m_pseudo_gt (means; lower is better)",
+                results["p3m"],
+                ["sad", "mse", "grad", "conn", "ms"],
+            )
+        )
     if "iou" in sections:
         results["iou"] = section_iou(args.data, with_roi(["raw", "live", "photo"], roi))
-        print(_table("person IoU (alpha > 0.5; higher is better)", results["iou"],
-                     ["golden_iou", "coco_iou", "n_coco"]))
+        print(
+            _table(
+                "person IoU (alpha > 0.5; higher is better)",
+                results["iou"],
+                ["golden_iou", "coco_iou", "n_coco"],
+            )
+        )
     if "synthetic" in sections:
-        results["synthetic"] = section_synthetic(args.data, with_roi(["raw", "live", "video"], roi),
-                                                 names)
-        print(_table("synthetic moving composites, VIDEO mode (x1e-3; lower is better)",
-                     results["synthetic"], ["flicker_x1e3", "still_flicker_x1e3", "mae_x1e3",
-                                             "mae_moving_x1e3", "ms"]))
+        results["synthetic"] = section_synthetic(
+            args.data, with_roi(["raw", "live", "video"], roi), names
+        )
+        print(
+            _table(
+                "synthetic moving composites, VIDEO mode (x1e-3; lower is better)",
+                results["synthetic"],
+                ["flicker_x1e3", "still_flicker_x1e3", "mae_x1e3", "mae_moving_x1e3", "ms"],
+            )
+        )
     if "fringe" in sections:
         results["fringe"] = section_fringe(args.data, names)
         print("\n## colour fringe on a new background (mean |error| in the edge band, 0..255)")
@@ -501,12 +560,23 @@ def main(argv: list[str] | None = None) -> int:
             print(f"| {k} | {v:.3f} |")
     if "video" in sections:
         results["video"] = section_video(args.data, with_roi(["raw", "live", "video"], roi))
-        print(_table("real video flicker where the image is still (x1e-3)", results["video"],
-                     ["flicker_x1e3"]))
+        print(
+            _table(
+                "real video flicker where the image is still (x1e-3)",
+                results["video"],
+                ["flicker_x1e3"],
+            )
+        )
     if "speed" in sections:
         results["speed"] = section_speed(args.data)
-        print(_table("1280x720 LIVE, one core, median ms", results["speed"],
-                     ["segment", "temporal", "refine", "matting", "foreground"], base=None))
+        print(
+            _table(
+                "1280x720 LIVE, one core, median ms",
+                results["speed"],
+                ["segment", "temporal", "refine", "matting", "foreground"],
+                base=None,
+            )
+        )
     results["overrides"] = {"all": dict(EXTRA), **EXTRA_BY_MODE}
     if args.json:
         args.json.write_text(json.dumps(results, indent=1, default=float))

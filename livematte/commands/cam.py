@@ -21,6 +21,7 @@ import threading
 from pathlib import Path
 
 from livematte.cli import Handler, add_config_args, command, config_from_args
+from livematte.commands.effect_flags import add_effect_args, effect_overrides
 from livematte.errors import ConfigError, SinkError
 
 _SIZE = re.compile(r"^(\d+)\s*[xX*]\s*(\d+)$")
@@ -103,7 +104,8 @@ def _cam(parser: argparse.ArgumentParser) -> Handler:
     out.add_argument(
         "--stream",
         metavar="URL",
-        help="H.264 network stream: udp://HOST:PORT or srt:// (MPEG-TS), rtmp://",
+        help="H.264 network stream: udp://HOST:PORT (MPEG-TS), rtmp:// (FLV); "
+        "srt:// where PyAV's FFmpeg has it",
     )
     out.add_argument("--stream-bitrate", default="4M", metavar="RATE", help="(default: 4M)")
     parser.add_argument(
@@ -115,6 +117,7 @@ def _cam(parser: argparse.ArgumentParser) -> Handler:
         metavar="PATH",
         help="write the run's figures (fps, latency, drops, CPU) as JSON",
     )
+    add_effect_args(parser)
     add_config_args(parser, preset="live")
 
     def run(args: argparse.Namespace) -> int:
@@ -140,6 +143,7 @@ def _cam(parser: argparse.ArgumentParser) -> Handler:
             extra["effects.background"] = args.bg[0]
         if args.stickers:
             extra["stickers.pack"] = args.stickers
+        extra.update(effect_overrides(args))
         config = config_from_args(args, extra)
         stats = _run(args, config, size=size, window=window)
         summary = stats.summary()

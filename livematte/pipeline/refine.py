@@ -246,10 +246,12 @@ def closed_form_refine(
         full = solved
     else:
         # Guided upsampling keeps full-resolution edges instead of blurring the solve.
-        full = fast_guided_upsample(solved, image, radius * round(width / sw), eps,
-                                    guide_low=small_img, color=True)
-    band_full = cv2.resize(unknown.astype(np.uint8), (width, height),
-                           interpolation=cv2.INTER_NEAREST).astype(bool)
+        full = fast_guided_upsample(
+            solved, image, radius * round(width / sw), eps, guide_low=small_img, color=True
+        )
+    band_full = cv2.resize(
+        unknown.astype(np.uint8), (width, height), interpolation=cv2.INTER_NEAREST
+    ).astype(bool)
     out = alpha.copy()
     out[band_full] = full[band_full]
     return out
@@ -335,8 +337,13 @@ def _sample(grid: np.ndarray, ys: np.ndarray, xs: np.ndarray, sy: float, sx: flo
     map_x = np.zeros(rows * cols, np.float32)
     map_y[:n] = (ys + 0.5) * sy - 0.5
     map_x[:n] = (xs + 0.5) * sx - 0.5
-    out = cv2.remap(grid, map_x.reshape(rows, cols), map_y.reshape(rows, cols),
-                    cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    out = cv2.remap(
+        grid,
+        map_x.reshape(rows, cols),
+        map_y.reshape(rows, cols),
+        cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_REPLICATE,
+    )
     return out.reshape(rows * cols, -1)[:n]
 
 
@@ -382,10 +389,35 @@ def estimate_foreground_ml(image: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     return out
 
 
+#: Long side (px) at which the "fast" foreground estimator works.
+FAST_FOREGROUND_SIDE = 640
+
+
+def estimate_foreground_fast(image: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """Blur fusion at <= 640 px long side, upsampled into the fractional band; BGR uint8 out.
+
+    For live video: the estimate is only used where alpha is fractional, where it is blended
+    with the new background anyway, so a half-resolution estimate there is hard to tell from a
+    full one, while the per-pixel gathers at 720p and above cost several times more.  Opaque
+    pixels keep the image itself.
+    """
+    h, w = alpha.shape
+    if max(h, w) <= FAST_FOREGROUND_SIDE:
+        return estimate_foreground_blur_fusion(image, alpha)
+    size = _grid(w, h, FAST_FOREGROUND_SIDE)
+    small = estimate_foreground_blur_fusion(_shrink(image, size), _shrink(alpha, size))
+    band = cv2.inRange(alpha, 1e-6, 1.0 - 1e-6)
+    out = image.copy()
+    cv2.copyTo(cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR), band, out)
+    return out
+
+
 def estimate_foreground(image: np.ndarray, alpha: np.ndarray, method: str) -> np.ndarray:
-    """Dispatch to ``blur_fusion`` or ``ml`` (see those functions); BGR uint8 out."""
+    """Dispatch to ``fast``, ``blur_fusion`` or ``ml`` (see those functions); BGR uint8 out."""
     if method == "ml":
         return estimate_foreground_ml(image, alpha)
     if method == "blur_fusion":
         return estimate_foreground_blur_fusion(image, alpha)
-    raise ValueError(f"unknown foreground method {method!r}; known: blur_fusion, ml")
+    if method == "fast":
+        return estimate_foreground_fast(image, alpha)
+    raise ValueError(f"unknown foreground method {method!r}; known: fast, blur_fusion, ml")

@@ -104,8 +104,13 @@ class AlphaStabilizer:
         gray = gray.astype(np.float32)
         mask = mask.astype(np.float32, copy=True)
         prev, prev_gray = self._mask, self._gray
-        if (prev is None or prev_gray is None or prev.shape != mask.shape
-                or prev_gray.shape != gray.shape or self.strength == 0):
+        if (
+            prev is None
+            or prev_gray is None
+            or prev.shape != mask.shape
+            or prev_gray.shape != gray.shape
+            or self.strength == 0
+        ):
             return self._store(mask, gray)
         diff = gray - prev_gray
         if float(np.abs(diff).mean()) > self.scene_cut_threshold:
@@ -119,8 +124,9 @@ class AlphaStabilizer:
         w_static = self.w_static
         weight = w_static + (1.0 - w_static) * t
         if weight.shape != mask.shape:
-            weight = cv2.resize(weight, (mask.shape[1], mask.shape[0]),
-                                interpolation=cv2.INTER_LINEAR)
+            weight = cv2.resize(
+                weight, (mask.shape[1], mask.shape[0]), interpolation=cv2.INTER_LINEAR
+            )
         # out = prev + weight * (mask - prev), in place to spare full-resolution temporaries
         np.subtract(mask, prev, out=mask)
         np.multiply(mask, weight, out=mask)

@@ -57,16 +57,24 @@ class EchoSession:
 
 @pytest.mark.parametrize(
     ("w", "h", "expected"),
-    [(1280, 720, LANDSCAPE), (640, 480, SQUARE), (720, 1280, SQUARE), (1000, 740, LANDSCAPE),
-     (100, 100, SQUARE), (16, 9, LANDSCAPE)],
+    [
+        (1280, 720, LANDSCAPE),
+        (640, 480, SQUARE),
+        (720, 1280, SQUARE),
+        (1000, 740, LANDSCAPE),
+        (100, 100, SQUARE),
+        (16, 9, LANDSCAPE),
+    ],
 )
 def test_choose_model_by_aspect(w, h, expected):
     assert choose_model("auto", w, h) == expected
     assert choose_model("my_model", w, h) == "my_model"
 
 
-@pytest.mark.parametrize(("fit", "w", "h"), [("letterbox", 300, 100), ("letterbox", 100, 300),
-                                             ("stretch", 300, 100), ("letterbox", 7, 7)])
+@pytest.mark.parametrize(
+    ("fit", "w", "h"),
+    [("letterbox", 300, 100), ("letterbox", 100, 300), ("stretch", 300, 100), ("letterbox", 7, 7)],
+)
 def test_selfie_adapter_crops_padding(fit, w, h):
     image = np.zeros((h, w, 3), np.uint8)
     image[:, : w // 2] = 255  # left half white
@@ -80,9 +88,9 @@ def test_selfie_adapter_crops_padding(fit, w, h):
         padded = session.seen[0][0]
         # Padding is black and none of it is left in the mask.
         if y0:
-            assert padded[: y0].max() == 0
+            assert padded[:y0].max() == 0
         if x0:
-            assert padded[:, : x0].max() == 0
+            assert padded[:, :x0].max() == 0
     else:
         assert (cw, ch) == (256, 256)
     assert coarse.alpha[:, 0].min() > 0.9 and coarse.alpha[:, -1].max() < 0.1
@@ -104,8 +112,9 @@ def live_stage():
     stage.close()
 
 
-@pytest.mark.parametrize(("w", "h"), [(16, 16), (7, 300), (300, 7), (640, 360), (360, 640),
-                                      (1, 1), (1023, 767)])
+@pytest.mark.parametrize(
+    ("w", "h"), [(16, 16), (7, 300), (300, 7), (640, 360), (360, 640), (1, 1), (1023, 767)]
+)
 def test_any_size_gives_full_resolution_alpha(live_stage, w, h):
     frame = live_stage.process(Frame(image=person_image(w, h)))
     assert frame.alpha.shape == (h, w) and frame.alpha.dtype == np.float32
@@ -135,15 +144,20 @@ def echo_factory(name, providers, threads):
 
 
 def test_video_mode_smooths_noise_and_resets():
-    stage = MattingStage(MattingConfig(refine="none", foreground=False),
-                         TemporalConfig(strength=0.9), RuntimeConfig(),
-                         session_factory=echo_factory)
+    stage = MattingStage(
+        MattingConfig(refine="none", foreground=False),
+        TemporalConfig(strength=0.9),
+        RuntimeConfig(),
+        session_factory=echo_factory,
+    )
     base = person_image(1280, 720).astype(np.int16)
     rng = np.random.default_rng(3)
-    noisy = [np.clip(base + rng.normal(0, 8, base.shape), 0, 255).astype(np.uint8)
-             for _ in range(8)]
-    video = [stage.process(Frame(image=im, index=i, mode=Mode.VIDEO)).alpha
-             for i, im in enumerate(noisy)]
+    noisy = [
+        np.clip(base + rng.normal(0, 8, base.shape), 0, 255).astype(np.uint8) for _ in range(8)
+    ]
+    video = [
+        stage.process(Frame(image=im, index=i, mode=Mode.VIDEO)).alpha for i, im in enumerate(noisy)
+    ]
     single = [stage.process(Frame(image=im, mode=Mode.IMAGE)).alpha for im in noisy]
     flick_video = np.abs(np.diff(np.array(video), axis=0)).mean()
     flick_image = np.abs(np.diff(np.array(single), axis=0)).mean()
@@ -157,8 +171,10 @@ def test_video_mode_smooths_noise_and_resets():
 @pytest.mark.parametrize("refine", ["none", "guided", "closed_form"])
 @pytest.mark.parametrize("guide", ["gray", "color"])
 def test_refine_modes(refine, guide):
-    stage = MattingStage(MattingConfig(refine=refine, guide=guide, clip_low=0.3, clip_high=0.6),
-                         session_factory=echo_factory)
+    stage = MattingStage(
+        MattingConfig(refine=refine, guide=guide, clip_low=0.3, clip_high=0.6),
+        session_factory=echo_factory,
+    )
     frame = stage.process(Frame(image=person_image(200, 160)))
     assert frame.alpha.shape == (160, 200)
     assert frame.alpha[-1, 100] > 0.5 > frame.alpha[5, 5]  # body in, corner out
@@ -190,8 +206,7 @@ def test_portrait_matches_mediapipe_golden():
 @needs_data
 def test_photo_refinement_beats_raw_on_reference_mattes():
     folder = DATA / "matting" / "p3m_pseudo_gt"
-    raw = MattingStage(MattingConfig(refine="none", clip_low=0.0, clip_high=1.0,
-                                     foreground=False))
+    raw = MattingStage(MattingConfig(refine="none", clip_low=0.0, clip_high=1.0, foreground=False))
     photo = MattingStage(MattingConfig(refine="closed_form", foreground=False))
     sad_raw = sad_photo = 0.0
     for name in ("p_0865636e", "p_a09f6d7a"):

@@ -63,8 +63,10 @@ def build_rvm(path: Path, dtype=TensorProto.FLOAT) -> Path:
         helper.make_node("Cast", ["downsample_ratio"], ["ratio_t"], to=dtype),
         helper.make_node("Add", ["r4i", "ratio_t"], ["r4o"]),
     ]
-    outputs = [helper.make_tensor_value_info("fgr", dtype, dyn),
-               helper.make_tensor_value_info("pha", dtype, ["b", 1, "h", "w"])]
+    outputs = [
+        helper.make_tensor_value_info("fgr", dtype, dyn),
+        helper.make_tensor_value_info("pha", dtype, ["b", 1, "h", "w"]),
+    ]
     outputs += [helper.make_tensor_value_info(f"r{i}o", dtype, _state(i)) for i in range(1, 5)]
     graph = helper.make_graph(nodes, "rvm_lookalike", inputs, outputs, initializer=[one])
     return _save(graph, path)
@@ -164,8 +166,9 @@ def test_stage_owns_recurrent_state_by_mode(rvm_path):
     ],
 )
 def test_modnet_input_size(tmp_path, w, h, expected):
-    adapter = adapter_for_session(create_session(build_modnet(tmp_path / "m.onnx")),
-                                  MattingConfig())
+    adapter = adapter_for_session(
+        create_session(build_modnet(tmp_path / "m.onnx")), MattingConfig()
+    )
     assert isinstance(adapter, MODNetAdapter)
     assert adapter.input_size(w, h) == expected
     coarse = adapter.predict(grey(w, h, 204))
@@ -175,8 +178,11 @@ def test_modnet_input_size(tmp_path, w, h, expected):
 
 def test_stage_with_modnet_lookalike(tmp_path):
     path = build_modnet(tmp_path / "modnet.onnx")
-    stage = MattingStage(MattingConfig(model=str(path), clip_low=0.0, clip_high=1.0),
-                         TemporalConfig(), RuntimeConfig())
+    stage = MattingStage(
+        MattingConfig(model=str(path), clip_low=0.0, clip_high=1.0),
+        TemporalConfig(),
+        RuntimeConfig(),
+    )
     frame = stage.process(Frame(image=grey(200, 150, 102)))
     assert frame.alpha.shape == (150, 200)
     assert np.allclose(frame.alpha, 102 / 255, atol=2e-3)

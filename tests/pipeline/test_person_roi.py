@@ -51,8 +51,9 @@ def test_crop_to_grid_round_trips_a_rotated_crop():
     inside = cv2.warpAffine(np.ones((256, 256), np.float32), matrix, grid) > 0.999
     assert np.abs(back - expected)[inside].mean() < 0.02
     # Same grid as the image: the matrix is the crop's own.
-    np.testing.assert_allclose(crop_to_grid(roi.crop_to_image(256), (w, h), (w, h)),
-                               roi.crop_to_image(256), atol=1e-9)
+    np.testing.assert_allclose(
+        crop_to_grid(roi.crop_to_image(256), (w, h), (w, h)), roi.crop_to_image(256), atol=1e-9
+    )
 
 
 def test_fuse_keeps_the_more_confident_probability_inside_the_crop_only():
@@ -93,8 +94,10 @@ class BrightSession:
         return {"segmentation": np.where(x > 0.5, 0.8, 0.2).astype(np.float32)}
 
 
-@pytest.mark.parametrize(("person_roi", "with_masks", "changed"),
-                         [(False, True, False), (True, False, False), (True, True, True)])
+@pytest.mark.parametrize(
+    ("person_roi", "with_masks", "changed"),
+    [(False, True, False), (True, False, False), (True, True, True)],
+)
 def test_stage_fuses_only_when_on_and_masks_given(person_roi, with_masks, changed):
     image = np.full((128, 128, 3), 30, np.uint8)
     image[32:96, 32:96] = 220
@@ -102,8 +105,14 @@ def test_stage_fuses_only_when_on_and_masks_given(person_roi, with_masks, change
     def factory(*_args, **_kw):
         return BrightSession()
 
-    cfg = MattingConfig(model="x", refine="none", clip_low=0.0, clip_high=1.0,
-                        foreground=False, person_roi=person_roi)
+    cfg = MattingConfig(
+        model="x",
+        refine="none",
+        clip_low=0.0,
+        clip_high=1.0,
+        foreground=False,
+        person_roi=person_roi,
+    )
     stage = MattingStage(cfg, session_factory=factory)
     assert isinstance(stage.adapter("x"), SelfieSegmentationAdapter)
     prob = np.full((128, 128), 0.99, np.float32)  # sure of a person over the left half
@@ -132,8 +141,9 @@ def test_fusion_lowers_sad_on_real_portraits():
     pytest.importorskip("onnxruntime")
     from livematte.pipeline.keypoints import KeypointStage
 
-    cfg = load_config("live", {"keypoints.enabled": True, "runtime.mode": "image",
-                               "matting.foreground": False})
+    cfg = load_config(
+        "live", {"keypoints.enabled": True, "runtime.mode": "image", "matting.foreground": False}
+    )
     keypoints = KeypointStage(cfg.keypoints, cfg.runtime)
     plain = MattingStage(cfg.matting)
     fused = MattingStage(MattingConfig(**{**cfg.matting.__dict__, "person_roi": True}))

@@ -127,9 +127,13 @@ def _fringe(fg_est: np.ndarray, alpha: np.ndarray) -> float:
     return float(np.abs(fg_est.astype(np.float32) - FG_COLOR)[band].mean())
 
 
-@pytest.mark.parametrize("method", ["blur_fusion", "ml"])
-def test_foreground_removes_old_background(method):
-    image, truth = scene()
+@pytest.mark.parametrize(
+    ("method", "width", "height"),
+    [("blur_fusion", 320, 240), ("ml", 320, 240), ("fast", 320, 240), ("fast", 1280, 720)],
+)
+def test_foreground_removes_old_background(method, width, height):
+    # 1280x720 makes "fast" work at reduced resolution and upsample into the band
+    image, truth = scene(width, height)
     fg = estimate_foreground(image, truth, method)
     assert fg.shape == image.shape and fg.dtype == np.uint8
     # Where alpha is 1 the foreground is the image itself.

@@ -15,7 +15,7 @@ def person(x0: int) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(7)
     guide = (rng.uniform(20, 60, (H, W, 1)) * np.ones((1, 1, 3))).astype(np.uint8)
     mask = np.zeros((H, W), np.float32)
-    mask[10:, x0:x0 + 40] = 1.0
+    mask[10:, x0 : x0 + 40] = 1.0
     guide[mask > 0] = 200
     return mask, guide
 
