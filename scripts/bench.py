@@ -2,7 +2,10 @@
 """Benchmarks: print tables and write JSON (never timed unit tests).
 
 Sections are functions registered with ``@section(name)``; each returns a list of row dicts and
-the columns to print.  Later issues add pipeline sections the same way.
+the columns to print: ``models`` (per-model latency) and ``effects`` (per-effect cost at 720p).
+Whole pipelines against their physical limits are measured by ``scripts/bench_video.py``
+(bare PyAV transcode vs ``livematte video``, same process run) and ``scripts/bench_live.py``
+(a video as a 30 fps camera: latency percentiles, fps, drops, CPU).
 
     python scripts/bench.py                       # every section
     python scripts/bench.py --only models --runs 500 --json bench-results/models.json
@@ -108,6 +111,15 @@ def bench_models(args: argparse.Namespace) -> tuple[list[Row], list[str]]:
 
 
 MODEL_COLUMNS = ["model", "threads", "median_ms", "p95_ms", "provider"]
+
+
+@section("effects")
+def bench_effects_section(args: argparse.Namespace) -> tuple[list[Row], list[str]]:
+    """Cost per background effect and sticker pack at 720p (scripts/bench_effects.py)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench_effects import bench_effects
+
+    return bench_effects(runs=max(10, args.runs // 4), warmup=min(args.warmup, 5))
 
 
 def _format_row(row: Row, columns: list[str]) -> str:
