@@ -390,7 +390,7 @@ def estimate_foreground_ml(image: np.ndarray, alpha: np.ndarray) -> np.ndarray:
 
 
 #: Long side (px) at which the "fast" foreground estimator works.
-FAST_FOREGROUND_SIDE = 640
+FAST_FOREGROUND_SIDE = 480
 
 
 def estimate_foreground_fast(image: np.ndarray, alpha: np.ndarray) -> np.ndarray:
