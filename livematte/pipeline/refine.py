@@ -389,12 +389,13 @@ def estimate_foreground_ml(image: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     return out
 
 
-#: Long side (px) at which the "fast" foreground estimator works.
-FAST_FOREGROUND_SIDE = 480
+#: Long side (px) at which the "fast" foreground estimator works: 320 px keeps the fringe test
+#: at 16.6 (full-resolution blur fusion 16.5, none 23.0) for 6 ms at 720p instead of 24.
+FAST_FOREGROUND_SIDE = 320
 
 
 def estimate_foreground_fast(image: np.ndarray, alpha: np.ndarray) -> np.ndarray:
-    """Blur fusion at <= 640 px long side, upsampled into the fractional band; BGR uint8 out.
+    """Blur fusion at <= 320 px long side, upsampled into the fractional band; BGR uint8 out.
 
     For live video: the estimate is only used where alpha is fractional, where it is blended
     with the new background anyway, so a half-resolution estimate there is hard to tell from a
