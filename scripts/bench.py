@@ -106,7 +106,7 @@ def bench_models(args: argparse.Namespace) -> tuple[list[Row], list[str]]:
                 }
             )
             session.close()
-            print(_format_row(rows[-1], MODEL_COLUMNS), file=sys.stderr, flush=True)
+            print(rows[-1], file=sys.stderr, flush=True)  # progress while the table builds
     return rows, MODEL_COLUMNS
 
 
@@ -122,24 +122,18 @@ def bench_effects_section(args: argparse.Namespace) -> tuple[list[Row], list[str
     return bench_effects(runs=max(10, args.runs // 4), warmup=min(args.warmup, 5))
 
 
-def _format_row(row: Row, columns: list[str]) -> str:
-    return "  ".join(f"{row.get(c, '')!s:{_align(c)}{_width(c)}}" for c in columns)
-
-
-def _align(column: str) -> str:
-    return "<" if column == "model" else ">"
-
-
-def _width(column: str) -> int:
-    return 30 if column == "model" else max(9, len(column))
-
-
 def print_table(title: str, rows: list[Row], columns: list[str]) -> None:
-    """Print ``rows`` as a fixed-width table under ``title``."""
+    """Print ``rows`` as a table under ``title``: text columns left, numbers right-aligned."""
+    widths = {c: max([len(c)] + [len(str(row.get(c, ""))) for row in rows]) for c in columns}
+    text = {c for c in columns if any(isinstance(row.get(c), str) for row in rows)}
+
+    def cell(value: object, column: str) -> str:
+        return f"{value!s:{'<' if column in text else '>'}{widths[column]}}"
+
     print(f"\n## {title}")
-    print("  ".join(f"{c:{_align(c)}{_width(c)}}" for c in columns))
+    print("  ".join(cell(c, c) for c in columns))
     for row in rows:
-        print(_format_row(row, columns))
+        print("  ".join(cell(row.get(c, ""), c) for c in columns))
 
 
 def environment() -> dict[str, Any]:

@@ -456,7 +456,8 @@ class VideoFileSink(Sink):
             self.send_packet(packet)
 
     def _add_passthrough(self, source: Any) -> None:
-        name = source.codec_context.name if source.codec_context else "unknown"
+        # The codec's canonical name: a decoder may go by another ("srt" decodes subrip).
+        name = source.codec_context.codec.canonical_name if source.codec_context else "unknown"
         label = f"{source.type} stream #{source.index} ({name})"
         allowed = _COPYABLE[self.muxer].get(source.type, frozenset())
         if source.type in ("audio", "subtitle") and (allowed is None or name in allowed):

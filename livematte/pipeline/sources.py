@@ -241,8 +241,15 @@ class VideoFileSource(Source):
                     if video_done and t >= self.end + 1.0:
                         break  # interleaving slack is over: nothing more of the range follows
                     continue
-                packet.pts -= shift[packet.stream.index]
-                packet.dts -= shift[packet.stream.index]
+                offset = shift[packet.stream.index]
+                if packet.stream.type == "subtitle" and packet.pts < offset:
+                    # A cue already showing at start: show its rest from zero.  A negative
+                    # time would make the muxer shift every stream, the video included.
+                    if packet.duration:
+                        packet.duration -= offset - packet.pts
+                    packet.pts = packet.dts = offset
+                packet.pts -= offset
+                packet.dts -= offset
                 yield packet
                 continue
             if video_done:

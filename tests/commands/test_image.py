@@ -1,0 +1,98 @@
+"""``livematte image``: single photos, folders, analysis JSON, ID photos and bad input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from livematte import cli
+
+SAMPLE = Path(__file__).resolve().parents[2] / "livematte" / "samples" / "astronaut.jpg"
+
+
+@pytest.fixture
+def photo(tmp_path: Path) -> Path:
+    target = tmp_path / "in" / "astronaut.jpg"
+    target.parent.mkdir()
+    shutil.copy(SAMPLE, target)
+    return target
+
+
+def _run(*args: str) -> int:
+    return cli.main(["image", *args, "--preset", "default"])  # guided: fast enough for tests
+
+
+def test_transparent_png_keeps_the_person_and_drops_the_background(photo, tmp_path):
+    out = tmp_path / "out.png"
+    assert _run(str(photo), str(out)) == 0
+    rgba = cv2.imread(str(out), cv2.IMREAD_UNCHANGED)
+    assert rgba.shape == (512, 512, 4)
+    alpha = rgba[..., 3]
+    assert alpha[120, 225] == 255  # her face
+    assert alpha[20, 20] == 0 and alpha[20, 490] == 0  # the wall behind her
+    assert not list(tmp_path.glob("*.partial*")), "temporary files left behind"
+
+
+def test_composite_matte_and_analysis(photo, tmp_path):
+    out, matte, analysis = tmp_path / "c.jpg", tmp_path / "m.png", tmp_path / "a.json"
+    assert _run(str(photo), str(out), "--bg", "#00ff00", "--json", str(analysis)) == 0
+    composite = cv2.imread(str(out))
+    assert composite.shape == (512, 512, 3)
+    assert np.abs(composite[20, 20].astype(int) - (0, 255, 0)).max() < 30
+    result = json.loads(analysis.read_text())
+    assert result["person_num"] == 1
+    parts = result["person_info"][0]["body_parts"]
+    assert len(parts) == 21 and parts["nose"]["score"] > 0.9
+    # the person's own left eye is on the image's right for someone facing the camera
+    assert parts["left_eye"]["x"] > parts["right_eye"]["x"]
+    assert _run(str(photo), str(matte), "--matte") == 0
+    gray = cv2.imread(str(matte), cv2.IMREAD_UNCHANGED)
+    assert gray.ndim == 2 and gray[120, 225] == 255 and gray[20, 20] == 0
+
+
+def test_folder_in_folder_out_continues_past_a_bad_file(photo, tmp_path, capsys):
+    (photo.parent / "broken.jpg").write_bytes(b"not a jpeg at all")
+    outdir = tmp_path / "cutouts"
+    assert _run(str(photo.parent), str(outdir) + "/") == 1
+    assert (outdir / "astronaut.png").is_file()
+    assert not (outdir / "broken.png").exists()
+    err = capsys.readouterr().err
+    assert "broken.jpg" in err and "1/2 images" in err
+
+
+def test_id_photo_has_the_size_and_dpi(photo, tmp_path):
+    from livematte.pipeline.id_photo import read_dpi
+
+    out = tmp_path / "id.jpg"
+    assert _run(str(photo), str(out), "--id-photo", "passport", "--bg", "white") == 0
+    image = cv2.imread(str(out))
+    assert image.shape[:2] == (531, 413)
+    assert read_dpi(out.read_bytes()) == (300, 300)
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["missing.jpg", "out.png"], 3, "input not found"),
+        (["{photo}", "out.jpg"], 4, "no transparency"),
+        (["{photo}", "out.xyz"], 4, "unsupported image format"),
+        (["{photo}", "no/such/folder/out.png"], 4, "output folder does not exist"),
+        (["{notimage}", "out.png"], 3, "not a readable image"),
+        (["{photo}", "out.png", "--bg", "blur:0"], 2, "blur"),
+    ],
+)
+def test_bad_input_is_one_line_and_non_zero(photo, tmp_path, capsys, monkeypatch, args, code,
+                                            message):
+    monkeypatch.chdir(tmp_path)
+    notimage = tmp_path / "fake.png"
+    notimage.write_bytes(b"\x89PNG but not really")
+    args = [a.format(photo=photo, notimage=notimage) for a in args]
+    assert _run(*args) == code
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err
+    assert not [p for p in tmp_path.rglob("*") if "partial" in p.name]
