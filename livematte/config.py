@@ -123,6 +123,9 @@ class KeypointsConfig:
     duplicate_distance: float = _ranged(0.1, 0.0, 1.0)
     #: Refine landmark positions with the landmark model's heatmap, as MediaPipe does.
     refine_heatmap: bool = True
+    #: LIVE only: run the landmark model on every Nth frame and show the last people in
+    #: between (1 = every frame).  Halves the keypoint cost of stickers at 2.
+    landmark_interval: int = _ranged(1, 1, 30)
 
 
 @dataclass(frozen=True)

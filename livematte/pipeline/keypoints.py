@@ -223,6 +223,8 @@ class KeypointStage:
         self._size: tuple[int, int] | None = None
         self._last_time: float | None = None
         self._masks = []
+        self._live_frames = 0
+        self._held: list[Person] = []
 
     def close(self) -> None:
         """Release the model sessions."""
@@ -282,12 +284,24 @@ class KeypointStage:
                 PersonMask(p.track_id, r.mask_logits, r.roi.crop_to_image(LANDMARK_SIZE))
                 for p, r in zip(people, results, strict=True)
             ]
+        elif frame.mode is Mode.LIVE and self._hold_landmarks():
+            # LIVE may run the landmark model on every Nth frame only (keypoints.
+            # landmark_interval): the people of the last run are shown in between, which
+            # keeps stickers on the body at a fraction of the cost.
+            people = self._held
         else:
             people = self._track(image, self._frame_time(frame), size)
+            self._held = people
         frame.people = people
         frame.person_masks = self.person_masks()
         frame.timings["keypoints"] = (time.perf_counter() - start) * 1000.0
         return frame
+
+    def _hold_landmarks(self) -> bool:
+        """True on the LIVE frames between two landmark runs (never while nobody is tracked)."""
+        self._live_frames += 1
+        interval = self.config.landmark_interval
+        return interval > 1 and bool(self._held) and self._live_frames % interval != 0
 
     def _frame_time(self, frame: Frame) -> float:
         t = frame.time

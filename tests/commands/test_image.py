@@ -86,8 +86,9 @@ def test_id_photo_has_the_size_and_dpi(photo, tmp_path):
         (["{photo}", "out.png", "--bg", "blur:0"], 2, "blur"),
     ],
 )
-def test_bad_input_is_one_line_and_non_zero(photo, tmp_path, capsys, monkeypatch, args, code,
-                                            message):
+def test_bad_input_is_one_line_and_non_zero(
+    photo, tmp_path, capsys, monkeypatch, args, code, message
+):
     monkeypatch.chdir(tmp_path)
     notimage = tmp_path / "fake.png"
     notimage.write_bytes(b"\x89PNG but not really")

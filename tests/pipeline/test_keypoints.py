@@ -19,6 +19,7 @@ from livematte.pipeline.keypoints import landmarks_box, refine_from_heatmap
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 GOLDEN = DATA / "mediapipe_golden"
+SAMPLE = Path(__file__).resolve().parents[2] / "livematte" / "samples" / "astronaut.jpg"
 MODELS = Path(livematte.__file__).parent / "models" / "data"
 
 needs_models = pytest.mark.skipif(
@@ -196,3 +197,17 @@ def test_coco_photo_analysis_json(make_stage) -> None:
     for info in out["person_info"]:
         loc = info["location"]
         assert 0 <= loc["left"] <= loc["left"] + loc["width"] <= img.shape[1]
+
+
+@needs_models
+def test_live_landmark_interval_runs_the_model_on_every_nth_frame(make_stage) -> None:
+    image = cv2.imread(str(SAMPLE))
+    stage = make_stage("live", landmark_interval=2)
+    calls = []
+    run = stage._landmarker.run
+    stage._landmarker.run = lambda inputs: calls.append(1) or run(inputs)
+    people = [stage.process(Frame(image, index=i, mode=Mode.LIVE)).people for i in range(7)]
+    assert all(len(p) == 1 for p in people)
+    # frames 0 and 1 run the model (nothing held at first), then every second frame: 3 and 5
+    assert len(calls) == 4
+    assert people[2] is people[1] and people[3] is not people[2] and people[4] is people[3]
