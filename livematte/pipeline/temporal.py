@@ -20,6 +20,9 @@ For each pixel the new mask is ``m_t = m_{t-1} + w * (raw_t - m_{t-1})``, where 
 2. ``|d|`` is box-averaged (3x3) to ignore isolated noisy pixels, then dilated (max filter) by
    one cell so pixels right next to a moving region - where the edge is about to arrive -
    also count as moving.
+   The motion map also remembers recent motion (``MOTION_MEMORY`` decay per frame), because
+   the model's mask can trail a fast or motion-blurred limb by a frame or two; without the
+   memory that trailing mask lands on a still image and is smoothed into a ghost.
 3. ``w = w_static + (1 - w_static) * smoothstep(motion / motion_threshold)``, computed on
    the small grid and bilinearly resized to the alpha's resolution.  Where the image
    is still, ``w = w_static = 1 - 0.9 * strength`` (strong averaging: the noise-driven
@@ -45,6 +48,12 @@ import cv2
 import numpy as np
 
 __all__ = ["AlphaStabilizer"]
+
+#: Per-frame decay of the motion map.  A pixel that moved recently still counts as moving for
+#: a few frames: a fast or motion-blurred limb leaves the model's mask a frame or two after it
+#: leaves the image, and smoothing that tail would leave a ghost of the limb behind.  A still
+#: image has no memory, so a one-frame model dropout there is still damped.
+MOTION_MEMORY = 0.7
 
 
 class AlphaStabilizer:
@@ -75,6 +84,7 @@ class AlphaStabilizer:
         self.motion_threshold = max(float(motion_threshold), 1e-3)
         self._mask: np.ndarray | None = None
         self._gray: np.ndarray | None = None
+        self._motion: np.ndarray | None = None
         #: How many times the state was dropped for a scene cut (for reports and tests).
         self.cuts = 0
 
@@ -87,6 +97,7 @@ class AlphaStabilizer:
         """Forget the history; the next frame passes through unchanged."""
         self._mask = None
         self._gray = None
+        self._motion = None
 
     def update(self, mask: np.ndarray, guide: np.ndarray) -> np.ndarray:
         """Stabilise one frame's alpha.
@@ -115,10 +126,14 @@ class AlphaStabilizer:
         diff = gray - prev_gray
         if float(np.abs(diff).mean()) > self.scene_cut_threshold:
             self.cuts += 1
+            self._motion = None
             return self._store(mask, gray)
         diff -= float(diff.mean())
         motion = cv2.blur(np.abs(diff), (3, 3))
         motion = cv2.dilate(motion, np.ones((3, 3), np.uint8))
+        if self._motion is not None and self._motion.shape == motion.shape:
+            motion = cv2.max(motion, self._motion * MOTION_MEMORY)
+        self._motion = motion
         t = np.minimum(motion * (1.0 / self.motion_threshold), 1.0)
         t = t * t * (3.0 - 2.0 * t)  # smoothstep: no kink between "still" and "moving"
         w_static = self.w_static

@@ -116,3 +116,17 @@ def test_full_resolution_alpha_with_small_guide():
     assert np.abs(out - moved)[changed].max() < 1e-3
     still = stab.update(np.zeros_like(moved), moved_guide)  # glitch on a still frame: damped
     assert still[moved > 0].min() == pytest.approx(0.9, abs=1e-3)
+
+
+def test_mask_lagging_behind_the_image_leaves_no_ghost():
+    # A fast limb: the image has already moved, the model's mask follows one frame later.
+    # Where the limb was, the image is still by then; motion memory must let the mask clear.
+    stab = AlphaStabilizer(strength=1.0, motion_threshold=6.0)
+    old_mask, old_guide = person(30)
+    new_mask, new_guide = person(45)  # a small move: a big one would count as a scene cut
+    for _ in range(3):
+        stab.update(old_mask, old_guide)
+    stab.update(old_mask, new_guide)  # image moved, model late
+    out = stab.update(new_mask, new_guide)  # image still, model catches up
+    left_behind = (old_mask > 0) & (new_mask == 0)
+    assert out[left_behind].max() < 0.05
