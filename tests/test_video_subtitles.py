@@ -172,7 +172,9 @@ def test_trimmed_subtitles_shift_with_the_video(media, tmp_path):
     # time would make the muxer shift the video too); the 0.3 and 0.5 s cues follow.
     cues = [(float(t), float(d), p) for t, d, p in _cues(out)]
     assert [p for *_, p in cues] == [_payload("subrip", t) for t in TEXTS]
-    assert [c[:2] for c in cues] == pytest.approx([(0.0, 0.05), (0.1, 0.15), (0.3, 0.15)])
+    # flattened: newer pytest's approx refuses nested sequences
+    flat = [value for cue in cues for value in cue[:2]]
+    assert flat == pytest.approx([0.0, 0.05, 0.1, 0.15, 0.3, 0.15])
     with av.open(str(out)) as container:
         first = min(p.pts * p.time_base for p in container.demux(video=0) if p.pts is not None)
     assert first == 0
