@@ -87,6 +87,11 @@ def test_trim_range(clips, tmp_path):
     frames, audio_end = _count_and_audio(out)
     assert summary.frames == frames == 10
     assert audio_end == pytest.approx(0.4, abs=0.05)
+    # the audio packet straddling --start must not push the video late (Matroska shifts all
+    # streams when one starts below zero)
+    with av.open(str(out)) as container:
+        first = next(container.decode(video=0))
+    assert float(first.pts * first.time_base) == pytest.approx(0.0, abs=1e-3)
 
 
 def test_image_sequence_input(tmp_path):

@@ -248,6 +248,11 @@ class VideoFileSource(Source):
                     if packet.duration:
                         packet.duration -= offset - packet.pts
                     packet.pts = packet.dts = offset
+                elif packet.pts < offset:
+                    # An audio (or data) packet straddling the start: its samples cannot be cut
+                    # without re-encoding, and a negative time would make Matroska delay the
+                    # video too, so it is dropped: the audio starts under one packet late.
+                    continue
                 packet.pts -= offset
                 packet.dts -= offset
                 yield packet
