@@ -18,12 +18,12 @@ from livematte.pipeline.sinks import (
     MemorySink,
     NullSink,
     PngSequenceSink,
-    VideoFileSink,
     frame_pixels,
     open_sink,
     resolve_format,
 )
 from livematte.pipeline.sources import SyntheticSource, open_source, write_clip
+from livematte.pipeline.video_sink import VideoFileSink
 
 W, H, N = 160, 120, 12
 
