@@ -5,18 +5,9 @@ resolution) and, when ``config.foreground``, ``frame.foreground`` (HxWx3 uint8 B
 colour-decontaminated), and records ``segment``, ``temporal``, ``refine`` and ``foreground``
 milliseconds in ``frame.timings``.
 
-Model adapters turn one family of ONNX models into a ``CoarseMatte`` (a mask covering the
-whole frame at the model's resolution, plus the frame resized to the same grid as a guide):
-
-* ``SelfieSegmentationAdapter`` - the embedded MediaPipe models (NHWC RGB 0..1 input of a
-  fixed size; output person probability).  Letterbox: the frame is scaled to fit and padded
-  with black, and the padding is cropped out of the output; stretch: scaled to fill.
-* ``RobustVideoMattingAdapter`` - RVM's published ONNX signature (``src`` [B,3,H,W] RGB 0..1,
-  recurrent ``r1i..r4i``, ``downsample_ratio`` [1] fp32 -> ``fgr, pha, r1o..r4o``).  The
-  adapter owns the four state tensors and resets them on resolution change and in IMAGE mode.
-* ``MODNetAdapter`` - MODNet's published ONNX signature (``[1,3,H,W]`` RGB normalised to
-  -1..1, short side scaled to 512 when the frame is outside 512, H and W multiples of 32;
-  output matte ``[1,1,H,W]``).
+Model adapters (``livematte.pipeline.matting_adapters``) turn one family of ONNX models into
+a ``CoarseMatte``: a mask covering the whole frame at the model's resolution, plus the frame
+resized to the same grid as a guide.
 
 Person ROI (``config.person_roi``): the keypoint stage's landmark model also segments each
 tracked person in its 256x256 crop (``frame.person_masks``).  ``fuse_person_masks`` warps each
@@ -30,19 +21,22 @@ more-confident rule wins (p3m SAD 0.87x live / 0.85x photo, gradient 0.96-0.97x,
 
 from __future__ import annotations
 
-import math
 import time
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import cv2
 import numpy as np
 
 from livematte.config import MattingConfig, RuntimeConfig, TemporalConfig
-from livematte.errors import ModelError
 from livematte.frame import Frame, Mode
+from livematte.pipeline.matting_adapters import (
+    MattingAdapter,
+    adapter_for_session,
+    choose_model,
+    resize_image,
+)
 from livematte.pipeline.refine import (
     closed_form_refine,
     estimate_foreground,
@@ -52,281 +46,7 @@ from livematte.pipeline.refine import (
 )
 from livematte.pipeline.temporal import AlphaStabilizer
 
-__all__ = [
-    "CoarseMatte",
-    "MattingAdapter",
-    "SelfieSegmentationAdapter",
-    "RobustVideoMattingAdapter",
-    "MODNetAdapter",
-    "adapter_for_session",
-    "resize_image",
-    "choose_model",
-    "crop_to_grid",
-    "fuse_person_masks",
-    "MattingStage",
-]
-
-SQUARE = "selfie_segmentation"
-LANDSCAPE = "selfie_segmentation_landscape"
-#: Aspect ratio (w/h) above which "auto" picks the 256x144 model: the geometric mean of 1:1 and
-#: 16:9, i.e. where both models waste the same share of their input on padding.
-LANDSCAPE_ASPECT = math.sqrt(16 / 9)
-
-
-@dataclass
-class CoarseMatte:
-    """A model's mask for one frame, before refinement.
-
-    Attributes:
-        alpha: hxw float32 0..1 covering the whole frame (padding already cropped out).
-        guide: hxwx3 uint8 BGR, the frame resized to ``alpha``'s grid.
-        foreground: hxwx3 uint8 BGR foreground when the model predicts one, else None.
-    """
-
-    alpha: np.ndarray
-    guide: np.ndarray
-    foreground: np.ndarray | None = None
-
-
-class MattingAdapter(Protocol):
-    """What ``MattingStage`` needs from a model family."""
-
-    #: The model carries state between frames (no extra temporal smoothing is applied).
-    recurrent: bool
-
-    def predict(self, image: np.ndarray) -> CoarseMatte:
-        """Coarse matte of one HxWx3 uint8 BGR frame."""
-        ...
-
-    def reset(self) -> None:
-        """Forget recurrent state."""
-        ...
-
-
-def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Resize a uint8 image to ``size`` = (w, h) with anti-aliasing when shrinking.
-
-    Large reductions go bilinear to twice the target, then area-average by exactly 2 (OpenCV
-    has a fast path for that): close to a full area resize at a third of its cost.
-    """
-    h, w = image.shape[:2]
-    tw, th = size
-    if (tw, th) == (w, h):
-        return image
-    if tw > w or th > h:
-        return cv2.resize(image, (tw, th), interpolation=cv2.INTER_LINEAR)
-    if w >= 4 * tw and h >= 4 * th:
-        image = cv2.resize(image, (2 * tw, 2 * th), interpolation=cv2.INTER_LINEAR)
-    return cv2.resize(image, (tw, th), interpolation=cv2.INTER_AREA)
-
-
-def _input_dtype(session: Any, name: str) -> type:
-    # ModelSession hides ORT's input metadata; fp16 exports (RVM ships one) need fp16 inputs.
-    types = getattr(session, "input_types", None)
-    if isinstance(types, dict) and name in types:
-        text = str(types[name])
-    else:
-        inner = getattr(session, "_session", session)
-        getter = getattr(inner, "get_inputs", None)
-        found = [i.type for i in getter() if i.name == name] if getter else []
-        text = found[0] if found else "tensor(float)"
-    return np.float16 if "float16" in text else np.float32
-
-
-def _shapes(session: Any) -> dict[str, list[Any]]:
-    shapes = getattr(session, "input_shapes", None)
-    if isinstance(shapes, dict):
-        return shapes
-    return {i.name: list(i.shape) for i in session.get_inputs()}
-
-
-class SelfieSegmentationAdapter:
-    """MediaPipe-style segmentation: fixed NHWC RGB 0..1 input, person probability out.
-
-    Args:
-        session: object with ``run(dict) -> dict`` (a ``ModelSession``).
-        input_size: (width, height) of the model input.
-        fit: "letterbox" (keep aspect, pad black, crop the padding out) or "stretch".
-    """
-
-    recurrent = False
-
-    def __init__(
-        self,
-        session: Any,
-        input_size: tuple[int, int],
-        fit: str = "letterbox",
-        input_name: str = "image",
-        output_name: str | None = None,
-    ) -> None:
-        self.session = session
-        self.input_size = (int(input_size[0]), int(input_size[1]))
-        self.fit = fit
-        self.input_name = input_name
-        self.output_name = output_name
-        mw, mh = self.input_size
-        self._buf = np.zeros((1, mh, mw, 3), np.float32)
-        self._geometry: tuple[int, int, int, int] | None = None
-
-    def geometry(self, width: int, height: int) -> tuple[int, int, int, int]:
-        """(x0, y0, content_w, content_h) of the frame inside the model input."""
-        mw, mh = self.input_size
-        if self.fit == "stretch":
-            return 0, 0, mw, mh
-        s = min(mw / width, mh / height)
-        cw = min(mw, max(1, round(width * s)))
-        ch = min(mh, max(1, round(height * s)))
-        return (mw - cw) // 2, (mh - ch) // 2, cw, ch
-
-    def predict(self, image: np.ndarray) -> CoarseMatte:
-        """Coarse person mask of ``image`` (HxWx3 uint8 BGR)."""
-        x0, y0, cw, ch = geo = self.geometry(image.shape[1], image.shape[0])
-        if geo != self._geometry:
-            self._buf.fill(0.0)  # padding must be black again where the old content was
-            self._geometry = geo
-        content = resize_image(image, (cw, ch))
-        rgb = cv2.cvtColor(content, cv2.COLOR_BGR2RGB)
-        np.multiply(
-            rgb,
-            np.float32(1.0 / 255.0),
-            out=self._buf[0, y0 : y0 + ch, x0 : x0 + cw],
-            casting="unsafe",
-        )
-        outputs = self.session.run({self.input_name: self._buf})
-        out = outputs[self.output_name] if self.output_name else next(iter(outputs.values()))
-        mh, mw = self._buf.shape[1:3]
-        mask = np.asarray(out, np.float32).reshape(mh, mw)[y0 : y0 + ch, x0 : x0 + cw]
-        return CoarseMatte(np.clip(mask, 0.0, 1.0), content)
-
-    def reset(self) -> None:
-        """Stateless: nothing to forget."""
-
-
-class RobustVideoMattingAdapter:
-    """RVM-signature recurrent matting model; owns the four recurrent state tensors.
-
-    Args:
-        session: object with ``run(dict) -> dict``.
-        downsample_ratio: RVM's internal downsampling; 0 = auto (long side 512 px, as RVM's
-            own converter does).
-        max_side: frames larger than this are resized before the model (memory on 4K/8K).
-    """
-
-    recurrent = True
-    STATES = ("r1i", "r2i", "r3i", "r4i")
-    OUTPUTS = ("r1o", "r2o", "r3o", "r4o")
-
-    def __init__(self, session: Any, downsample_ratio: float = 0.0, max_side: int = 1920) -> None:
-        self.session = session
-        self.downsample_ratio = float(downsample_ratio)
-        self.max_side = int(max_side)
-        self.dtype = _input_dtype(session, "src")
-        self._state: list[np.ndarray] | None = None
-        self._key: tuple[int, int, float] | None = None
-
-    @property
-    def state(self) -> list[np.ndarray] | None:
-        """Current recurrent state (None before the first frame / after a reset)."""
-        return self._state
-
-    def reset(self) -> None:
-        """Drop the recurrent state: the next frame starts from zeros."""
-        self._state = None
-        self._key = None
-        if hasattr(self.session, "reset"):
-            self.session.reset()
-
-    def predict(self, image: np.ndarray) -> CoarseMatte:
-        """Alpha and foreground of one frame, carrying the state from the previous one."""
-        h, w = image.shape[:2]
-        s = min(1.0, self.max_side / max(h, w))
-        size = (max(1, round(w * s)), max(1, round(h * s)))
-        content = resize_image(image, size)
-        ratio = self.downsample_ratio or min(1.0, 512.0 / max(size))
-        key = (size[0], size[1], ratio)
-        if key != self._key:  # state tensors are shaped by the (downsampled) resolution
-            self.reset()
-            self._key = key
-        src = cv2.cvtColor(content, cv2.COLOR_BGR2RGB).transpose(2, 0, 1)[None]
-        src = (src.astype(np.float32) * (1.0 / 255.0)).astype(self.dtype, copy=False)
-        state = self._state or [np.zeros((1, 1, 1, 1), self.dtype)] * 4
-        feed = {"src": src, "downsample_ratio": np.array([ratio], np.float32)}
-        feed.update(zip(self.STATES, state, strict=True))
-        out = self.session.run(feed)
-        self._state = [np.asarray(out[name]) for name in self.OUTPUTS]
-        pha = np.asarray(out["pha"], np.float32)[0, 0]
-        fgr = np.asarray(out["fgr"], np.float32)[0].transpose(1, 2, 0)
-        fgr = cv2.cvtColor(np.clip(fgr * 255.0 + 0.5, 0, 255).astype(np.uint8), cv2.COLOR_RGB2BGR)
-        return CoarseMatte(np.clip(pha, 0.0, 1.0), content, fgr)
-
-
-class MODNetAdapter:
-    """MODNet-signature trimap-free portrait matting: [1,3,H,W] in -1..1 -> [1,1,H,W] matte."""
-
-    recurrent = False
-
-    def __init__(self, session: Any, ref_size: int = 512, input_name: str | None = None) -> None:
-        self.session = session
-        self.ref_size = int(ref_size)
-        self.input_name = input_name or next(iter(_shapes(session)))
-        self.dtype = _input_dtype(session, self.input_name)
-
-    def input_size(self, width: int, height: int) -> tuple[int, int]:
-        """(w, h) MODNet's reference pre-processing resizes a frame to (multiples of 32)."""
-        ref = self.ref_size
-        if max(height, width) < ref or min(height, width) > ref:
-            if width >= height:
-                rh, rw = ref, int(width / height * ref)
-            else:
-                rw, rh = ref, int(height / width * ref)
-        else:
-            rh, rw = height, width
-        return max(32, rw - rw % 32), max(32, rh - rh % 32)
-
-    def predict(self, image: np.ndarray) -> CoarseMatte:
-        """Matte of one frame at MODNet's working size."""
-        size = self.input_size(image.shape[1], image.shape[0])
-        content = resize_image(image, size)
-        rgb = cv2.cvtColor(content, cv2.COLOR_BGR2RGB).astype(np.float32)
-        x = ((rgb - 127.5) / 127.5).transpose(2, 0, 1)[None].astype(self.dtype)
-        out = next(iter(self.session.run({self.input_name: x}).values()))
-        matte = np.asarray(out, np.float32).reshape(size[1], size[0])
-        return CoarseMatte(np.clip(matte, 0.0, 1.0), content)
-
-    def reset(self) -> None:
-        """Stateless: nothing to forget."""
-
-
-def adapter_for_session(session: Any, config: MattingConfig) -> MattingAdapter:
-    """Pick the adapter matching a session's input signature.
-
-    Raises:
-        ModelError: the signature is none of MediaPipe-, RVM- or MODNet-style.
-    """
-    shapes = _shapes(session)
-    names = list(shapes)
-    if {"src", "r1i", "r2i", "r3i", "r4i", "downsample_ratio"} <= set(names):
-        return RobustVideoMattingAdapter(session, config.downsample_ratio)
-    shape = shapes[names[0]] if len(names) == 1 else []
-    if len(shape) == 4 and shape[1] == 3:
-        return MODNetAdapter(session, input_name=names[0])
-    if len(shape) == 4 and shape[3] == 3 and all(isinstance(d, int) for d in shape[1:3]):
-        outputs = getattr(session, "output_names", None) or [None]
-        return SelfieSegmentationAdapter(
-            session, (shape[2], shape[1]), config.fit, input_name=names[0], output_name=outputs[0]
-        )
-    raise ModelError(
-        f"model inputs {shapes} match no supported signature: MediaPipe-style NHWC image, "
-        "RVM (src, r1i..r4i, downsample_ratio) or MODNet-style [1,3,H,W]"
-    )
-
-
-def choose_model(name: str, width: int, height: int) -> str:
-    """Resolve "auto" to the square or landscape embedded model for a frame size."""
-    if name != "auto":
-        return name
-    return LANDSCAPE if width / max(height, 1) > LANDSCAPE_ASPECT else SQUARE
-
+__all__ = ["crop_to_grid", "fuse_person_masks", "MattingStage"]
 
 #: Width (crop pixels) of the ramp that fades a person's crop out at its edge, so no seam shows
 #: where its mask stops counting.

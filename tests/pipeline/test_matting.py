@@ -14,9 +14,11 @@ from livematte.config import MattingConfig, RuntimeConfig, TemporalConfig  # noq
 from livematte.errors import ModelError  # noqa: E402
 from livematte.frame import Frame, Mode  # noqa: E402
 from livematte.pipeline.matting import (  # noqa: E402
+    MattingStage,
+)
+from livematte.pipeline.matting_adapters import (  # noqa: E402
     LANDSCAPE,
     SQUARE,
-    MattingStage,
     SelfieSegmentationAdapter,
     choose_model,
     resize_image,

@@ -27,6 +27,8 @@ from livematte.frame import Frame, Mode  # noqa: E402
 from livematte.models.session import create_session  # noqa: E402
 from livematte.pipeline.matting import (  # noqa: E402
     MattingStage,
+)
+from livematte.pipeline.matting_adapters import (  # noqa: E402
     MODNetAdapter,
     RobustVideoMattingAdapter,
     adapter_for_session,

@@ -15,10 +15,10 @@ from livematte.frame import Frame, Mode
 from livematte.pipeline.matting import (
     ROI_FEATHER,
     MattingStage,
-    SelfieSegmentationAdapter,
     crop_to_grid,
     fuse_person_masks,
 )
+from livematte.pipeline.matting_adapters import SelfieSegmentationAdapter
 from livematte.pipeline.pose_detection import Roi, crop_roi
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
