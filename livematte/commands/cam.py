@@ -76,7 +76,6 @@ def _cam(parser: argparse.ArgumentParser) -> Handler:
         help="background: an image, a video, blur, blur:N, '#rrggbb', a colour "
         "name or transparent; repeat to cycle with the b key",
     )
-    look.add_argument("--stickers", metavar="PACK", help="sticker pack, e.g. party")
     look.add_argument(
         "--overlay", action="store_true", help="show FPS, latency and stage timings in the window"
     )
@@ -141,8 +140,6 @@ def _cam(parser: argparse.ArgumentParser) -> Handler:
         extra: dict[str, object] = {"runtime.mode": "live"}
         if args.bg:
             extra["effects.background"] = args.bg[0]
-        if args.stickers:
-            extra["stickers.pack"] = args.stickers
         extra.update(effect_overrides(args))
         config = config_from_args(args, extra)
         stats = _run(args, config, size=size, window=window)

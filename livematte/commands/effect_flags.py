@@ -6,8 +6,11 @@ import argparse
 
 
 def add_effect_args(parser: argparse.ArgumentParser) -> None:
-    """Add --dim, --desaturate, --light-wrap, --blur-kind and --first-person-only."""
+    """Add --stickers, --dim, --desaturate, --light-wrap, --blur-kind, --first-person-only."""
     group = parser.add_argument_group("effects")
+    group.add_argument(
+        "--stickers", metavar="PACK", help="sticker pack: party, royal, bunny, angel or a TOML path"
+    )
     group.add_argument("--dim", type=float, metavar="0..1", help="darken the background")
     group.add_argument(
         "--desaturate", type=float, metavar="0..1", help="take the colour out of the background"
@@ -31,6 +34,8 @@ def add_effect_args(parser: argparse.ArgumentParser) -> None:
 def effect_overrides(args: argparse.Namespace) -> dict[str, object]:
     """Config overrides for the effect flags that were given."""
     overrides: dict[str, object] = {}
+    if getattr(args, "stickers", None):
+        overrides["stickers.pack"] = args.stickers
     for flag, key in (
         ("dim", "effects.dim"),
         ("desaturate", "effects.desaturate"),

@@ -13,8 +13,6 @@ from livematte.cli import Handler, add_config_args, command, config_from_args
 from livematte.commands.effect_flags import add_effect_args, effect_overrides
 from livematte.errors import LivematteError, SinkError, SourceError
 
-_IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
-
 
 def expand_inputs(patterns: list[str]) -> list[Path]:
     """Files, folders (their images, sorted) and glob patterns -> image paths, in order.
@@ -22,13 +20,20 @@ def expand_inputs(patterns: list[str]) -> list[Path]:
     Raises:
         SourceError: a name matches nothing.
     """
+    # Imported here: the module loads OpenCV and PyAV, which `livematte --help` should not.
+    from livematte.pipeline.sources import _GLOB_CHARS, IMAGE_EXTENSIONS, natural_key
+
+    # The image files the video path reads as frames, plus GIF, whose first frame is a photo
+    # here (the video path reads a GIF as an animation instead).
+    photo_suffixes = IMAGE_EXTENSIONS | {".gif"}
     found: list[Path] = []
     for pattern in patterns:
         path = Path(pattern)
         if path.is_dir():
-            found.extend(sorted(p for p in path.iterdir() if p.suffix.lower() in _IMAGE_SUFFIXES))
-        elif any(ch in pattern for ch in "*?["):
-            matches = sorted(Path(p) for p in glob.glob(pattern, recursive=True))
+            photos = (p for p in path.iterdir() if p.suffix.lower() in photo_suffixes)
+            found.extend(sorted(photos, key=natural_key))
+        elif _GLOB_CHARS.search(pattern):
+            matches = sorted((Path(p) for p in glob.glob(pattern, recursive=True)), key=natural_key)
             if not matches:
                 raise SourceError(f"no files match {pattern!r}")
             found.extend(matches)
@@ -64,9 +69,6 @@ def _image(parser: argparse.ArgumentParser) -> Handler:
         help="background: transparent (default), '#rrggbb', white, blur:N, an image or a video",
     )
     parser.add_argument(
-        "--stickers", metavar="PACK", help="sticker pack: party, royal, bunny, angel or a TOML path"
-    )
-    parser.add_argument(
         "--id-photo",
         metavar="SIZE",
         help="ID photo: passport (35x45 mm), us (2x2 in), 1inch, 2inch, 33x48; "
@@ -98,8 +100,6 @@ def _image(parser: argparse.ArgumentParser) -> Handler:
         extra: dict[str, object] = {"runtime.mode": "image"}
         if args.bg:
             extra["effects.background"] = args.bg
-        if args.stickers:
-            extra["stickers.pack"] = args.stickers
         if args.id_photo:
             extra["effects.id_photo"] = args.id_photo
             extra.setdefault("effects.background", "white")

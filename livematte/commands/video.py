@@ -64,7 +64,6 @@ def _video(parser: argparse.ArgumentParser) -> Handler:
         help="background for composites: '#rrggbb', green, blur:N, an image or "
         "a video (default: the preset's)",
     )
-    parser.add_argument("--stickers", metavar="PACK", help="sticker pack, e.g. party")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_effect_args(parser)
     add_config_args(parser, preset="video")
@@ -80,8 +79,6 @@ def _video(parser: argparse.ArgumentParser) -> Handler:
         extra: dict[str, object] = {"runtime.mode": "video"}
         if args.bg:
             extra["effects.background"] = args.bg
-        if args.stickers:
-            extra["stickers.pack"] = args.stickers
         extra.update(effect_overrides(args))
         config = config_from_args(args, extra)
         inputs = args.inputs[:-1]
