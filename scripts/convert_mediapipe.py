@@ -327,19 +327,17 @@ class Converter:
         values = self.buffer(ins[0])
         self.values[outs[0]] = Value(const=densify(values, tensor.Sparsity(), self.shape(ins[0])))
 
-    def op_conv_2d(self, op, ins, outs) -> None:
-        opts = _options(op, tflite.Conv2DOptions)
-        weights = self.get(ins[1]).const  # OHWI
+    def _conv(self, opts, ins, outs, weights, kernel, kind: str = "", **group: int) -> None:
+        """Conv from TFLite options and ONNX-layout weights; ``kind="dw"`` with ``group`` for
+        depthwise (the kind only names the tensors, which keeps the output bytes stable)."""
         stride = (opts.StrideH(), opts.StrideW())
         dilation = (opts.DilationHFactor(), opts.DilationWFactor())
-        kernel = weights.shape[1:3]
         pads = self.spatial_pads(self.shape(ins[0]), kernel, stride, dilation, opts.Padding())
         x, _ = self.as_input(ins[0], want_nchw=True)
-        w = self.constant(weights.transpose(0, 3, 1, 2), "w")
-        inputs = [x, w]
+        inputs = [x, self.constant(weights, kind or "w")]
         if len(ins) > 2 and ins[2] >= 0:
             inputs.append(self.constant(self.get(ins[2]).const, "b"))
-        out = self.fresh("conv")
+        out = self.fresh(kind + "conv")
         self.node(
             "Conv",
             inputs,
@@ -348,34 +346,20 @@ class Converter:
             strides=list(stride),
             dilations=list(dilation),
             pads=pads,
+            **group,
         )
         self.emit(outs[0], self.activation(out, opts.FusedActivationFunction()), True)
 
+    def op_conv_2d(self, op, ins, outs) -> None:
+        weights = self.get(ins[1]).const  # OHWI
+        self._conv(_options(op, tflite.Conv2DOptions), ins, outs,
+                   weights.transpose(0, 3, 1, 2), weights.shape[1:3])  # fmt: skip
+
     def op_depthwise_conv_2d(self, op, ins, outs) -> None:
-        opts = _options(op, tflite.DepthwiseConv2DOptions)
-        weights = self.get(ins[1]).const  # [1, H, W, C*M]
-        channels = self.shape(ins[0])[3]
-        stride = (opts.StrideH(), opts.StrideW())
-        dilation = (opts.DilationHFactor(), opts.DilationWFactor())
-        kernel = weights.shape[1:3]
-        pads = self.spatial_pads(self.shape(ins[0]), kernel, stride, dilation, opts.Padding())
-        x, _ = self.as_input(ins[0], want_nchw=True)
-        w = self.constant(weights.transpose(3, 0, 1, 2), "dw")  # [C*M, 1, H, W]
-        inputs = [x, w]
-        if len(ins) > 2 and ins[2] >= 0:
-            inputs.append(self.constant(self.get(ins[2]).const, "b"))
-        out = self.fresh("dwconv")
-        self.node(
-            "Conv",
-            inputs,
-            [out],
-            kernel_shape=list(kernel),
-            strides=list(stride),
-            dilations=list(dilation),
-            pads=pads,
-            group=channels,
-        )
-        self.emit(outs[0], self.activation(out, opts.FusedActivationFunction()), True)
+        weights = self.get(ins[1]).const  # [1, H, W, C*M] -> [C*M, 1, H, W]
+        self._conv(_options(op, tflite.DepthwiseConv2DOptions), ins, outs,
+                   weights.transpose(3, 0, 1, 2), weights.shape[1:3], "dw",
+                   group=self.shape(ins[0])[3])  # fmt: skip
 
     def op_convolution2dtransposebias(self, op, ins, outs) -> None:
         padding, stride_w, stride_h = struct.unpack(
