@@ -28,6 +28,9 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench import summarise, timings_ms  # noqa: E402
 
 from livematte.config import load_config  # noqa: E402
 from livematte.frame import LANDMARK_NAMES, Frame, Mode, Person  # noqa: E402
@@ -81,22 +84,6 @@ def _media(folder: Path, width: int, height: int) -> tuple[Path, Path]:
         for packet in stream.encode():
             container.mux(packet)
     return image, clip
-
-
-def _time(func, warmup: int, runs: int) -> dict[str, float]:
-    for _ in range(warmup):
-        func()
-    samples = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        func()
-        samples.append((time.perf_counter() - start) * 1000.0)
-    ordered = sorted(samples)
-    return {
-        "median_ms": round(statistics.median(ordered), 2),
-        "p95_ms": round(ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))], 2),
-        "mean_ms": round(statistics.fmean(ordered), 2),
-    }
 
 
 def bench_effects(
@@ -158,7 +145,11 @@ def bench_effects(
                     run.sticker_ms.append((time.perf_counter() - start) * 1000.0)  # type: ignore[attr-defined]
 
             run.sticker_ms = []  # type: ignore[attr-defined]
-            row = {"effect": label, **_time(run, warmup, runs), "size": f"{width}x{height}"}
+            row = {
+                "effect": label,
+                **summarise(timings_ms(run, warmup, runs)),
+                "size": f"{width}x{height}",
+            }
             if pack:  # the sticker stage's own share, on top of the colour background
                 row["stickers_only_ms"] = round(statistics.median(run.sticker_ms), 2)  # type: ignore[attr-defined]
             rows.append(row)
