@@ -30,9 +30,7 @@ Example::
 from __future__ import annotations
 
 import math
-import os
 import struct
-import tempfile
 import time
 import zlib
 from dataclasses import dataclass
@@ -44,6 +42,7 @@ import numpy as np
 from livematte.config import EffectsConfig, RuntimeConfig
 from livematte.errors import ConfigError, SinkError, SourceError
 from livematte.frame import Frame, Mode, Person
+from livematte.outputs import atomic_path
 from livematte.pipeline.effects import cover_fit
 from livematte.pipeline.stickers import anchor_points, fold_angle
 
@@ -336,9 +335,9 @@ def write_image(path: str | Path, image: np.ndarray, dpi: float = 300, quality: 
     path = Path(path)
     data = encode_image(image, path.suffix or ".png", dpi, quality)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=path.suffix, dir=path.parent or ".")
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except OSError as exc:
+        with atomic_path(path) as temporary:
+            temporary.write_bytes(data)
+    except SinkError:
+        raise
+    except OSError as exc:  # e.g. disk full while writing the temporary file
         raise SinkError(f"cannot write {path}: {exc.strerror or exc}") from exc
