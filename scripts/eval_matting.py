@@ -19,6 +19,9 @@ Sections (all read ../shared/data relative to the repository root unless --data 
   moving frames only, where lag would show), and colour fringe after compositing on a new
   background (per foreground estimator).
 * video: flicker on real clips where the image did not change (|grey diff| < 2 levels).
+* lag: how far the stabilised matte strays from the per-frame matte on real clips (ghosts
+  left behind fast limbs, holes where the model changed its mind), with and without the
+  optical-flow step.
 * speed: live pipeline on 1280x720 frames, one core (cv2 and ONNX Runtime 1 thread).
 
 ``--person-roi`` adds a "<mode>+roi" row after each mode (but raw) in the p3m, iou, synthetic
@@ -66,6 +69,10 @@ MODES = {
     "guided": ("photo", {"matting.refine": "guided", "matting.guide": "color"}),
     "photo": ("photo", {}),
     "video": ("video", {}),
+    # The same without step 1 of temporal.py (optical-flow smoothing of the coarse mask).
+    "video-noflow": ("video", {"temporal.motion_compensation": False}),
+    # Every frame on its own: the reference the lag section compares with.
+    "perframe": ("video", {"temporal.enabled": False}),
 }
 
 
@@ -361,7 +368,7 @@ def synthetic_clip(data: Path, name: str, size=(1280, 720), seed=0, noise=3.0):
 def section_synthetic(data: Path, modes: list[str], names: list[str]) -> dict:
     out: dict[str, dict] = {}
     for m in modes:
-        flick, flick_still, err, err_move, ms = [], [], [], [], []
+        flick, flick_still, flick_move, err, err_move, ms = [], [], [], [], [], []
         for k, name in enumerate(names):
             frames, truths, moving, _ = synthetic_clip(data, name, seed=k)
             stage, keypoints = make_stage(m), make_keypoints(m, "video")
@@ -380,10 +387,13 @@ def section_synthetic(data: Path, modes: list[str], names: list[str]) -> dict:
                     flick.append(float(np.abs(alpha - prev)[same].mean()))
                     if same.all():  # the whole frame is still: pure flicker, no motion
                         flick_still.append(flick[-1])
+                    if moving[t]:
+                        flick_move.append(flick[-1])
                 prev = alpha
         out[m] = {
             "flicker_x1e3": 1e3 * np.mean(flick),
             "still_flicker_x1e3": 1e3 * np.mean(flick_still),
+            "moving_flicker_x1e3": 1e3 * np.mean(flick_move),
             "mae_x1e3": 1e3 * np.mean(err),
             "mae_moving_x1e3": 1e3 * np.mean(err_move),
             "ms": float(np.median(ms)),
@@ -445,6 +455,49 @@ def section_video(data: Path, modes: list[str], n: int = 60) -> dict:
     }
 
 
+def section_lag(data: Path, modes: list[str]) -> dict:
+    """How far the stabilised matte strays from the per-frame matte of the same frame.
+
+    Per frame, as % of the per-frame person area: "left" where the stabilised alpha is > 0.5
+    but the per-frame one < 0.2 (a ghost left behind), "missing" the reverse (< 0.5 vs > 0.8,
+    a hole).  The per-frame matte flickers itself, so this is an upper bound of lag: a flip
+    the stabiliser rightly ignored counts too.  Fast motion: pose_squats.mp4 is 5 fps.
+    """
+    clips = {"pose_squats.mp4": 65, "one-by-one-person-detection.mp4": 150}
+    clips["pixabay_thumbs_up.mp4"] = 100
+    out: dict[str, dict] = {m: {} for m in modes}
+    for clip, n in clips.items():
+        path = data / "video" / clip
+        if not path.is_file():
+            continue
+        frames = _video_frames(path, n)
+        reference = make_stage("perframe")
+        per_frame = [
+            reference.process(Frame(image=im, index=t, mode=Mode.VIDEO)).alpha
+            for t, im in enumerate(frames)
+        ]
+        for m in modes:
+            stage = make_stage(m)
+            left, missing = [], []
+            for t, image in enumerate(frames):
+                alpha = stage.process(Frame(image=image, index=t, mode=Mode.VIDEO)).alpha
+                ref = per_frame[t]
+                area = max(int((ref > 0.5).sum()), 1)
+                left.append(100.0 * float(((alpha > 0.5) & (ref < 0.2)).sum()) / area)
+                missing.append(100.0 * float(((alpha < 0.5) & (ref > 0.8)).sum()) / area)
+            out[m][clip] = {
+                "left_pct": float(np.mean(left)),
+                "missing_pct": float(np.mean(missing)),
+                "worst_pct": float(max(a + b for a, b in zip(left, missing, strict=True))),
+            }
+    return {
+        m: {k: float(np.mean([c[k] for c in v.values()])) for k in ("left_pct", "missing_pct")}
+        | {"worst_pct": max(c["worst_pct"] for c in v.values()), "per_clip": v}
+        for m, v in out.items()
+        if v
+    }
+
+
 def section_speed(data: Path, n: int = 100) -> dict:
     cv2.setNumThreads(1)
     clip = data / "video" / "pixabay_thumbs_up.mp4"
@@ -497,7 +550,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     parser.add_argument("--json", type=Path, help="write all results here")
-    parser.add_argument("--sections", default="p3m,iou,synthetic,fringe,video,speed")
+    parser.add_argument("--sections", default="p3m,iou,synthetic,fringe,video,lag,speed")
     parser.add_argument("--limit", type=int, default=100, help="max p3m photos")
     parser.add_argument(
         "--set",
@@ -544,13 +597,20 @@ def main(argv: list[str] | None = None) -> int:
         )
     if "synthetic" in sections:
         results["synthetic"] = section_synthetic(
-            args.data, with_roi(["raw", "live", "video"], roi), names
+            args.data, with_roi(["raw", "live", "video"], roi) + ["video-noflow"], names
         )
         print(
             _table(
                 "synthetic moving composites, VIDEO mode (x1e-3; lower is better)",
                 results["synthetic"],
-                ["flicker_x1e3", "still_flicker_x1e3", "mae_x1e3", "mae_moving_x1e3", "ms"],
+                [
+                    "flicker_x1e3",
+                    "still_flicker_x1e3",
+                    "moving_flicker_x1e3",
+                    "mae_x1e3",
+                    "mae_moving_x1e3",
+                    "ms",
+                ],
             )
         )
     if "fringe" in sections:
@@ -559,12 +619,24 @@ def main(argv: list[str] | None = None) -> int:
         for k, v in results["fringe"].items():
             print(f"| {k} | {v:.3f} |")
     if "video" in sections:
-        results["video"] = section_video(args.data, with_roi(["raw", "live", "video"], roi))
+        results["video"] = section_video(
+            args.data, with_roi(["raw", "live", "video"], roi) + ["video-noflow"]
+        )
         print(
             _table(
                 "real video flicker where the image is still (x1e-3)",
                 results["video"],
                 ["flicker_x1e3"],
+            )
+        )
+    if "lag" in sections:
+        results["lag"] = section_lag(args.data, ["video", "video-noflow"])
+        print(
+            _table(
+                "stabilised vs per-frame matte on real clips (% of person area; lower is better)",
+                results["lag"],
+                ["left_pct", "missing_pct", "worst_pct"],
+                base=None,
             )
         )
     if "speed" in sections:

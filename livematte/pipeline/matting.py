@@ -44,7 +44,7 @@ from livematte.pipeline.refine import (
     fit_clip,
     upsample,
 )
-from livematte.pipeline.temporal import AlphaStabilizer
+from livematte.pipeline.temporal import AlphaStabilizer, CoarseMaskStabilizer
 
 __all__ = ["crop_to_grid", "fuse_person_masks", "MattingStage"]
 
@@ -150,6 +150,12 @@ class MattingStage:
             self.temporal.scene_cut_threshold,
             self.temporal.motion_threshold,
         )
+        self._coarse_stabilizer = CoarseMaskStabilizer(
+            self.temporal.strength,
+            self.temporal.scene_cut_threshold,
+            self.temporal.warp_threshold,
+            self.temporal.change_threshold,
+        )
         self._last: tuple[str, int, int] | None = None
 
     @property
@@ -178,6 +184,7 @@ class MattingStage:
     def reset(self) -> None:
         """Forget temporal and recurrent state (new shot)."""
         self._stabilizer.reset()
+        self._coarse_stabilizer.reset()
         for adapter in self._adapters.values():
             adapter.reset()
         self._last = None
@@ -202,17 +209,23 @@ class MattingStage:
             # IMAGE mode is stateless; a new model or resolution starts a new history.
             adapter.reset()
             self._stabilizer.reset()
+            self._coarse_stabilizer.reset()
         self._last = key
 
+        smooth = stateful and self.temporal.enabled and not adapter.recurrent
         t0 = time.perf_counter()
         coarse = adapter.predict(image)
         if self.config.person_roi and frame.person_masks:
             coarse.alpha = fuse_person_masks(coarse.alpha, frame.person_masks, (width, height))
         t1 = time.perf_counter()
+        if smooth and self.temporal.motion_compensation:
+            # The model's own flips, on still and moving bodies alike, along optical flow.
+            coarse.alpha = self._coarse_stabilizer.update(coarse.alpha, coarse.guide)
+        t_coarse = time.perf_counter()
         alpha = self.refine(coarse.alpha, coarse.guide, image)
         t2 = time.perf_counter()
-        if stateful and self.temporal.enabled and not adapter.recurrent:
-            # Stabilise the final alpha: it also carries image noise the guided filter let in.
+        if smooth:
+            # Then the final alpha: it also carries image noise the guided filter let in.
             alpha = self._stabilizer.update(alpha, coarse.guide)
         t3 = time.perf_counter()
         frame.alpha = alpha
@@ -220,7 +233,9 @@ class MattingStage:
             frame.foreground = self.foreground(image, alpha, coarse.foreground)
         t4 = time.perf_counter()
         frame.timings.update(
-            segment=(t1 - t0) * 1e3, refine=(t2 - t1) * 1e3, temporal=(t3 - t2) * 1e3
+            segment=(t1 - t0) * 1e3,
+            refine=(t2 - t_coarse) * 1e3,
+            temporal=(t3 - t2 + t_coarse - t1) * 1e3,
         )
         if self.config.foreground:
             frame.timings["foreground"] = (t4 - t3) * 1e3

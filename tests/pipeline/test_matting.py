@@ -219,3 +219,67 @@ def test_photo_refinement_beats_raw_on_reference_mattes():
         sad_raw += np.abs(raw.process(Frame(image=image)).alpha - gt).sum()
         sad_photo += np.abs(photo.process(Frame(image=image)).alpha - gt).sum()
     assert sad_photo < 0.9 * sad_raw
+
+
+class FlippingSession(EchoSession):
+    """Fake model that thresholds the echo and drops random blocks of the person each call."""
+
+    def __init__(self, size: tuple[int, int]) -> None:
+        super().__init__(size)
+        self.rng = np.random.default_rng(5)
+
+    def run(self, inputs: dict) -> dict:
+        x = inputs["image"]
+        mask = (x.mean(axis=3, keepdims=True) > 0.45).astype(np.float32)
+        h, w = mask.shape[1:3]
+        for _ in range(6):  # the model "changes its mind" about a few patches of the body
+            y0, x0 = self.rng.integers(0, h - 8), self.rng.integers(0, w - 8)
+            mask[0, y0 : y0 + 8, x0 : x0 + 8] *= 0.3
+        return {"segmentation": mask}
+
+
+def walking_person(dx: int, w: int = 1280, h: int = 720) -> np.ndarray:
+    """person_image's silhouette moved ``dx`` pixels right over the same textured background."""
+    rng = np.random.default_rng(0)
+    texture = cv2.GaussianBlur(rng.uniform(0, 80, (h, w)).astype(np.float32), (0, 0), 3)
+    image = np.dstack([texture, texture * 0.9, texture * 0.8]).astype(np.uint8)
+    cx = w // 3 + dx
+    shirt = cv2.GaussianBlur(rng.uniform(150, 230, (h, w)).astype(np.float32), (0, 0), 3)
+    body = np.zeros((h, w), np.uint8)
+    cv2.ellipse(body, (cx, h), (w // 6, h // 3), 0, 180, 360, 255, -1)
+    cv2.circle(body, (cx, h // 2), h // 8, 255, -1)
+    pattern = np.roll(shirt, dx, axis=1)  # the body's texture moves with it
+    image[body > 0] = np.dstack([pattern * 0.8, pattern * 0.9, pattern])[body > 0]
+    return image
+
+
+def test_motion_compensation_steadies_a_moving_body():
+    def run(compensate: bool) -> list[np.ndarray]:
+        stage = MattingStage(
+            MattingConfig(refine="none", foreground=False),
+            TemporalConfig(strength=1.0, motion_compensation=compensate),
+            RuntimeConfig(),
+            session_factory=lambda name, providers, threads: FlippingSession(
+                (256, 144) if "landscape" in str(name) else (256, 256)
+            ),
+        )
+        frames = [walking_person(10 * t) for t in range(16)]
+        return [
+            stage.process(Frame(image=im, index=i, mode=Mode.VIDEO)).alpha
+            for i, im in enumerate(frames)
+        ]
+
+    def body_flicker(alphas: list[np.ndarray]) -> float:
+        inside = [
+            cv2.erode((a > 0.5).astype(np.uint8), np.ones((41, 41), np.uint8)) > 0 for a in alphas
+        ]
+        return float(
+            np.mean(
+                [
+                    np.abs(alphas[t] - alphas[t - 1])[inside[t] & inside[t - 1]].mean()
+                    for t in range(6, 16)
+                ]
+            )
+        )
+
+    assert body_flicker(run(True)) < 0.5 * body_flicker(run(False))
