@@ -195,11 +195,17 @@ def test_coarse_flicker_on_a_moving_body_is_suppressed_without_lag():
     assert error[1] < error[0] + 0.01
 
 
-def test_coarse_one_frame_flips_are_damped_kept_changes_adopted():
+def settled_on_still_scene() -> tuple[CoarseMaskStabilizer, np.ndarray, np.ndarray]:
+    """A stabiliser that has seen the same still frame five times, and that frame."""
     mask, guide = textured_scene(60)
     stab = CoarseMaskStabilizer(strength=1.0)
     for _ in range(5):
         stab.update(mask, guide)
+    return stab, mask, guide
+
+
+def test_coarse_one_frame_flips_are_damped_kept_changes_adopted():
+    stab, mask, guide = settled_on_still_scene()
     # A dropout on the body for one frame is averaged away.
     dropped = mask.copy()
     dropped[60:120, 65:115] = 0.2
@@ -213,10 +219,7 @@ def test_coarse_one_frame_flips_are_damped_kept_changes_adopted():
 
 
 def test_coarse_confident_new_person_is_taken_at_once():
-    mask, guide = textured_scene(60)
-    stab = CoarseMaskStabilizer(strength=1.0)
-    for _ in range(5):
-        stab.update(mask, guide)
+    stab, mask, guide = settled_on_still_scene()
     found = mask.copy()
     found[30:90, 150:200] = 1.0  # the model is sure of someone it missed until now
     assert stab.update(found, guide)[35:85, 155:195].min() > 0.9
