@@ -463,8 +463,11 @@ def section_lag(data: Path, modes: list[str]) -> dict:
     a hole).  The per-frame matte flickers itself, so this is an upper bound of lag: a flip
     the stabiliser rightly ignored counts too.  Fast motion: pose_squats.mp4 is 5 fps.
     """
-    clips = {"pose_squats.mp4": 65, "one-by-one-person-detection.mp4": 150}
-    clips["pixabay_thumbs_up.mp4"] = 100
+    clips = {
+        "pose_squats.mp4": 65,
+        "one-by-one-person-detection.mp4": 150,
+        "pixabay_thumbs_up.mp4": 100,
+    }
     out: dict[str, dict] = {m: {} for m in modes}
     for clip, n in clips.items():
         path = data / "video" / clip

@@ -95,15 +95,15 @@ def fuse_person_masks(
     """
     out = np.array(alpha, np.float32, copy=True)
     grid = (out.shape[1], out.shape[0])
+    warp = {
+        "dsize": grid,
+        "flags": cv2.INTER_LINEAR,
+        "borderMode": cv2.BORDER_CONSTANT,
+        "borderValue": 0.0,
+    }
     for mask in masks:
         prob = np.asarray(mask.probability, np.float32)
         matrix = crop_to_grid(mask.crop_to_image, image_size, grid)
-        warp = {
-            "dsize": grid,
-            "flags": cv2.INTER_LINEAR,
-            "borderMode": cv2.BORDER_CONSTANT,
-            "borderValue": 0.0,
-        }
         person = cv2.warpAffine(prob, matrix, **warp)
         weight = cv2.warpAffine(_feather(prob.shape[0]), matrix, **warp)
         # Both models are right where they are sure; where they disagree, trust the surer one.
@@ -207,9 +207,7 @@ class MattingStage:
         key = (name, width, height)
         if not stateful or key != self._last:
             # IMAGE mode is stateless; a new model or resolution starts a new history.
-            adapter.reset()
-            self._stabilizer.reset()
-            self._coarse_stabilizer.reset()
+            self.reset()
         self._last = key
 
         smooth = stateful and self.temporal.enabled and not adapter.recurrent

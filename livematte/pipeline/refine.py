@@ -131,7 +131,6 @@ def fast_guided_upsample(
     *,
     guide_low: np.ndarray | None = None,
     color: bool = False,
-    work_size: tuple[int, int] | None = None,
     clip: tuple[float, float] = (0.0, 1.0),
 ) -> np.ndarray:
     """Upsample a coarse mask to the image's resolution with the fast guided filter.
@@ -144,15 +143,14 @@ def fast_guided_upsample(
         guide_low: optional BGR uint8/float image already resized to the working grid (saves
             one resize in live mode where the model input is at hand).
         color: use the 3-channel guide (better separation of similar greys, ~2x slower).
-        work_size: (w, h) of the grid where coefficients are fitted; default = coarse's size.
         clip: ``(low, high)`` mapped onto 0..1 (see ``fit_clip``), folded into a and b.
 
     Returns:
         HxW float32 alpha in 0..1.
     """
     height, width = image.shape[:2]
-    wl, hl = work_size or (coarse.shape[1], coarse.shape[0])
-    wl, hl = min(wl, width), min(hl, height)
+    # Coefficients are fitted on the coarse grid (never finer than the image).
+    wl, hl = min(coarse.shape[1], width), min(coarse.shape[0], height)
     p = upsample(coarse, (wl, hl))
     if guide_low is None or guide_low.shape[:2] != (hl, wl):
         guide_low = cv2.resize(image, (wl, hl), interpolation=cv2.INTER_AREA)
@@ -170,15 +168,12 @@ def fast_guided_upsample(
     a *= gain / 255.0
     b = (b - low) * gain
     size = (width, height)
+    a_full = cv2.resize(a, size, interpolation=cv2.INTER_LINEAR)
+    q = cv2.resize(b, size, interpolation=cv2.INTER_LINEAR)
     if color:
-        a_full = cv2.resize(a, size, interpolation=cv2.INTER_LINEAR)
-        q = cv2.resize(b, size, interpolation=cv2.INTER_LINEAR)
         q += np.einsum("hwc,hwc->hw", a_full, image, dtype=np.float32)
     else:
-        gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
-        a_full = cv2.resize(a, size, interpolation=cv2.INTER_LINEAR)
-        q = cv2.resize(b, size, interpolation=cv2.INTER_LINEAR)
-        q += a_full * gray
+        q += a_full * cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
     np.clip(q, 0.0, 1.0, out=q)
     return q
 
