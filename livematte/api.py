@@ -94,18 +94,14 @@ def build_pipeline(config: Config) -> Pipeline:
 
     stages: list[Stage] = []
     id_photo = id_photo_enabled(config.effects)
+    stickers = stickers_enabled(config)
     # Matting's person-ROI fusion needs the keypoint stage's per-person masks.
-    keypoints = (
-        config.keypoints.enabled
-        or config.matting.person_roi
-        or stickers_enabled(config)
-        or id_photo
-    )
+    keypoints = config.keypoints.enabled or config.matting.person_roi or stickers or id_photo
     if keypoints:
         stages.append(KeypointStage(config.keypoints, config.runtime))
     stages.append(MattingStage(config.matting, config.temporal, config.runtime))
     stages.append(EffectsStage(config.effects, config.runtime))
-    if stickers_enabled(config):
+    if stickers:
         stages.append(StickerStage(config.stickers, config.runtime))
     if id_photo:  # last: it crops and scales the finished composite
         stages.append(IdPhotoStage(config.effects, config.runtime))

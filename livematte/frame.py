@@ -47,6 +47,9 @@ LANDMARK_NAMES: tuple[str, ...] = (
     "left_foot_index", "right_foot_index",
 )  # fmt: skip
 
+#: Landmark name -> row in ``Person.landmarks``.
+LANDMARK_INDEX: dict[str, int] = {name: i for i, name in enumerate(LANDMARK_NAMES)}
+
 
 @dataclass
 class Person:
@@ -66,7 +69,14 @@ class Person:
 
     def landmark(self, name: str) -> np.ndarray:
         """Row (x, y, visibility, presence) of a named landmark."""
-        return self.landmarks[LANDMARK_NAMES.index(name)]
+        return self.landmarks[LANDMARK_INDEX[name]]
+
+
+def largest_person(people: list[Person]) -> Person | None:
+    """The person with the largest box (the first of equals), or None."""
+    if not people:
+        return None
+    return max(people, key=lambda p: (p.box[2] - p.box[0]) * (p.box[3] - p.box[1]))
 
 
 @dataclass

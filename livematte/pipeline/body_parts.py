@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from livematte.frame import LANDMARK_NAMES, Person
+from livematte.frame import LANDMARK_INDEX, LANDMARK_NAMES, Person
 
 #: Service part name -> BlazePose landmark name (None: derived, see the module docstring).
 BODY_PARTS: dict[str, str | None] = {
@@ -62,7 +62,6 @@ BODY_PARTS: dict[str, str | None] = {
     "left_ankle": "left_ankle",
     "right_ankle": "right_ankle",
 }
-_INDEX = {name: i for i, name in enumerate(LANDMARK_NAMES)}
 
 #: Head-top distance as multiples of the eye-mouth and ear-to-ear distances.
 TOP_HEAD_PER_FACE = 1.7
@@ -76,13 +75,13 @@ def _part(x: float, y: float, score: float) -> dict[str, float]:
 
 
 def _mid(lm: np.ndarray, a: str, b: str) -> np.ndarray:
-    return (lm[_INDEX[a], :2] + lm[_INDEX[b], :2]) / 2.0
+    return (lm[LANDMARK_INDEX[a], :2] + lm[LANDMARK_INDEX[b], :2]) / 2.0
 
 
 def derive_neck(landmarks: np.ndarray) -> tuple[np.ndarray, float]:
     """Neck point (x, y) and score from (33, >=3) landmarks: the shoulder midpoint."""
     lm = np.asarray(landmarks, dtype=np.float64)
-    score = min(lm[_INDEX["left_shoulder"], 2], lm[_INDEX["right_shoulder"], 2])
+    score = min(lm[LANDMARK_INDEX["left_shoulder"], 2], lm[LANDMARK_INDEX["right_shoulder"], 2])
     return _mid(lm, "left_shoulder", "right_shoulder"), float(score)
 
 
@@ -95,7 +94,9 @@ def derive_top_head(landmarks: np.ndarray) -> tuple[np.ndarray, float]:
     neck, _ = derive_neck(lm)
     face_axis = eyes - mouth
     face_len = float(np.hypot(*face_axis))
-    ear_dist = float(np.hypot(*(lm[_INDEX["left_ear"], :2] - lm[_INDEX["right_ear"], :2])))
+    ear_dist = float(
+        np.hypot(*(lm[LANDMARK_INDEX["left_ear"], :2] - lm[LANDMARK_INDEX["right_ear"], :2]))
+    )
     if face_len > 1e-6 and face_len >= MIN_FACE_AXIS_RATIO * ear_dist:
         up = face_axis / face_len
     else:
@@ -104,7 +105,7 @@ def derive_top_head(landmarks: np.ndarray) -> tuple[np.ndarray, float]:
         up = body_axis / norm if norm > 1e-6 else np.array([0.0, -1.0])
     distance = max(TOP_HEAD_PER_FACE * face_len, TOP_HEAD_PER_EARS * ear_dist)
     names = ("left_eye", "right_eye", "left_ear", "right_ear")
-    score = float(np.mean([lm[_INDEX[n], 2] for n in names]))
+    score = float(np.mean([lm[LANDMARK_INDEX[n], 2] for n in names]))
     return eyes + up * distance, score
 
 
@@ -114,7 +115,7 @@ def body_parts(person: Person) -> dict[str, dict[str, float]]:
     parts: dict[str, dict[str, float]] = {}
     for name, source in BODY_PARTS.items():
         if source is not None:
-            row = lm[_INDEX[source]]
+            row = lm[LANDMARK_INDEX[source]]
             parts[name] = _part(row[0], row[1], row[2])
         elif name == "neck":
             point, score = derive_neck(lm)

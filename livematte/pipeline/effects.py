@@ -37,6 +37,7 @@ import numpy as np
 from livematte.config import EffectsConfig, RuntimeConfig
 from livematte.errors import ConfigError, SourceError
 from livematte.frame import Frame
+from livematte.outputs import read_image
 from livematte.pipeline.compose import Compositor
 
 #: Named colours, BGR.  Blue and red are the common ID-photo backgrounds.
@@ -134,18 +135,6 @@ def grade(image: np.ndarray, dim: float, desaturate: float) -> np.ndarray:
     if dim > 0:
         out = cv2.convertScaleAbs(out, alpha=1.0 - dim, beta=0.0)
     return out
-
-
-def read_image(path: Path) -> np.ndarray:
-    """Read a BGR image (also from non-ASCII paths); SourceError when it is not one."""
-    try:
-        data = np.fromfile(str(path), np.uint8)
-    except OSError as exc:
-        raise SourceError(f"cannot read {path}: {exc.strerror or exc}") from exc
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR)
-    if image is None:
-        raise SourceError(f"cannot read {path}: not an image OpenCV can decode")
-    return image
 
 
 def disc_kernel(radius: float) -> np.ndarray:

@@ -41,7 +41,7 @@ import numpy as np
 
 from livematte.config import EffectsConfig, RuntimeConfig
 from livematte.errors import ConfigError, SinkError, SourceError
-from livematte.frame import Frame, Mode, Person
+from livematte.frame import Frame, Mode, Person, largest_person
 from livematte.outputs import atomic_path
 from livematte.pipeline.effects import cover_fit
 from livematte.pipeline.stickers import anchor_points, fold_angle
@@ -229,8 +229,8 @@ class IdPhotoStage:
         """Replace ``frame.output`` (or a copy of the image) by the ID photo."""
         start = time.perf_counter()
         picture = frame.output if frame.output is not None else frame.image
-        people = sorted(frame.people, key=lambda p: -(p.box[2] - p.box[0]) * (p.box[3] - p.box[1]))
-        head = head_geometry(people[0]) if people else None
+        person = largest_person(frame.people)
+        head = head_geometry(person) if person is not None else None
         if head is None or head.score < self.min_score or head.height < 4:
             if frame.mode is Mode.IMAGE:
                 raise SourceError(
@@ -241,7 +241,7 @@ class IdPhotoStage:
             alpha = frame.alpha
             if alpha is not None and alpha.dtype == np.uint8:
                 alpha = alpha.astype(np.float32) / 255.0
-            frame.output = make_id_photo(picture, people[0], self.size, self.level, alpha)
+            frame.output = make_id_photo(picture, person, self.size, self.level, alpha)
         frame.timings["id_photo"] = (time.perf_counter() - start) * 1000.0
         return frame
 

@@ -34,13 +34,12 @@ import numpy as np
 
 from livematte.config import Config, RuntimeConfig, StickersConfig
 from livematte.errors import ConfigError, SourceError
-from livematte.frame import LANDMARK_NAMES, Frame, Mode, Person
+from livematte.frame import LANDMARK_INDEX, LANDMARK_NAMES, Frame, Mode, largest_person
 from livematte.pipeline.compose import paste_sprite, premultiply
 
 PACK_DIR = Path(__file__).resolve().parent.parent / "configs" / "stickers"
 ART_DIR = Path(__file__).resolve().parent.parent / "stickers"
 
-_IDX = {name: i for i, name in enumerate(LANDMARK_NAMES)}
 #: Derived anchors, in addition to the 33 landmark names.
 DERIVED = (
     "between_eyes",
@@ -68,8 +67,13 @@ CROWN_ABOVE_EYES = 1.9
 CHIN_PER_EYE_MOUTH = 1.7  # chin below the eyes, in eye-to-mouth distances
 
 
+def _apart(lm: np.ndarray, a: str, b: str) -> np.ndarray:
+    """Vector from landmark ``b`` to landmark ``a`` (pixels)."""
+    return lm[LANDMARK_INDEX[a], :2] - lm[LANDMARK_INDEX[b], :2]
+
+
 def _mid(lm: np.ndarray, a: str, b: str) -> tuple[np.ndarray, float]:
-    pa, pb = lm[_IDX[a]], lm[_IDX[b]]
+    pa, pb = lm[LANDMARK_INDEX[a]], lm[LANDMARK_INDEX[b]]
     return (pa[:2] + pb[:2]) / 2.0, float(min(pa[2], pb[2]))
 
 
@@ -82,13 +86,13 @@ def anchor_points(landmarks: np.ndarray) -> dict[str, tuple[np.ndarray, float]]:
     """
     lm = np.asarray(landmarks, np.float64)
     out: dict[str, tuple[np.ndarray, float]] = {
-        n: (lm[i, :2], float(lm[i, 2])) for n, i in _IDX.items()
+        n: (lm[i, :2], float(lm[i, 2])) for n, i in LANDMARK_INDEX.items()
     }
     eyes, s_eyes = _mid(lm, "left_eye", "right_eye")
     mouth, s_mouth = _mid(lm, "mouth_left", "mouth_right")
     shoulders, s_sh = _mid(lm, "left_shoulder", "right_shoulder")
     hips, s_hips = _mid(lm, "left_hip", "right_hip")
-    eye_vec = lm[_IDX["left_eye"], :2] - lm[_IDX["right_eye"], :2]
+    eye_vec = _apart(lm, "left_eye", "right_eye")
     eye_dist = float(np.hypot(*eye_vec))
     to_mouth = mouth - eyes
     em = float(np.hypot(*to_mouth))
@@ -111,7 +115,7 @@ def anchor_points(landmarks: np.ndarray) -> dict[str, tuple[np.ndarray, float]]:
     out["mid_shoulders"] = (shoulders, s_sh)
     out["mid_hips"] = (hips, s_hips)
     out["chest"] = (shoulders + 0.25 * (hips - shoulders), min(s_sh, s_hips))
-    sw = float(np.hypot(*(lm[_IDX["left_shoulder"], :2] - lm[_IDX["right_shoulder"], :2])))
+    sw = float(np.hypot(*_apart(lm, "left_shoulder", "right_shoulder")))
     out["unit:eye_distance"] = (np.array([eye_dist, 0.0]), s_eyes)
     out["unit:face"] = (np.array([face, 0.0]), s_face)
     out["unit:shoulder_width"] = (np.array([sw, 0.0]), s_sh)
@@ -326,12 +330,6 @@ def stickers_enabled(config: Config) -> bool:
     return bool(pack) and pack.lower() != "none"
 
 
-def _largest(people: list[Person]) -> list[Person]:
-    if not people:
-        return []
-    return [max(people, key=lambda p: (p.box[2] - p.box[0]) * (p.box[3] - p.box[1]))]
-
-
 class StickerStage:
     """Pipeline stage: draw the pack's stickers on ``frame.output`` for each person.
 
@@ -343,6 +341,8 @@ class StickerStage:
     def __init__(self, config: StickersConfig, runtime: RuntimeConfig | None = None) -> None:
         self.config = config
         self.stickers = load_pack(config.pack.strip())
+        # Behind-stickers first so front ones of the same person cover them.
+        self._order = sorted(range(len(self.stickers)), key=lambda i: not self.stickers[i].behind)
         self._state: dict[tuple[int, int], tuple[np.ndarray, float]] = {}
 
     def _smooth(self, key: tuple[int, int], p: Placement, mode: Mode, t: float) -> Placement:
@@ -362,7 +362,10 @@ class StickerStage:
         start = time.perf_counter()
         if frame.output is None:
             frame.output = frame.image.copy()
-        people = _largest(frame.people) if self.config.first_person_only else frame.people
+        people = frame.people
+        if self.config.first_person_only:
+            largest = largest_person(people)
+            people = [] if largest is None else [largest]
         behind = None
         if frame.alpha is not None:
             colour = frame.foreground if frame.foreground is not None else frame.image
@@ -371,9 +374,7 @@ class StickerStage:
         t = frame.time if frame.time is not None else frame.index / 30.0
         for person in people:
             points = anchor_points(person.landmarks)
-            # Behind-stickers first so front ones of the same person cover them.
-            order = sorted(range(len(self.stickers)), key=lambda i: not self.stickers[i].behind)
-            for i in order:
+            for i in self._order:
                 sticker = self.stickers[i]
                 placement = place(sticker, points, self.config.min_score, self.config.scale)
                 key = (person.track_id, i)
