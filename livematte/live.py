@@ -22,7 +22,6 @@ Example::
 from __future__ import annotations
 
 import contextlib
-import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -35,6 +34,7 @@ from livematte.errors import SourceError
 from livematte.frame import Frame
 from livematte.pipeline.capture import LiveSource
 from livematte.pipeline.live_sinks import LiveSink
+from livematte.pipeline.sinks import stderr_notice
 
 ProcessFn = Callable[[Frame], Frame]
 SinkFactory = Callable[[tuple[int, int], float], Sequence[LiveSink]]
@@ -43,6 +43,11 @@ SinkFactory = Callable[[tuple[int, int], float], Sequence[LiveSink]]
 def percentile(values: Sequence[float], q: float) -> float:
     """The ``q``-th percentile (0..100) of ``values``; NaN when empty."""
     return float(np.percentile(np.asarray(values, np.float64), q)) if len(values) else float("nan")
+
+
+def latency_percentiles(ms: Sequence[float]) -> dict[str, float]:
+    """p50/p95/p99 of ``ms``, rounded to 0.01 (NaN when empty)."""
+    return {f"p{q}": round(percentile(ms, q), 2) for q in (50, 95, 99)}
 
 
 @dataclass
@@ -91,7 +96,7 @@ class LiveStats:
             "errors": self.errors,
             "reconnects": self.reconnects,
             "fps": round(self.processed / self.seconds, 2) if self.seconds else 0.0,
-            "latency_ms": {f"p{q}": round(percentile(ms, q), 2) for q in (50, 95, 99)},
+            "latency_ms": latency_percentiles(ms),
             "latency_growth_ms": round(growth, 2),
             "cpu_percent": round(100.0 * self.cpu_seconds / self.seconds, 1)
             if self.seconds
@@ -108,7 +113,7 @@ def sink_summary(sink: LiveSink) -> dict[str, Any]:
     return {
         "delivered": sink.delivered,
         "repeated": sink.repeated,
-        "latency_ms": {f"p{q}": round(percentile(ms, q), 2) for q in (50, 95, 99)},
+        "latency_ms": latency_percentiles(ms),
     }
 
 
@@ -149,7 +154,7 @@ class LiveRunner:
         self.stall_after = stall_after
         self.max_errors = max_errors
         self.first_frame_timeout = first_frame_timeout
-        self.log = log or (lambda text: print(f"livematte: {text}", file=sys.stderr))
+        self.log = log or stderr_notice
         self.paused = False
         self.stats = LiveStats()
         self._stop = threading.Event()
@@ -211,7 +216,7 @@ class LiveRunner:
         stats = self.stats
         start = time.monotonic()
         # The window needs its events pumped often; without one, wake up rarely.
-        poll = 0.01 if any(type(s).__name__ == "WindowSink" for s in self.sinks) else 0.1
+        poll = min((s.poll_interval for s in self.sinks), default=LiveSink.poll_interval)
         item, errors_in_row = None, 0
         try:
             while not self._stop.is_set():

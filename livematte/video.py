@@ -27,7 +27,13 @@ from typing import Any, TextIO
 
 from livematte.errors import LivematteError, SinkError, SourceError
 from livematte.pipeline.runner import ProcessFn, RunStats, run_video
-from livematte.pipeline.sinks import FORMATS, default_extension, open_sink, resolve_format
+from livematte.pipeline.sinks import (
+    FORMATS,
+    default_extension,
+    open_sink,
+    resolve_format,
+    stderr_notice,
+)
 from livematte.pipeline.sources import (
     _GLOB_CHARS,
     Source,
@@ -254,7 +260,7 @@ def transcode(
         raise SinkError(f"unknown output format {fmt!r}; use one of {', '.join(FORMATS)}")
     if on_error not in ("skip", "raise"):
         raise ValueError(f"on_error must be 'skip' or 'raise', got {on_error!r}")
-    say = notice or (lambda message: print(f"livematte: {message}", file=sys.stderr))
+    say = notice or stderr_notice
     specs = expand_inputs(inputs)
     output = Path(output)
     batch = len(specs) > 1 or (output.is_dir() and fmt != "png-seq" and not output.suffix)

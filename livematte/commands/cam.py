@@ -22,7 +22,7 @@ from pathlib import Path
 
 from livematte.cli import Handler, add_config_args, command, config_from_args
 from livematte.commands.effect_flags import add_effect_args, effect_overrides
-from livematte.errors import ConfigError, SinkError
+from livematte.errors import ConfigError
 
 _SIZE = re.compile(r"^(\d+)\s*[xX*]\s*(\d+)$")
 
@@ -120,7 +120,7 @@ def _cam(parser: argparse.ArgumentParser) -> Handler:
     add_config_args(parser, preset="live")
 
     def run(args: argparse.Namespace) -> int:
-        from livematte.pipeline.window import display_available
+        from livematte.pipeline.window import display_available, require_display
 
         window = display_available() if args.window is None else args.window
         if not (window or args.vcam or args.stream):
@@ -128,10 +128,8 @@ def _cam(parser: argparse.ArgumentParser) -> Handler:
                 "no output: use --window (needs a display), --vcam or --stream URL"
                 + ("" if display_available() else " (no display found for a window)")
             )
-        if window and not display_available():
-            raise SinkError(
-                "cannot open a window: no display (DISPLAY/WAYLAND_DISPLAY unset); use --no-window"
-            )
+        if window:
+            require_display()
         if args.duration is not None and args.duration <= 0:
             raise ConfigError(f"--duration must be positive, got {args.duration}")
         size = parse_size(args.size) if args.size else None

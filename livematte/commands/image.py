@@ -91,6 +91,7 @@ def _image(parser: argparse.ArgumentParser) -> Handler:
         from livematte.api import build_pipeline
         from livematte.frame import Frame
         from livematte.outputs import read_image, write_image
+        from livematte.pipeline.sinks import frame_pixels
 
         inputs = expand_inputs(args.inputs[:-1])
         if not inputs:
@@ -114,11 +115,7 @@ def _image(parser: argparse.ArgumentParser) -> Handler:
             for source, target in zip(inputs, outputs, strict=True):
                 try:
                     frame = pipeline.process(Frame(image=read_image(source)))
-                    result = (
-                        (frame.alpha * 255.0 + 0.5).astype("uint8")
-                        if args.matte
-                        else (frame.output)
-                    )
+                    result = frame_pixels(frame, "matte") if args.matte else frame.output
                     if config.effects.id_photo and not args.matte:
                         # ID photos carry their print resolution (PNG pHYs / JPEG density)
                         from livematte.pipeline.id_photo import resolve_size

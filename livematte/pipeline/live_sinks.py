@@ -35,9 +35,8 @@ import numpy as np
 from livematte.errors import SinkError
 from livematte.frame import Frame
 from livematte.pipeline.capture import LatestSlot
+from livematte.pipeline.sinks import GREEN, alpha_u8
 
-#: Chroma-key green in BGR (the broadcast 0,177,64 plate).
-GREEN = (64, 177, 0)
 _FLATTEN_COLOURS = {"green": GREEN, "black": (0, 0, 0)}
 
 
@@ -48,10 +47,7 @@ def output_image(frame: Frame, what: str = "output") -> np.ndarray:
         SinkError: not uint8 HxWx3/HxWx4.
     """
     if what == "matte" and frame.alpha is not None:
-        alpha = frame.alpha
-        if alpha.dtype != np.uint8:
-            alpha = (np.clip(alpha, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-        return cv2.cvtColor(alpha, cv2.COLOR_GRAY2BGR)
+        return cv2.cvtColor(alpha_u8(frame), cv2.COLOR_GRAY2BGR)
     image = frame.output if frame.output is not None else frame.image
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] not in (3, 4):
         raise SinkError(
@@ -83,9 +79,11 @@ class LiveSink:
     Attributes:
         delivered: pictures delivered (repeats excluded); ``repeated``: keep-alive re-sends.
         latencies: (monotonic delivery time, capture-to-delivery ms) per delivered frame.
+        poll_interval: longest the runner may wait for a frame between ``poll``/``idle`` calls.
     """
 
     name = "sink"
+    poll_interval = 0.1
 
     def __init__(self) -> None:
         self.delivered = 0

@@ -51,14 +51,15 @@ CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", "
 #: Extensions each format may be written to (None = any video container).
 _FORMAT_EXTENSIONS = {"prores4444": (".mov", ".mkv"), "webm-alpha": (".webm", ".mkv")}
 _DEFAULT_EXTENSION = {"prores4444": ".mov", "webm-alpha": ".webm", "png-seq": ""}
-#: Codec parameters per quality level: CRF for x264/x265/VP9, ProRes profile.
 #: Chroma-key green in BGR (the broadcast 0,177,64 plate).
-GREEN_BGR = np.array([64, 177, 0], np.float32)
+GREEN = (64, 177, 0)
+GREEN_BGR = np.array(GREEN, np.float32)
 
 Notice = Callable[[str], None]
 
 
-def _stderr_notice(message: str) -> None:
+def stderr_notice(message: str) -> None:
+    """The default notice: ``livematte: MESSAGE`` on stderr."""
     print(f"livematte: {message}", file=sys.stderr)
 
 
@@ -92,7 +93,12 @@ def default_extension(fmt: str) -> str:
     return _DEFAULT_EXTENSION.get(fmt, ".mp4")
 
 
-def _alpha_u8(frame: Frame) -> np.ndarray | None:
+def alpha_u8(frame: Frame) -> np.ndarray | None:
+    """``frame.alpha`` as a uint8 matte (float 0..1 clipped and rounded), or None without one.
+
+    Raises:
+        SinkError: the alpha is not the image's size, or neither float nor uint8.
+    """
     alpha = frame.alpha
     if alpha is None:
         return None
@@ -121,7 +127,7 @@ def _checked(image: np.ndarray, frame: Frame, what: str, channels: tuple[int, ..
 
 
 def _need_alpha(frame: Frame, fmt: str) -> np.ndarray:
-    alpha = _alpha_u8(frame)
+    alpha = alpha_u8(frame)
     if alpha is None:
         raise SinkError(f"--format {fmt} needs an alpha matte; the pipeline produced none")
     return alpha
@@ -266,8 +272,7 @@ class PngSequenceSink(Sink):
         SinkError: the parent folder is missing/unwritable or the folder exists and is not empty.
     """
 
-    def __init__(self, folder: str | Path, fmt: str = "png-seq", *, compression: int = 3,
-                 notice: Notice | None = None):  # fmt: skip
+    def __init__(self, folder: str | Path, fmt: str = "png-seq", *, compression: int = 3):
         self.path = Path(folder)
         self.fmt = "png-seq" if fmt in ("png-seq", "auto") else fmt
         self.frames = 0
@@ -346,8 +351,8 @@ def open_sink(
 
     fmt = resolve_format(path, fmt)
     if fmt == "png-seq":
-        return PngSequenceSink(path, fmt, notice=notice)
+        return PngSequenceSink(path, fmt)
     return VideoFileSink(
         path, fmt, quality=quality, codec=codec, preset=preset, passthrough=passthrough,
-        rate=rate, notice=notice or _stderr_notice,
+        rate=rate, notice=notice or stderr_notice,
     )  # fmt: skip

@@ -24,9 +24,9 @@ from livematte.pipeline.sinks import (
     Notice,
     Sink,
     _check_folder,
-    _stderr_notice,
     frame_pixels,
     resolve_format,
+    stderr_notice,
 )
 
 _CRF = {
@@ -81,7 +81,7 @@ class VideoFileSink(Sink):
         preset: str = "veryfast",
         passthrough: Sequence[Any] = (),
         rate: Fraction | None = None,
-        notice: Notice = _stderr_notice,
+        notice: Notice = stderr_notice,
     ):
         self.path = Path(path)
         self.fmt = resolve_format(self.path, fmt)

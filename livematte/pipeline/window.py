@@ -66,6 +66,14 @@ def display_available() -> bool:
     return True
 
 
+def require_display() -> None:
+    """Raise ``SinkError`` when no window can be shown (see ``display_available``)."""
+    if not display_available():
+        raise SinkError(
+            "cannot open a window: no display (DISPLAY/WAYLAND_DISPLAY unset); use --no-window"
+        )
+
+
 def checkerboard(size: tuple[int, int], cell: int = 16) -> np.ndarray:
     """A grey checkerboard (BGR) of ``size`` (w, h), the usual "transparent" backdrop."""
     w, h = size
@@ -103,6 +111,7 @@ class WindowSink(LiveSink):
     """
 
     name = "window"
+    poll_interval = 0.01  # the GUI needs its events pumped often
 
     def __init__(
         self,
@@ -131,10 +140,7 @@ class WindowSink(LiveSink):
         self._shown = False
 
     def open(self) -> None:
-        if not display_available():
-            raise SinkError(
-                "cannot open a window: no display (DISPLAY/WAYLAND_DISPLAY unset); use --no-window"
-            )
+        require_display()
         try:
             flags = cv2.WINDOW_AUTOSIZE | getattr(cv2, "WINDOW_GUI_NORMAL", 0)
             cv2.namedWindow(self.title, flags)
@@ -156,7 +162,7 @@ class WindowSink(LiveSink):
         return image
 
     def _decorate(self, image: np.ndarray, frame: Frame | None) -> np.ndarray:
-        helping = self.show_help and time.monotonic() - self._opened_at < _HELP_SECONDS
+        helping = self.show_help and self._help_visible()
         if not (self.overlay or helping or self.status or self.view == "matte"):
             return image
         image = image.copy()  # other sinks may hold this very array: never draw on it
