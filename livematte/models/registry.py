@@ -290,72 +290,68 @@ def _load_user_models_once() -> None:
 
 # --- embedded models (MediaPipe, Apache-2.0, converted to ONNX) -------------------------------
 
-_MEDIAPIPE = "https://github.com/google-ai-edge/mediapipe"
+_MEDIAPIPE_HOME = "https://github.com/google-ai-edge/mediapipe"
+
+
+def _mediapipe(name: str, **kw: Any) -> ModelSpec:
+    """Spec of an embedded MediaPipe model: ``<name>.onnx``, manifest checksum, Apache-2.0."""
+    return ModelSpec(
+        name=name,
+        file=f"{name}.onnx",
+        sha256=_manifest_sha256(name),
+        license="Apache-2.0",
+        homepage=_MEDIAPIPE_HOME,
+        **kw,
+    )
 
 
 @model
 def selfie_segmentation() -> ModelSpec:
     """MediaPipe selfie segmentation, square 256x256 input."""
-    return ModelSpec(
-        name="selfie_segmentation",
+    return _mediapipe(
+        "selfie_segmentation",
         task="segmentation",
-        file="selfie_segmentation.onnx",
-        sha256=_manifest_sha256("selfie_segmentation"),
         input_size=(256, 256),
         outputs=("segmentation",),
-        license="Apache-2.0",
         description="MediaPipe selfie segmentation 256x256 (person probability)",
-        homepage=_MEDIAPIPE,
     )
 
 
 @model
 def selfie_segmentation_landscape() -> ModelSpec:
     """MediaPipe selfie segmentation, landscape 256x144 input (faster)."""
-    return ModelSpec(
-        name="selfie_segmentation_landscape",
+    return _mediapipe(
+        "selfie_segmentation_landscape",
         task="segmentation",
-        file="selfie_segmentation_landscape.onnx",
-        sha256=_manifest_sha256("selfie_segmentation_landscape"),
         input_size=(256, 144),
         outputs=("segmentation",),
-        license="Apache-2.0",
         description="MediaPipe selfie segmentation 256x144 landscape (person probability)",
-        homepage=_MEDIAPIPE,
     )
 
 
 @model
 def pose_detection() -> ModelSpec:
     """BlazePose person detector: 2254 anchors, raw boxes + score logits."""
-    return ModelSpec(
-        name="pose_detection",
+    return _mediapipe(
+        "pose_detection",
         task="pose_detection",
-        file="pose_detection.onnx",
-        sha256=_manifest_sha256("pose_detection"),
         input_size=(224, 224),
         scale=2.0 / 255.0,
         offset=-1.0,
         outputs=("boxes", "scores"),
-        license="Apache-2.0",
         description="MediaPipe BlazePose detector 224x224 (2254 anchors)",
-        homepage=_MEDIAPIPE,
     )
 
 
 @model
 def pose_landmark_full() -> ModelSpec:
     """BlazePose full landmark model: 39 landmarks x 5, presence, segmentation logits."""
-    return ModelSpec(
-        name="pose_landmark_full",
+    return _mediapipe(
+        "pose_landmark_full",
         task="pose_landmark",
-        file="pose_landmark_full.onnx",
-        sha256=_manifest_sha256("pose_landmark_full"),
         input_size=(256, 256),
         outputs=("landmarks", "presence", "segmentation", "heatmap", "world_landmarks"),
-        license="Apache-2.0",
         description="MediaPipe BlazePose full landmarks 256x256 (+ person mask)",
-        homepage=_MEDIAPIPE,
     )
 
 

@@ -88,6 +88,12 @@ def _ort_errors(ort: Any) -> tuple[type[BaseException], ...]:
     return (RuntimeError, ValueError, *found)
 
 
+def _first_line(exc: BaseException) -> str:
+    """First line of the exception's message, or its type name when the message is empty."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 class ModelSession:
     """One loaded model.  Owns the recurrent state of recurrent models.
 
@@ -132,6 +138,11 @@ class ModelSession:
         """Declared input shapes (symbolic dimensions are strings or None)."""
         return {i.name: list(i.shape) for i in self._session.get_inputs()}
 
+    @property
+    def input_types(self) -> dict[str, str]:
+        """Declared input element types in ONNX Runtime's spelling (e.g. "tensor(float)")."""
+        return {i.name: i.type for i in self._session.get_inputs()}
+
     def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Run the model; return every output by name.
 
@@ -149,8 +160,7 @@ class ModelSession:
         try:
             values = self._session.run(None, feed)
         except self._errors as exc:
-            detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ModelError(f"model {self.name!r} failed to run: {detail}") from exc
+            raise ModelError(f"model {self.name!r} failed to run: {_first_line(exc)}") from exc
         outputs = dict(zip(self.output_names, values, strict=True))
         for in_name, out_name in state_pairs:
             self._state[in_name] = outputs[out_name]
@@ -223,8 +233,7 @@ def create_session(
     try:
         session = ort.InferenceSession(str(path), sess_options=options, providers=chosen)
     except errors as exc:
-        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelError(f"cannot load model {path.name}: {detail}") from exc
+        raise ModelError(f"cannot load model {path.name}: {_first_line(exc)}") from exc
 
     # ORT drops providers that fail to initialise without raising: find out what really runs.
     actual = session.get_providers()

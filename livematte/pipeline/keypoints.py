@@ -208,7 +208,6 @@ class KeypointStage:
         self._landmarker = create_session(LANDMARK_MODEL, runtime.providers, runtime.threads)
         self._anchors = ssd_anchors()
         self._next_id = 0
-        self._masks: list[PersonMask] = []
         self.reset()
 
     @property
@@ -222,7 +221,7 @@ class KeypointStage:
         self._frames_since_detect = 0
         self._size: tuple[int, int] | None = None
         self._last_time: float | None = None
-        self._masks = []
+        self._masks: list[PersonMask] = []
         self._live_frames = 0
         self._held: list[Person] = []
 
@@ -280,10 +279,7 @@ class KeypointStage:
         if frame.mode is Mode.IMAGE:
             results = self._detect_people(image, [])
             people = [self._person(i, r, size) for i, r in enumerate(results)]
-            self._masks = [
-                PersonMask(p.track_id, r.mask_logits, r.roi.crop_to_image(LANDMARK_SIZE))
-                for p, r in zip(people, results, strict=True)
-            ]
+            self._masks = [self._mask(p.track_id, r) for p, r in zip(people, results, strict=True)]
         elif frame.mode is Mode.LIVE and self._hold_landmarks():
             # LIVE may run the landmark model on every Nth frame only (keypoints.
             # landmark_interval): the people of the last run are shown in between, which
@@ -390,10 +386,13 @@ class KeypointStage:
             if self.config.smoothing:
                 result.landmarks = track.smoother(result.landmarks, t, object_size)
             people.append(self._person(track.track_id, result, size))
-            matrix = result.roi.crop_to_image(LANDMARK_SIZE)
-            self._masks.append(PersonMask(track.track_id, result.mask_logits, matrix))
+            self._masks.append(self._mask(track.track_id, result))
         self._tracks = [track for track, _ in kept]
         return people
+
+    @staticmethod
+    def _mask(track_id: int, result: LandmarkResult) -> PersonMask:
+        return PersonMask(track_id, result.mask_logits, result.roi.crop_to_image(LANDMARK_SIZE))
 
     @staticmethod
     def _person(track_id: int, result: LandmarkResult, size: tuple[int, int]) -> Person:

@@ -80,15 +80,8 @@ def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 def _input_dtype(session: Any, name: str) -> type:
-    # ModelSession hides ORT's input metadata; fp16 exports (RVM ships one) need fp16 inputs.
-    types = getattr(session, "input_types", None)
-    if isinstance(types, dict) and name in types:
-        text = str(types[name])
-    else:
-        inner = getattr(session, "_session", session)
-        getter = getattr(inner, "get_inputs", None)
-        found = [i.type for i in getter() if i.name == name] if getter else []
-        text = found[0] if found else "tensor(float)"
+    # fp16 exports (RVM ships one) need fp16 inputs; sessions without type info get float32.
+    text = str(getattr(session, "input_types", {}).get(name, "tensor(float)"))
     return np.float16 if "float16" in text else np.float32
 
 

@@ -40,7 +40,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from livematte.server import errors as E
 from livematte.server.engine import Engine, MattingResult, ServerSettings
 from livematte.server.errors import ApiError, envelope
-from livematte.server.images import MEDIA_TYPES, RenderOptions
+from livematte.server.images import MEDIA_TYPES, RenderOptions, make_zip
 from livematte.server.keys import ApiKey, KeyStore, RateLimiter
 
 log = logging.getLogger("livematte.server")
@@ -396,8 +396,6 @@ def create_app(
         failures = [o for o in outcomes if isinstance(o, ApiError)]
         if len(failures) == len(outcomes):
             raise failures[0]
-        from livematte.server.images import make_zip
-
         files: dict[str, bytes] = {}
         errors = []
         taken: set[str] = set()

@@ -2,12 +2,9 @@
 
 Both follow ``livematte.cli``'s contract (a builder adds flags to its parser and returns the
 handler ``Namespace -> exit status``), and nothing heavy is imported until a handler runs, so
-``livematte --help`` stays fast and FastAPI/uvicorn are needed only to serve.  Registering them
-in ``livematte/cli.py`` takes two lines (this module imports nothing heavy, so the import
-can sit with the others at the top)::
-
-    from livematte.server.commands import register as register_server_commands
-    register_server_commands(command)   # after ``def command``, before ``build_parser``
+``livematte --help`` stays fast and FastAPI/uvicorn are needed only to serve.  ``livematte.cli``
+registers them with ``register(command)``; this module imports the CLI's shared helpers only
+inside functions, because the CLI imports it at its top.
 
 ``add_serve_parser(subparsers)`` / ``add_keys_parser(subparsers)`` do the same for any other
 argparse tree, and ``python -m livematte.server.commands serve|keys ...`` runs them standalone.
@@ -45,35 +42,19 @@ def _positive_float(text: str) -> float:
     return value
 
 
-def _add_config_args(parser: argparse.ArgumentParser, preset: str) -> None:
-    try:
-        from livematte.cli import add_config_args
-    except ImportError:  # the CLI module is optional for the standalone entry point
-        parser.add_argument("--preset", default=preset, metavar="NAME|PATH")
-        return
-    add_config_args(parser, preset=preset)
-
-
-def _config(args: argparse.Namespace):  # noqa: ANN202 - livematte.config.Config
-    try:
-        from livematte.cli import config_from_args
-    except ImportError:
-        from livematte.config import load_config
-
-        return load_config(args.preset, {})
-    return config_from_args(args, {"runtime.mode": "image"})
-
-
 # --- serve ---------------------------------------------------------------------------------------
 
 
 def serve_builder(parser: argparse.ArgumentParser) -> Handler:
     """Add ``serve``'s flags to ``parser``; return its handler."""
+    # Imported here, not at the top: livematte.cli imports this module.
+    from livematte.cli import add_config_args
+
     parser.add_argument(
         "--host", default="127.0.0.1", help="address to bind (default: %(default)s)"
     )
     parser.add_argument("--port", type=int, default=8000, help="port (default: %(default)s)")
-    _add_config_args(parser, "photo")
+    add_config_args(parser, preset="photo")
     pool = parser.add_argument_group("capacity")
     pool.add_argument(
         "--workers",
@@ -151,6 +132,8 @@ def serve_builder(parser: argparse.ArgumentParser) -> Handler:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from livematte.cli import config_from_args
+
     try:
         import uvicorn
 
@@ -178,7 +161,7 @@ def _serve(args: argparse.Namespace) -> int:
         )
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    config = _config(args)
+    config = config_from_args(args, {"runtime.mode": "image"})
     store = None
     if keyless != "on":
         store = KeyStore(args.keys_db)  # opened now: an unwritable path fails here, not later

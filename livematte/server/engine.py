@@ -29,6 +29,7 @@ from livematte.server.images import (
     MAX_FILE_BYTES,
     MAX_PIXELS,
     PREVIEW_PIXELS,
+    DecodedImage,
     RenderOptions,
     decode_image,
     fit_pixels,
@@ -125,7 +126,6 @@ class Engine:
         # Loaded now (cheap) so a bad preset fails at startup, not on the first request.
         self._config = None if process is not None else server_config(config, settings.workers)
         self._process = process or self._pipeline_process
-        self._injected = process is not None
         self._executor = ThreadPoolExecutor(settings.workers, thread_name_prefix="livematte")
         self._capacity = settings.workers + settings.queue
         self._in_flight = 0
@@ -179,7 +179,7 @@ class Engine:
 
         A barrier holds every task until all have started, so each lands on its own thread.
         """
-        if self._injected:
+        if self._config is None:  # an injected ``process``: no pipeline to build
             return
         barrier = threading.Barrier(self.settings.workers, timeout=600)
 
@@ -208,15 +208,19 @@ class Engine:
 
     # --- work, on a worker thread ----------------------------------------------------------
 
+    def _decode(self, data: bytes) -> DecodedImage:
+        """Decode one uploaded image within the per-file limits."""
+        return decode_image(
+            data, max_bytes=self.settings.max_file_bytes, max_pixels=self.settings.max_pixels
+        )
+
     def _job(
         self, uploads: list[bytes], options: RenderOptions, analysis: bool, bg: bytes | None
     ) -> list[Outcome]:
         background = None
         if bg is not None:
             try:
-                background = decode_image(
-                    bg, max_bytes=self.settings.max_file_bytes, max_pixels=self.settings.max_pixels
-                ).bgr
+                background = self._decode(bg).bgr
             except ApiError as exc:
                 raise ApiError(exc.error, f"bg_image: {exc.msg}") from None
         outcomes: list[Outcome] = []
@@ -235,9 +239,7 @@ class Engine:
     def _one(
         self, data: bytes, options: RenderOptions, analysis: bool, background: np.ndarray | None
     ) -> tuple[bytes, str, dict | None]:
-        decoded = decode_image(
-            data, max_bytes=self.settings.max_file_bytes, max_pixels=self.settings.max_pixels
-        )
+        decoded = self._decode(data)
         bgr, input_alpha = decoded.bgr, decoded.alpha
         if options.preview:
             # Shrink before inference, not after: a preview is meant to be fast too.

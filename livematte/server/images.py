@@ -303,6 +303,13 @@ def composite(fg: np.ndarray, alpha8: np.ndarray, bg: np.ndarray) -> np.ndarray:
     return (out // 255).astype(np.uint8)
 
 
+def _encode(image: np.ndarray, fmt: str) -> tuple[bytes, str]:
+    """``image`` as (JPEG, "jpg") when ``fmt`` is "jpg", else as (PNG, "png")."""
+    if fmt == "jpg":
+        return encode_jpeg(image), "jpg"
+    return encode_png(image), "png"
+
+
 def render(
     alpha: np.ndarray,
     foreground: np.ndarray,
@@ -330,8 +337,6 @@ def render(
     if input_alpha is not None:
         alpha8 = ((alpha8.astype(np.uint16) * input_alpha + 127) // 255).astype(np.uint8)
     fg = foreground
-    if fg.dtype != np.uint8:  # a float foreground (0..255) from a future stage
-        fg = np.clip(fg + 0.5, 0, 255).astype(np.uint8)
     if options.crop:
         box = _crop_box(alpha8, options.margin)
         if box is not None:  # nobody found: keep the whole picture rather than fail
@@ -339,9 +344,7 @@ def render(
     if options.format == "zip":
         return make_zip({"color.jpg": encode_jpeg(fg), "alpha.png": encode_png(alpha8)}), "zip"
     if options.channels == "alpha":
-        if options.format == "jpg":
-            return encode_jpeg(alpha8), "jpg"
-        return encode_png(alpha8), "png"
+        return _encode(alpha8, options.format)
     h, w = alpha8.shape
     bg = None
     if bg_image is not None:
@@ -351,10 +354,7 @@ def render(
         bg[:] = options.background or (255, 255, 255)
     if bg is None:
         return encode_png(np.dstack([fg, alpha8])), "png"
-    flat = composite(fg, alpha8, bg)
-    if options.format == "jpg":
-        return encode_jpeg(flat), "jpg"
-    return encode_png(flat), "png"
+    return _encode(composite(fg, alpha8, bg), options.format)
 
 
 def make_zip(files: dict[str, bytes]) -> bytes:
