@@ -10,12 +10,12 @@ import subprocess
 import sys
 import threading
 import time
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 import pytest
 import pyvirtualcam
+from media import write_h264
 
 from livematte.errors import SourceError
 from livematte.frame import Frame
@@ -28,20 +28,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def write_clip(path: Path, frames: int = 12, size=(160, 120), fps: int = 30) -> str:
     """A tiny H.264 clip: a grey square moving over a darker field."""
-    import av
 
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
-        stream.options = {"preset": "ultrafast"}
-        for i in range(frames):
-            image = np.full((size[1], size[0], 3), 40, np.uint8)
-            image[30:90, 10 + 5 * i : 60 + 5 * i] = 200
-            picture = av.VideoFrame.from_ndarray(image, format="bgr24")
-            picture.pts, picture.time_base = i, Fraction(1, fps)
-            container.mux(stream.encode(picture))
-        container.mux(stream.encode())
-    return str(path)
+    def picture(i: int) -> np.ndarray:
+        image = np.full((size[1], size[0], 3), 40, np.uint8)
+        image[30:90, 10 + 5 * i : 60 + 5 * i] = 200
+        return image
+
+    return write_h264(path, (picture(i) for i in range(frames)), fps)
 
 
 @pytest.fixture

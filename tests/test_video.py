@@ -9,13 +9,14 @@ import av
 import cv2
 import numpy as np
 import pytest
+from media import SHARED_DATA, needs_shared
 
 from livematte.errors import SinkError, SourceError
 from livematte.frame import Frame
 from livematte.pipeline.sources import open_source, write_clip
 from livematte.video import Progress, expand_inputs, transcode
 
-SHARED_VIDEO = Path(__file__).resolve().parents[2] / "shared" / "data" / "video"
+SHARED_VIDEO = SHARED_DATA / "video"
 
 
 class DiscMatte:
@@ -193,7 +194,7 @@ def test_progress_bar_on_a_terminal_only():
     assert quiet.getvalue() == ""
 
 
-@pytest.mark.skipif(not SHARED_VIDEO.is_dir(), reason="../shared/data/video not present")
+@needs_shared("video")
 def test_real_clip_with_audio_to_every_format(tmp_path):
     src = SHARED_VIDEO / "pixabay_thumbs_up.mp4"
     if not src.exists():

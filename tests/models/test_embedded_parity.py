@@ -14,14 +14,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from media import REPO, SHARED_DATA
 
 ort = pytest.importorskip("onnxruntime")
 
-REPO = Path(__file__).resolve().parents[2]
 DATA = REPO / "livematte" / "models" / "data"
 SAMPLE = REPO / "livematte" / "samples" / "astronaut.jpg"
 REFERENCE = Path(__file__).with_name("tflite_reference.npz")
-GOLDEN = REPO.parent / "shared" / "data" / "mediapipe_golden"
+GOLDEN = SHARED_DATA / "mediapipe_golden"
 
 # pixel / 255 * scale + offset, as each model was trained
 NORMALISATION = {

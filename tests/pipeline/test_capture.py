@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import threading
 import time
-from fractions import Fraction
 
 import numpy as np
 import pytest
+from media import write_h264
 
 from livematte.errors import SourceError
 from livematte.frame import Mode
@@ -24,19 +24,8 @@ from livematte.pipeline.capture import (
 
 def write_clip(path, frames: int = 10, size=(160, 120), fps: int = 30) -> str:
     """A tiny H.264 clip whose frame i is filled with grey level 20 * i (to recognise it)."""
-    import av
-
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
-        stream.options = {"preset": "ultrafast", "crf": "10"}
-        for i in range(frames):
-            image = np.full((size[1], size[0], 3), (20 * i) % 250, np.uint8)
-            picture = av.VideoFrame.from_ndarray(image, format="bgr24")
-            picture.pts, picture.time_base = i, Fraction(1, fps)
-            container.mux(stream.encode(picture))
-        container.mux(stream.encode())
-    return str(path)
+    images = (np.full((size[1], size[0], 3), (20 * i) % 250, np.uint8) for i in range(frames))
+    return write_h264(path, images, fps, crf="10")
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from media import SHARED_DATA, needs_shared
 
 import livematte
 from livematte.config import KeypointsConfig, RuntimeConfig
@@ -17,7 +18,7 @@ from livematte.frame import Frame, Mode
 from livematte.pipeline.body_parts import analysis_json
 from livematte.pipeline.keypoints import landmarks_box, refine_from_heatmap
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+DATA = SHARED_DATA
 GOLDEN = DATA / "mediapipe_golden"
 SAMPLE = Path(__file__).resolve().parents[2] / "livematte" / "samples" / "astronaut.jpg"
 MODELS = Path(livematte.__file__).parent / "models" / "data"
@@ -27,9 +28,7 @@ needs_models = pytest.mark.skipif(
     or not (MODELS / "pose_landmark_full.onnx").is_file(),
     reason="pose ONNX models absent from livematte/models/data (run scripts/convert_mediapipe.py)",
 )
-needs_golden = pytest.mark.skipif(
-    not (GOLDEN / "pose.jpg").is_file(), reason=f"shared test data absent: {GOLDEN}"
-)
+needs_golden = needs_shared("mediapipe_golden", "pose.jpg")
 
 
 # -- pure maths -------------------------------------------------------------------------------
@@ -184,10 +183,7 @@ def test_tracking_is_steady_on_a_still_image(make_stage) -> None:
     assert stage.process(Frame(img, index=7, mode=Mode.VIDEO)).people[0].track_id == 1
 
 
-@pytest.mark.skipif(
-    not (DATA / "keypoints" / "coco_val2017_mini").is_dir(),
-    reason=f"shared test data absent: {DATA / 'keypoints'}",
-)
+@needs_shared("keypoints", "coco_val2017_mini")
 @needs_models
 def test_coco_photo_analysis_json(make_stage) -> None:
     img = cv2.imread(str(DATA / "keypoints" / "coco_val2017_mini" / "000000397133.jpg"))

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import cv2
 import numpy as np
 import pytest
 
 pytest.importorskip("onnxruntime")
+
+from media import SHARED_DATA, needs_shared
 
 from livematte.config import MattingConfig, RuntimeConfig, TemporalConfig  # noqa: E402
 from livematte.errors import ModelError  # noqa: E402
@@ -24,10 +24,8 @@ from livematte.pipeline.matting_adapters import (  # noqa: E402
     resize_image,
 )
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
-needs_data = pytest.mark.skipif(
-    not DATA.is_dir(), reason=f"shared evaluation data not found at {DATA}"
-)
+DATA = SHARED_DATA
+needs_data = needs_shared()
 
 
 def person_image(w: int = 320, h: int = 240, seed: int = 0) -> np.ndarray:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from media import SHARED_DATA, needs_shared
 
 from livematte.config import MattingConfig, load_config
 from livematte.frame import Frame, Mode
@@ -21,10 +21,8 @@ from livematte.pipeline.matting import (
 from livematte.pipeline.matting_adapters import SelfieSegmentationAdapter
 from livematte.pipeline.pose_detection import Roi, crop_roi
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
-needs_data = pytest.mark.skipif(
-    not DATA.is_dir(), reason=f"shared evaluation data not found at {DATA}"
-)
+DATA = SHARED_DATA
+needs_data = needs_shared()
 
 
 @dataclass
