@@ -355,12 +355,17 @@ def load_config(
         data = _read_toml(_resolve(preset_or_path))
     if overrides:
         data = _deep_merge(data, _nest(overrides))
-    config = _build(Config, data, "")
-    if config.matting.clip_low >= config.matting.clip_high:
-        raise ConfigError("matting.clip_low must be below matting.clip_high")
-    return config
+    return _config_from(data)
 
 
 def replace(config: Config, overrides: Mapping[str, Any]) -> Config:
     """Return a copy of ``config`` with dotted-key overrides applied (validated as above)."""
-    return _build(Config, _deep_merge(dataclasses.asdict(config), _nest(overrides)), "")
+    return _config_from(_deep_merge(dataclasses.asdict(config), _nest(overrides)))
+
+
+def _config_from(data: Mapping[str, Any]) -> Config:
+    # Every way to a Config passes here, so the cross-field rules hold for all of them.
+    config = _build(Config, data, "")
+    if config.matting.clip_low >= config.matting.clip_high:
+        raise ConfigError("matting.clip_low must be below matting.clip_high")
+    return config

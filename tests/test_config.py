@@ -102,6 +102,8 @@ def test_overrides_beat_preset_and_replace_validates():
     assert replace(config, {"runtime.threads": "4"}).runtime.threads == 4
     with pytest.raises(ConfigError, match="runtime.threads"):
         replace(config, {"runtime.threads": "x"})
+    with pytest.raises(ConfigError, match="clip_low"):
+        replace(config, {"matting.clip_low": 0.9, "matting.clip_high": 0.5})
 
 
 def test_config_is_frozen():
