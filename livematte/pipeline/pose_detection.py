@@ -96,10 +96,6 @@ class Detections:
     def __len__(self) -> int:
         return int(self.scores.shape[0])
 
-    def take(self, index: np.ndarray | list[int]) -> Detections:
-        """Subset (or reorder) by index."""
-        return Detections(self.scores[index], self.boxes[index], self.keypoints[index])
-
     @staticmethod
     def empty() -> Detections:
         """No detections."""
