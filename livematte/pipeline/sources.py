@@ -326,17 +326,21 @@ class ImageSequenceSource(Source):
         self.mode = mode or (Mode.IMAGE if len(self.paths) == 1 else Mode.VIDEO)
         self.frame_count = len(self.paths)
         self.skipped = 0
-        read_image(self.paths[0])  # fail fast with one clear line
+        # Read now to fail fast with one clear line; kept as frame 0 rather than read twice.
+        self._first: np.ndarray | None = read_image(self.paths[0])
 
     def items(self) -> Iterator[Any]:
         index = 0
         for slot, path in enumerate(self.paths):
             tic = time.perf_counter()
-            try:
-                image = read_image(path)
-            except SourceError:
-                self.skipped += 1
-                continue
+            if slot == 0 and self._first is not None:
+                image, self._first = self._first, None
+            else:
+                try:
+                    image = read_image(path)
+                except SourceError:
+                    self.skipped += 1
+                    continue
             frame = Frame(image, index=index, pts=slot, time_base=self.time_base, mode=self.mode)
             frame.timings["decode"] = (time.perf_counter() - tic) * 1000.0
             index += 1
