@@ -2,7 +2,10 @@
 
 Everything works on BGR ``uint8`` pictures and ``float32`` alpha in 0..1 and leans on OpenCV
 kernels (``cv2.blendLinear``, ``cv2.warpAffine``), which are several times faster than numpy
-broadcasting at 720p and release the GIL.  Scratch memory lives in a ``Compositor`` that keeps its
+broadcasting at 720p and release the GIL.  Arithmetic between an array and a Python number is done
+in numpy, never with ``cv2.subtract(1.0, a)`` / ``cv2.multiply(a, k)``: OpenCV's bindings take an
+array of at most 4 elements in a column (1x1, 4x1) for a Scalar, and OpenCV 5.1 then returns the
+array unchanged (a 1x1 blend of 200 over 0 at alpha 1.0 gave 161).  Scratch memory lives in a ``Compositor`` that keeps its
 buffers between frames; the *output* of a frame is always a fresh array, because sinks may still be
 reading the previous frame's output from another thread.
 
@@ -20,6 +23,8 @@ import cv2
 import numpy as np
 
 _EPS = 1e-6
+#: Pictures with at most this many pixels are blended in numpy (see the module docstring).
+_TINY = 16
 
 
 class Compositor:
@@ -31,7 +36,7 @@ class Compositor:
     def _inverse(self, alpha: np.ndarray) -> np.ndarray:
         if self._inv is None or self._inv.shape != alpha.shape:
             self._inv = np.empty(alpha.shape, np.float32)
-        cv2.subtract(1.0, alpha, dst=self._inv)
+        np.subtract(np.float32(1.0), alpha, out=self._inv)
         return self._inv
 
     def blend(
@@ -51,6 +56,11 @@ class Compositor:
         alpha = _as_float_alpha(alpha)
         if out is None:
             out = np.empty_like(foreground)
+        if alpha.size <= _TINY:
+            # A few pixels: numpy, so no OpenCV binding can take an array for a Scalar.
+            a = alpha[..., None]
+            np.copyto(out, np.rint(foreground * a + background * (1.0 - a)).astype(np.uint8))
+            return out
         # blendLinear divides by (w1 + w2), which is 1 here, so it is an exact lerp.
         cv2.blendLinear(foreground, background, alpha, self._inverse(alpha), dst=out)
         return out

@@ -395,6 +395,6 @@ def light_wrap(
     spread = cv2.GaussianBlur(1.0 - a_s, (0, 0), sigma)
     b_s = cv2.GaussianBlur(b_s, (0, 0), sigma)
     m = cv2.resize(spread, (w, h), interpolation=cv2.INTER_LINEAR)
-    cv2.multiply(m, float(strength), dst=m)
+    m *= np.float32(strength)  # numpy, not cv2.multiply: see compose.py on tiny arrays
     bb = cv2.resize(b_s, (w, h), interpolation=cv2.INTER_LINEAR)
-    return cv2.blendLinear(bb, foreground, m, 1.0 - m)
+    return Compositor().blend(bb, foreground, m)

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Install the NEWEST versions pyproject.toml's ranges allow (ignoring requirements-lock.txt) into a
+# scratch venv and run the test suite there, to find a break such as OpenCV 5.1's on purpose,
+# before a user does. On success, `scripts/lock.sh --upgrade` moves the lock to those versions.
+# Usage: scripts/check_latest.sh [pytest args...]     (venv: $LATEST_VENV, default /tmp/livematte-latest)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+venv=${LATEST_VENV:-${TMPDIR:-/tmp}/livematte-latest}
+rm -rf "$venv"
+python3 -m venv "$venv"
+"$venv/bin/pip" install -q --upgrade pip
+"$venv/bin/pip" install -q --upgrade --upgrade-strategy eager -e '.[cpu,server,test]'
+echo "newest allowed versions that differ from requirements-lock.txt:"
+"$venv/bin/pip" freeze --exclude-editable | sort | comm -23 - <(grep '==' requirements-lock.txt | sed 's/ *;.*//' | sort) | sed 's/^/  /'
+LIVEMATTE_UNLOCKED=1 "$venv/bin/python" -m pytest -q "$@"
