@@ -2,7 +2,7 @@
 # Install everything livematte needs on a fresh Debian machine (Python 3.11, no GPU):
 # Debian's Chromium + chromedriver (web-page test) and Xvfb (window test), then a virtual
 # environment in .venv with livematte, the CPU ONNX Runtime, the server and the test tools, at the
-# versions pinned in requirements-lock.txt.
+# versions pinned in requirements-lock.txt, and Ray for `--engine ray`.
 # Usage: ./install.sh            (GPU users: see README, "CPU or GPU")
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -24,6 +24,6 @@ python3 -m venv .venv
 # pyproject.toml's ranges), then livematte itself on top of them without resolving again.
 .venv/bin/pip install -q --upgrade 'pip==26.3'
 .venv/bin/pip install -q -r requirements-lock.txt
-.venv/bin/pip install -q --no-deps -e '.[cpu,server,test]'
+.venv/bin/pip install -q --no-deps -e '.[cpu,server,ray,test]'
 .venv/bin/pip check
 .venv/bin/livematte models verify

@@ -172,6 +172,29 @@ def _output_for(source: str, output: Path, fmt: str, batch: bool) -> Path:
     return output / (stem + default_extension("composite" if fmt == "auto" else fmt))
 
 
+def plan_targets(
+    inputs: str | Path | Sequence[str | Path], output: str | Path, fmt: str = "auto"
+) -> tuple[list[str], list[Path], bool]:
+    """The sources, where each one's result goes, and whether this is batch mode (several
+    inputs, or an existing folder as ``output``: one ``output/<stem>.<ext>`` per input).
+
+    Raises:
+        SourceError: a pattern matches nothing.
+        SinkError: batch mode without an existing folder; an unknown format or extension
+            (before any decoding).
+    """
+    specs = expand_inputs(inputs)
+    output = Path(output)
+    batch = len(specs) > 1 or (output.is_dir() and fmt != "png-seq" and not output.suffix)
+    if batch:
+        if not output.is_dir():
+            raise SinkError(f"several inputs need an existing output folder: {output}")
+        resolve_format(output / ("x" + default_extension(fmt)), fmt)
+    else:
+        resolve_format(output, fmt)  # an unknown format/extension fails before any decoding
+    return specs, [_output_for(spec, output, fmt, batch) for spec in specs], batch
+
+
 def _one(
     spec: str,
     target: Path,
@@ -261,20 +284,11 @@ def transcode(
     if on_error not in ("skip", "raise"):
         raise ValueError(f"on_error must be 'skip' or 'raise', got {on_error!r}")
     say = notice or stderr_notice
-    specs = expand_inputs(inputs)
-    output = Path(output)
-    batch = len(specs) > 1 or (output.is_dir() and fmt != "png-seq" and not output.suffix)
-    if batch:
-        if not output.is_dir():
-            raise SinkError(f"several inputs need an existing output folder: {output}")
-        resolve_format(output / ("x" + default_extension(fmt)), fmt)
-    else:
-        resolve_format(output, fmt)  # an unknown format/extension fails before any decoding
+    specs, targets, batch = plan_targets(inputs, output, fmt)
     options = dict(start=start, end=end, fps=fps, quality=quality, codec=codec, preset=preset,
                    notice=say)  # fmt: skip
     summary = VideoSummary()
-    for number, spec in enumerate(specs, 1):
-        target = _output_for(spec, output, fmt, batch)
+    for number, (spec, target) in enumerate(zip(specs, targets, strict=True), 1):
         label = f"[{number}/{len(specs)}] {Path(spec).name}" if batch else Path(spec).name
         try:
             if os.path.exists(target) and os.path.exists(spec) and os.path.samefile(spec, target):

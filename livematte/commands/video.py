@@ -7,6 +7,7 @@ import sys
 
 from livematte.cli import Handler, add_config_args, command, config_from_args
 from livematte.commands.effect_flags import add_effect_args, effect_overrides
+from livematte.distributed import add_engine_args
 from livematte.errors import SourceError
 
 _FORMATS = ("auto", "composite", "prores4444", "webm-alpha", "png-seq", "matte", "foreground",
@@ -67,6 +68,7 @@ def _video(parser: argparse.ArgumentParser) -> Handler:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_effect_args(parser)
     add_config_args(parser, preset="video")
+    add_engine_args(parser)
 
     def run(args: argparse.Namespace) -> int:
         if len(args.inputs) < 2:
@@ -81,6 +83,10 @@ def _video(parser: argparse.ArgumentParser) -> Handler:
             extra["effects.background"] = args.bg
         extra.update(effect_overrides(args))
         config = config_from_args(args, extra)
+        if args.engine.distributed:  # the same batch on a Ray cluster (livematte.distributed)
+            from livematte.distributed.batch import video_on_ray
+
+            return video_on_ray(args, config)
         inputs = args.inputs[:-1]
         with build_pipeline(config) as pipeline:
             summary = transcode(
