@@ -11,6 +11,7 @@ from pathlib import Path
 
 from livematte.cli import Handler, add_config_args, command, config_from_args
 from livematte.commands.effect_flags import add_effect_args, effect_overrides
+from livematte.distributed import add_engine_args
 from livematte.errors import LivematteError, SinkError, SourceError
 
 
@@ -84,14 +85,12 @@ def _image(parser: argparse.ArgumentParser) -> Handler:
     )
     parser.add_argument("--ext", default=".png", help="output extension in folder mode")
     add_config_args(parser, preset="photo")
+    add_engine_args(parser)
 
     def run(args: argparse.Namespace) -> int:
         if len(args.inputs) < 2:
             raise SourceError("give at least one INPUT and an OUTPUT")
         from livematte.api import build_pipeline
-        from livematte.frame import Frame
-        from livematte.outputs import read_image, write_image
-        from livematte.pipeline.sinks import frame_pixels
 
         inputs = expand_inputs(args.inputs[:-1])
         if not inputs:
@@ -109,39 +108,61 @@ def _image(parser: argparse.ArgumentParser) -> Handler:
             extra["keypoints.enabled"] = True
         config = config_from_args(args, extra)
 
+        if args.engine.distributed:  # the same batch on a Ray cluster (livematte.distributed)
+            from livematte.distributed.batch import images_on_ray
+
+            return images_on_ray(args, config, inputs, outputs)
         failures: list[str] = []
         start = time.perf_counter()
         with build_pipeline(config) as pipeline:
             for source, target in zip(inputs, outputs, strict=True):
                 try:
-                    frame = pipeline.process(Frame(image=read_image(source)))
-                    result = frame_pixels(frame, "matte") if args.matte else frame.output
-                    if config.effects.id_photo and not args.matte:
-                        # ID photos carry their print resolution (PNG pHYs / JPEG density)
-                        from livematte.pipeline.id_photo import resolve_size
-                        from livematte.pipeline.id_photo import write_image as write_with_dpi
-
-                        dpi = resolve_size(config.effects.id_photo).dpi
-                        write_with_dpi(target, result, dpi=dpi)
-                    else:
-                        write_image(target, result)
-                    if args.json:
-                        _write_analysis(args.json, source, frame, many=len(inputs) > 1)
+                    write_photo(pipeline, source, target, matte=args.matte, analysis=args.json,
+                                many=len(inputs) > 1)  # fmt: skip
                 except LivematteError as exc:
                     if len(inputs) == 1:
                         raise
                     failures.append(f"{source}: {exc}")
                     print(f"livematte: skipped {source}: {exc}", file=sys.stderr)
-        elapsed = time.perf_counter() - start
-        done = len(inputs) - len(failures)
-        if len(inputs) > 1 or failures:
-            print(f"{done}/{len(inputs)} images in {elapsed:.1f} s", file=sys.stderr)
-        if failures:
-            print(f"livematte: error: {len(failures)} image(s) failed", file=sys.stderr)
-            return 1
-        return 0
+        return batch_status(len(inputs), len(failures), time.perf_counter() - start)
 
     return run
+
+
+def write_photo(pipeline, source: Path, target: Path, *, matte: bool = False,
+                analysis: Path | None = None, many: bool = False) -> None:  # fmt: skip
+    """One photo through ``pipeline`` into ``target`` (and its analysis JSON into ``analysis``).
+
+    Raises:
+        LivematteError: unreadable input, unwritable output.
+    """
+    from livematte.frame import Frame
+    from livematte.outputs import read_image, write_image
+    from livematte.pipeline.sinks import frame_pixels
+
+    config = pipeline.config
+    frame = pipeline.process(Frame(image=read_image(source)))
+    result = frame_pixels(frame, "matte") if matte else frame.output
+    if config.effects.id_photo and not matte:
+        # ID photos carry their print resolution (PNG pHYs / JPEG density)
+        from livematte.pipeline.id_photo import resolve_size
+        from livematte.pipeline.id_photo import write_image as write_with_dpi
+
+        write_with_dpi(target, result, dpi=resolve_size(config.effects.id_photo).dpi)
+    else:
+        write_image(target, result)
+    if analysis:
+        _write_analysis(analysis, source, frame, many=many)
+
+
+def batch_status(count: int, failed: int, elapsed: float) -> int:
+    """Print the batch's last lines (``3/4 images in 1.2 s``) and return the exit status."""
+    if count > 1 or failed:
+        print(f"{count - failed}/{count} images in {elapsed:.1f} s", file=sys.stderr)
+    if failed:
+        print(f"livematte: error: {failed} image(s) failed", file=sys.stderr)
+        return 1
+    return 0
 
 
 def _write_analysis(target: Path, source: Path, frame, *, many: bool) -> None:

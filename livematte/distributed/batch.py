@@ -36,6 +36,8 @@ from livematte.video import FileResult, Progress, VideoSummary, plan_targets
 _POLL_S = 0.25
 #: How long running tasks get to finalize their part done after Ctrl-C.
 _CANCEL_GRACE_S = 30.0
+#: Most photos in one task.
+_PHOTOS_PER_TASK = 16
 
 
 @dataclass(frozen=True)
@@ -114,25 +116,27 @@ class _Pool:
         self.idle, self.running = [], {}
 
 
-def _task_error(ray: Any, spec: str, exc: Exception) -> TaskResult:
-    """A task that raised outside livematte's own errors (a bug, a dead worker)."""
+def _task_error(ray: Any, items: list[str], exc: Exception) -> TaskResult:
+    """A task that raised outside livematte's own errors (a bug, a dead worker): each of its
+    ``items`` failed with that error."""
     cause = getattr(exc, "cause", None) if isinstance(exc, ray.exceptions.RayTaskError) else None
     detail = cause if cause is not None else exc
-    text = f"{type(detail).__name__}: {' '.join(str(detail).split())}"
-    return TaskResult(results=[FileResult(spec, error=text[:500])])
+    text = f"{type(detail).__name__}: {' '.join(str(detail).split())}"[:500]
+    return TaskResult(results=[FileResult(item, error=text) for item in items])
 
 
 def run_tasks(
     ray: Any,
     pool: _Pool,
     calls: list[tuple[str, tuple[Any, ...]]],
-    labels: list[str],
+    labels: list[list[str]],
     *,
     on_result: Callable[[int, TaskResult], None],
     progress: Progress,
 ) -> None:
     """Run ``calls`` (method name, args) on the pool, one per free actor, until all are done;
-    ``on_result(index, result)`` as each finishes.  Raises KeyboardInterrupt after cancelling."""
+    ``on_result(index, result)`` as each finishes.  ``labels[i]``: the inputs of call i.
+    Raises KeyboardInterrupt after cancelling."""
     waiting = deque(range(len(calls)))
     done_frames, totals = 0, {}
     started = time.monotonic()
@@ -166,7 +170,8 @@ def run_tasks(
             known = list(totals.values())
             if known:  # files not started yet count as the mean of those known (for the ETA)
                 progress.total = round(sum(known) * len(calls) / len(known))
-            progress.label = f"ray [{len(calls) - len(waiting) - len(pool.running)}/{len(calls)}]"
+            finished = len(calls) - len(waiting) - len(pool.running)
+            progress.label = f"ray [{finished}/{len(calls)} tasks]"
             frames = done_frames + sum(done for done, _ in running.values())
             progress(frames, time.monotonic() - started)
     except KeyboardInterrupt:
@@ -177,7 +182,7 @@ def run_tasks(
     progress.finish()
 
 
-def _cancel(ray: Any, pool: _Pool, labels: list[str], on_result: Callable) -> None:
+def _cancel(ray: Any, pool: _Pool, labels: list[list[str]], on_result: Callable) -> None:
     """Stop running tasks; collect what they finalized; kill actors still busy after the grace
     time or on a second Ctrl-C."""
     pool.cancel()
@@ -235,7 +240,8 @@ def video_on_ray(args: argparse.Namespace, config: Config) -> int:
                  for spec, target in zip(specs, targets, strict=True)]  # fmt: skip
         bar = Progress("ray", None, enabled=not args.no_progress)
         try:
-            run_tasks(ray, pool, calls, specs, on_result=on_result, progress=bar)
+            labels = [[spec] for spec in specs]
+            run_tasks(ray, pool, calls, labels, on_result=on_result, progress=bar)
         except KeyboardInterrupt as exc:
             summary.results = [results[i] for i in sorted(results)]
             left = len(specs) - len(results)
@@ -251,3 +257,55 @@ def video_on_ray(args: argparse.Namespace, config: Config) -> int:
     summary.results = [results[i] for i in sorted(results)]
     print(summary.line(), file=sys.stderr)
     return summary.exit_code
+
+
+def _chunks(items: list, size: int) -> list[list]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def images_on_ray(args: argparse.Namespace, config: Config, inputs: list, outputs: list) -> int:
+    """``livematte image ... --engine ray``: the local command's photos, in chunks on Ray;
+    the same per-photo lines, last lines and exit status as locally."""
+    from livematte.commands.image import batch_status
+
+    resources = resources_from_args(args)
+    config = worker_config(config, resources, args.threads is not None)
+    ray = import_ray()
+    pairs = [(str(source), str(target)) for source, target in zip(inputs, outputs, strict=True)]
+    options = dict(matte=args.matte, analysis=args.json, many=len(pairs) > 1)
+    failures: list[str] = []
+    written = 0
+
+    def on_result(index: int, task: TaskResult) -> None:
+        nonlocal written
+        for result in task.results:
+            if result.error is None:
+                written += 1
+                continue
+            if len(pairs) == 1:
+                raise task.error or LivematteError(result.error)
+            failures.append(result.input)
+            print(f"livematte: skipped {result.input}: {result.error}", file=sys.stderr)
+
+    start = time.perf_counter()
+    owned = connect(args.engine)
+    try:
+        size = pool_size(len(pairs), resources.cpus, resources.gpus, resources.workers)
+        # Chunks amortize the per-task round trip (a few ms) over several photos, yet stay
+        # small enough that every worker gets some and a slow photo delays few others.
+        chunks = _chunks(pairs, max(1, min(_PHOTOS_PER_TASK, -(-len(pairs) // size))))
+        pool = _Pool(ray, config, resources, size)
+        try:
+            run_tasks(ray, pool, [("photos", (chunk, options)) for chunk in chunks],
+                      [[source for source, _ in chunk] for chunk in chunks],
+                      on_result=on_result, progress=Progress("ray", len(pairs)))  # fmt: skip
+        except KeyboardInterrupt:
+            print(f"livematte: interrupted: {written}/{len(pairs)} images written",
+                  file=sys.stderr)  # fmt: skip
+            raise
+        finally:
+            pool.kill()
+    finally:
+        if owned:
+            ray.shutdown()
+    return batch_status(len(pairs), len(failures), time.perf_counter() - start)

@@ -130,6 +130,30 @@ class MattingWorker:
             self._current, self._total = None, None
         return task
 
+    def photos(self, pairs: list[tuple[str, str]], options: dict[str, Any]) -> TaskResult:
+        """Run a chunk of photos through the ``image`` command's own ``write_photo``, each
+        into its target; a photo that fails is recorded and the chunk goes on."""
+        from livematte.commands.image import write_photo
+
+        task = TaskResult()
+        self._total = len(pairs)
+        self._current = counter = _Counted(self._pipeline, self._cancel)
+        try:
+            for source, target in pairs:
+                if self._cancel.is_set():
+                    task.interrupted = True
+                    break
+                try:
+                    write_photo(self._pipeline, Path(source), Path(target), **options)
+                    task.results.append(FileResult(source, output=target, frames=1))
+                except LivematteError as exc:
+                    task.error = exc
+                    task.results.append(FileResult(source, error=str(exc)))
+                counter.frames += 1
+        finally:
+            self._current, self._total = None, None
+        return task
+
     def close(self) -> None:
         if self._startup_error is None:
             self._pipeline.close()

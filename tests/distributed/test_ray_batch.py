@@ -3,6 +3,9 @@ as the local batch, failures reported per file, exit status as locally."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import cv2
 import numpy as np
 import pytest
 
@@ -10,6 +13,8 @@ ray = pytest.importorskip("ray", reason="Ray is not installed: pip install 'live
 
 from livematte import cli  # noqa: E402
 from livematte.pipeline.sources import open_source, write_clip  # noqa: E402
+
+SAMPLE = Path(__file__).resolve().parents[2] / "livematte" / "samples" / "astronaut.jpg"
 
 
 @pytest.fixture(scope="module")
@@ -76,3 +81,29 @@ def test_more_cpus_per_task_than_the_cluster_has_is_one_clear_line(cluster, clip
                     "--cpus-per-task", "3")  # fmt: skip
     assert status == 2
     assert "the Ray cluster has 2 CPU(s); a worker needs 3" in capsys.readouterr().err
+
+
+def test_photos_over_ray_equal_the_local_batch_and_a_bad_one_is_skipped(cluster, tmp_path,
+                                                                       capsys):  # fmt: skip
+    sample = cv2.imread(str(SAMPLE))
+    photos = tmp_path / "in"
+    photos.mkdir()
+    for n in range(4):  # four different photos: shifted crops of the sample
+        cv2.imwrite(str(photos / f"p{n}.png"), sample[n * 16 : n * 16 + 400, n * 24 : n * 24 + 420])
+    (photos / "broken.png").write_bytes(b"not a png")
+    local, remote = tmp_path / "local", tmp_path / "ray"
+    options = ["--preset", "default", "--bg", "#2050c0"]
+    assert cli.main(["image", str(photos), str(local) + "/", *options]) == 1
+    capsys.readouterr()
+    ray_options = ["--engine", "ray", "--workers", "2"]
+    assert cli.main(["image", str(photos), str(remote) + "/", *options, *ray_options]) == 1
+    err = capsys.readouterr().err
+    assert f"livematte: skipped {photos / 'broken.png'}: not a readable image" in err
+    assert "4/5 images in " in err and "livematte: error: 1 image(s) failed" in err
+    names = sorted(p.name for p in local.iterdir())
+    assert names == [f"p{n}.png" for n in range(4)]
+    assert sorted(p.name for p in remote.iterdir()) == names
+    for name in names:
+        mine = cv2.imread(str(remote / name)).astype(np.int16)
+        theirs = cv2.imread(str(local / name)).astype(np.int16)
+        assert np.abs(mine - theirs).mean() <= 1.0, name
