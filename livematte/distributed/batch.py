@@ -27,15 +27,19 @@ from typing import Any
 
 from livematte.config import Config
 from livematte.distributed import Engine
-from livematte.distributed.cluster import connect, import_ray, pool_size
+from livematte.distributed.cluster import connect, import_ray, pool_size, require_ray
 from livematte.distributed.workers import CONTROL, TaskResult, actor_class
 from livematte.errors import ConfigError, LivematteError
 from livematte.video import FileResult, Progress, VideoSummary, plan_targets
 
 #: Seconds between progress polls and redraws of the batch line.
 _POLL_S = 0.25
+#: Seconds between checks for Ctrl-C when no progress line is shown.
+_IDLE_WAIT_S = 1.0
 #: How long running tasks get to finalize their part done after Ctrl-C.
 _CANCEL_GRACE_S = 30.0
+#: Seconds the workers may take to start before the driver says it is waiting for room.
+_START_NOTICE_S = 30.0
 #: Most photos in one task.
 _PHOTOS_PER_TASK = 16
 
@@ -84,10 +88,25 @@ class _Pool:
         )
         self.idle = [self._make() for _ in range(size)]
         self.running: dict[Any, tuple[Any, int]] = {}
-        # Load the models everywhere at once, and stop on the first that cannot (one line).
-        for error in ray.get([actor.ready.remote() for actor in self.idle]):
+        try:
+            self._wait_ready(resources)
+        except BaseException:
+            self.kill()
+            raise
+
+    def _wait_ready(self, resources: Resources) -> None:
+        """Load the models everywhere at once; stop on the first worker that cannot (one
+        line); say so when the cluster has no free room for the workers yet."""
+        from livematte.pipeline.sinks import stderr_notice
+
+        calls = [actor.ready.remote() for actor in self.idle]
+        ready, waiting = self.ray.wait(calls, num_returns=len(calls), timeout=_START_NOTICE_S)
+        if waiting:
+            stderr_notice(f"waiting for the cluster: {len(waiting)} of {len(calls)} workers "
+                          f"not started yet ({resources.cpus:g} CPU, {resources.gpus:g} GPU "
+                          "each)")  # fmt: skip
+        for error in self.ray.get(calls):
             if error is not None:
-                self.kill()
                 raise error
 
     def replace(self, actor: Any) -> None:
@@ -147,7 +166,10 @@ def run_tasks(
                 actor = pool.idle.pop()
                 method, arguments = calls[index]
                 pool.running[getattr(actor, method).remote(*arguments)] = (actor, index)
-            ready, _ = ray.wait(list(pool.running), num_returns=1, timeout=_POLL_S)
+            # Without a progress line (not a terminal, --no-progress) nothing is polled: on the
+            # loaded 2-core box the polls were CPU the batch could use.
+            timeout = _POLL_S if progress.enabled else _IDLE_WAIT_S
+            ready, _ = ray.wait(list(pool.running), num_returns=1, timeout=timeout)
             for ref in ready:
                 actor, index = pool.running.pop(ref)
                 try:
@@ -163,6 +185,8 @@ def run_tasks(
                 totals[index] = sum(r.frames for r in result.results)
                 progress.finish()
                 on_result(index, result)
+            if not progress.enabled:
+                continue
             running = pool.progress()
             for index, (_, total) in running.items():
                 if total is not None:
@@ -210,7 +234,7 @@ def video_on_ray(args: argparse.Namespace, config: Config) -> int:
     engine: Engine = args.engine
     resources = resources_from_args(args)
     config = worker_config(config, resources, args.threads is not None)
-    import_ray()  # a missing extra is reported before any planning output
+    require_ray()  # a missing extra is reported before any planning output
     specs, targets, batch = plan_targets(args.inputs[:-1], args.inputs[-1], args.fmt)
     options = dict(fmt=args.fmt, quality=args.quality, codec=args.codec,
                    preset=args.encoder_preset, start=args.start, end=args.end,
@@ -231,14 +255,14 @@ def video_on_ray(args: argparse.Namespace, config: Config) -> int:
                 raise task.error or LivematteError(result.error)
             stderr_notice(f"skipping {specs[index]}: {result.error}")
 
-    ray = import_ray()
     owned = connect(engine)
+    ray = import_ray()
     try:
         size = pool_size(len(specs), resources.cpus, resources.gpus, resources.workers)
         pool = _Pool(ray, config, resources, size)
-        calls = [("video", (spec, str(target), options))
-                 for spec, target in zip(specs, targets, strict=True)]  # fmt: skip
         bar = Progress("ray", None, enabled=not args.no_progress)
+        calls = [("video", (spec, str(target), options, bar.enabled))
+                 for spec, target in zip(specs, targets, strict=True)]  # fmt: skip
         try:
             labels = [[spec] for spec in specs]
             run_tasks(ray, pool, calls, labels, on_result=on_result, progress=bar)
@@ -270,7 +294,7 @@ def images_on_ray(args: argparse.Namespace, config: Config, inputs: list, output
 
     resources = resources_from_args(args)
     config = worker_config(config, resources, args.threads is not None)
-    ray = import_ray()
+    require_ray()
     pairs = [(str(source), str(target)) for source, target in zip(inputs, outputs, strict=True)]
     options = dict(matte=args.matte, analysis=args.json, many=len(pairs) > 1)
     failures: list[str] = []
@@ -289,6 +313,7 @@ def images_on_ray(args: argparse.Namespace, config: Config, inputs: list, output
 
     start = time.perf_counter()
     owned = connect(args.engine)
+    ray = import_ray()
     try:
         size = pool_size(len(pairs), resources.cpus, resources.gpus, resources.workers)
         # Chunks amortize the per-task round trip (a few ms) over several photos, yet stay

@@ -2,13 +2,14 @@
 
 Example::
 
-    ray = import_ray()
     owned = connect(Engine("ray"))          # starts a local cluster; owned=True: shut it down
+    ray = import_ray()
     size = pool_size(tasks=6, cpus=1.0, gpus=0.0, workers=None)
 """
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import math
 import os
@@ -18,12 +19,28 @@ from livematte.distributed import INSTALL_HINT, Engine
 from livematte.errors import ConfigError
 
 
+def require_ray() -> None:
+    """Check that Ray is installed without importing it (it reads its settings from the
+    environment once, at import; :func:`connect` sets some first).
+
+    Raises:
+        ConfigError: Ray is not installed (one line saying how to install it).
+    """
+    try:
+        found = importlib.util.find_spec("ray") is not None
+    except (ImportError, ValueError):  # ValueError: sys.modules["ray"] is None
+        found = False
+    if not found:
+        raise ConfigError(f"--engine ray needs Ray: {INSTALL_HINT}")
+
+
 def import_ray() -> ModuleType:
     """Ray itself, or one clear line telling how to install it.
 
     Raises:
         ConfigError: Ray is not installed.
     """
+    require_ray()
     try:
         import ray
     except ImportError:
@@ -40,6 +57,7 @@ def connect(engine: Engine) -> bool:
     Raises:
         ConfigError: Ray is missing, or the cluster at ``engine.address`` cannot be reached.
     """
+    _token_auth_for_address(engine.address)  # before Ray is imported: it reads env once
     ray = import_ray()
     if ray.is_initialized():
         return False
@@ -63,8 +81,24 @@ def connect(engine: Engine) -> bool:
     return True
 
 
+def _token_auth_for_address(address: str | None) -> None:
+    """Send this machine's Ray token when joining a cluster by HOST:PORT.
+
+    ``ray start --head`` turns token authentication on by default (Ray 2.5x), and ``ray.init``
+    finds it for ``auto`` and local clusters, but with an explicit address and RAY_AUTH_MODE
+    unset Ray 2.60 connects without the token and the head refuses it ("InvalidAuthToken",
+    then "Failed to connect").  When a token is at hand we say so; an explicit RAY_AUTH_MODE
+    is left alone.
+    """
+    if not address or address == "auto" or "RAY_AUTH_MODE" in os.environ:
+        return
+    token_file = os.environ.get("RAY_AUTH_TOKEN_PATH") or os.path.expanduser("~/.ray/auth_token")
+    if os.environ.get("RAY_AUTH_TOKEN") or os.path.isfile(token_file):
+        os.environ["RAY_AUTH_MODE"] = "token"
+
+
 def pool_size(tasks: int, cpus: float, gpus: float, workers: int | None) -> int:
-    """How many workers to start: ``workers`` if given, else as many as the cluster's total
+    """How many workers to start: ``workers`` if given, else as many as the cluster's free
     CPUs (and GPUs, when asked for) fit; never more than there are tasks, never fewer than one.
 
     Raises:
@@ -74,7 +108,9 @@ def pool_size(tasks: int, cpus: float, gpus: float, workers: int | None) -> int:
 
     if workers is not None and workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {workers}")
-    total = ray.cluster_resources()
+    # Free resources first (another job may hold some); the whole cluster when none are free
+    # (the workers then queue until room appears, and the driver says so).
+    free, total = ray.available_resources(), ray.cluster_resources()
     fits = []
     for name, need in (("CPU", cpus), ("GPU", gpus)):
         if need > 0:
@@ -84,6 +120,6 @@ def pool_size(tasks: int, cpus: float, gpus: float, workers: int | None) -> int:
                     f"the Ray cluster has {have:g} {name}(s); a worker needs {need:g} "
                     f"(--{name.lower()}s-per-task)"
                 )
-            fits.append(math.floor(have / need + 1e-9))
+            fits.append(max(1, math.floor(float(free.get(name, 0.0)) / need + 1e-9)))
     size = workers if workers is not None else min(fits, default=1)
     return max(1, min(size, tasks))

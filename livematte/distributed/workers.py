@@ -107,13 +107,15 @@ class MattingWorker:
         group)."""
         self._cancel.set()
 
-    def video(self, spec: str, target: str, options: dict[str, Any]) -> TaskResult:
+    def video(self, spec: str, target: str, options: dict[str, Any],
+              count: bool = True) -> TaskResult:  # fmt: skip
         """Run one input through ``transcode`` into ``target`` (a file, or a folder for
-        png-seq), as the local batch does for that input."""
+        png-seq), as the local batch does for that input; ``count``: read its frame count
+        first (for the driver's progress line)."""
         from livematte.video import transcode
 
         task = TaskResult()
-        self._total = _frame_count(spec, options)
+        self._total = _frame_count(spec, options) if count else None
         self._current = _Counted(self._pipeline, self._cancel)
         try:
             summary = transcode(spec, Path(target), self._current, progress=False,
