@@ -120,7 +120,9 @@ class CpuMeter:
         return "daemons" if any(m in name for m in self.markers) or "ray" in name else "driver"
 
     def start(self, root: int) -> None:
+        """Count from now: the CPU every member has used so far is the baseline."""
         self.roots = {root}
+        self.base = self._tree(_processes())
         self._thread.start()
 
     def stop(self, exact_root_cpu: float) -> dict[str, float]:

@@ -27,9 +27,12 @@ def require_ray() -> None:
         ConfigError: Ray is not installed (one line saying how to install it).
     """
     try:
-        found = importlib.util.find_spec("ray") is not None
+        spec = importlib.util.find_spec("ray")
     except (ImportError, ValueError):  # ValueError: sys.modules["ray"] is None
-        found = False
+        spec = None
+    # A namespace package is not Ray: run from /tmp, Ray's own /tmp/ray session folder is
+    # importable as one when Ray is not installed.
+    found = spec is not None and spec.origin is not None
     if not found:
         raise ConfigError(f"--engine ray needs Ray: {INSTALL_HINT}")
 

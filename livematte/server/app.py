@@ -219,6 +219,7 @@ def create_app(
     settings: ServerSettings | None = None,
     key_store: KeyStore | None = None,
     process: ProcessFn | None = None,
+    limiter: RateLimiter | None = None,
 ) -> FastAPI:
     """Build the ASGI app.
 
@@ -227,7 +228,10 @@ def create_app(
         settings: limits, worker pool and keyless mode (default: ``ServerSettings()``).
         key_store: where keys live (default: ``KeyStore()`` at the user data dir, opened on the
             first keyed request so a keyless server never touches it).
-        process: ``(bgr, analysis) -> MattingResult`` instead of the real pipeline (tests).
+        process: ``(bgr, analysis) -> MattingResult`` instead of the real pipeline (tests;
+            the Ray Serve app's matting replicas).
+        limiter: the per-key rate limiter (default: one in this process; the Ray Serve app
+            shares one across replicas).
 
     Example::
 
@@ -235,7 +239,7 @@ def create_app(
     """
     settings = settings or ServerSettings()
     engine = Engine(config, settings, process=process)
-    limiter = RateLimiter()
+    limiter = limiter or RateLimiter()
     stores: list[KeyStore] = [key_store] if key_store is not None else []
 
     def store() -> KeyStore:

@@ -128,6 +128,9 @@ def serve_builder(parser: argparse.ArgumentParser) -> Handler:
     parser.add_argument(
         "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
     )
+    from livematte.distributed.serve import add_serve_engine_args
+
+    add_serve_engine_args(parser)
     return _serve
 
 
@@ -162,6 +165,10 @@ def _serve(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     config = config_from_args(args, {"runtime.mode": "image"})
+    if args.engine.distributed:  # a missing Ray extra is one line before anything starts
+        from livematte.distributed.cluster import require_ray
+
+        require_ray()
     store = None
     if keyless != "on":
         store = KeyStore(args.keys_db)  # opened now: an unwritable path fails here, not later
@@ -183,6 +190,10 @@ def _serve(args: argparse.Namespace) -> int:
     }[keyless]
     shown = f"[{args.host}]" if ":" in args.host else args.host
     print(f"livematte: serving on http://{shown}:{args.port}/ ({access})", file=sys.stderr)
+    if args.engine.distributed:  # the same app as a Ray Serve application
+        from livematte.distributed.serve import serve_on_ray
+
+        return serve_on_ray(args, config, settings)
     app = create_app(config, settings=settings, key_store=store)
     uvicorn.run(
         app,
