@@ -163,9 +163,13 @@ def start(args: argparse.Namespace, config: Any, settings: Any) -> tuple[Any, bo
     owned = connect(args.engine)
     ray = import_ray()
     from ray import serve
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+    # On this node: the SQLite file is this machine's (--keys-db), and one process owns it.
+    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
     keys = ray.remote(KeyService).options(name=KEYS_ACTOR, num_cpus=0, get_if_exists=True,
-                                          max_concurrency=1).remote(args.keys_db)  # fmt: skip
+                                          max_concurrency=1, scheduling_strategy=here
+                                          ).remote(args.keys_db)  # fmt: skip
     serve.start(http_options={"host": args.host, "port": args.port})
     app = build_app(config, settings, replicas=args.replicas, cpus=args.cpus_per_replica,
                     gpus=args.gpus_per_replica)  # fmt: skip
