@@ -9,7 +9,7 @@ venv=${LATEST_VENV:-${TMPDIR:-/tmp}/livematte-latest}
 rm -rf "$venv"
 python3 -m venv "$venv"
 "$venv/bin/pip" install -q --upgrade pip
-"$venv/bin/pip" install -q --upgrade --upgrade-strategy eager -e '.[cpu,server,test]'
+"$venv/bin/pip" install -q --upgrade --upgrade-strategy eager -e '.[cpu,server,ray,test]'
 echo "newest allowed versions that differ from requirements-lock.txt:"
 "$venv/bin/pip" freeze --exclude-editable | sort | comm -23 - <(grep '==' requirements-lock.txt | sed 's/ *;.*//' | sort) | sed 's/^/  /'
 LIVEMATTE_UNLOCKED=1 "$venv/bin/python" -m pytest -q "$@"

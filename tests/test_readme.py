@@ -80,7 +80,7 @@ def test_every_dependency_is_locked():
 
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     wanted = list(project["dependencies"])
-    for extra in ("cpu", "server", "test"):
+    for extra in ("cpu", "server", "ray", "test"):
         wanted += project["optional-dependencies"][extra]
     pins = _locked()
     for req in wanted:

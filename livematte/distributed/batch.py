@@ -255,6 +255,7 @@ def video_on_ray(args: argparse.Namespace, config: Config) -> int:
                 raise task.error or LivematteError(result.error)
             stderr_notice(f"skipping {specs[index]}: {result.error}")
 
+    started = time.perf_counter()
     owned = connect(engine)
     ray = import_ray()
     try:
@@ -280,6 +281,10 @@ def video_on_ray(args: argparse.Namespace, config: Config) -> int:
             ray.shutdown()
     summary.results = [results[i] for i in sorted(results)]
     print(summary.line(), file=sys.stderr)
+    # The line above adds up each file's own time, as locally; files ran side by side here.
+    wall = time.perf_counter() - started
+    stderr_notice(f"on Ray: {size} worker(s), {wall:.1f} s wall with connecting and loading "
+                  f"({summary.frames / wall:.1f} fps)")  # fmt: skip
     return summary.exit_code
 
 
