@@ -279,8 +279,12 @@ def _exif_resolution(dpi: float) -> bytes:
         struct.pack(">HHI", tag, kind, count) + value for tag, kind, count, value in entries
     )
     # header (8) + IFD (2 + 3 * 12) + next-IFD offset (4) = 50: the two rationals follow
-    return b"MM\x00\x2a" + struct.pack(">I", 8) + ifd + struct.pack(">I", 0) + (
-        struct.pack(">II", num, den) * 2
+    return (
+        b"MM\x00\x2a"
+        + struct.pack(">I", 8)
+        + ifd
+        + struct.pack(">I", 0)
+        + (struct.pack(">II", num, den) * 2)
     )
 
 

@@ -28,9 +28,9 @@ Example::
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sys
-import tempfile
 from collections.abc import Callable, Sequence
 from fractions import Fraction
 from pathlib import Path
@@ -40,6 +40,7 @@ import cv2
 import numpy as np
 
 from livematte import outputs
+from livematte.atomic import make_temporary, publish
 from livematte.errors import SinkError
 from livematte.frame import Frame
 
@@ -76,6 +77,8 @@ def resolve_format(path: str | Path, fmt: str = "auto") -> str:
     if fmt not in FORMATS:
         raise SinkError(f"unknown output format {fmt!r}; use one of {', '.join(FORMATS)}")
     if fmt == "png-seq":
+        if suffix in CONTAINERS and not Path(path).is_dir():
+            raise SinkError(f"--format png-seq writes a folder, not the video file {path}")
         return fmt
     if suffix not in CONTAINERS:
         raise SinkError(
@@ -262,6 +265,10 @@ class ImageSink(Sink):
         self.frames += 1
 
 
+#: What a PNG sequence folder holds (a stale temporary one is removed only if that is all).
+_SEQUENCE_ENTRIES = re.compile(r"frame_\d{6}\.png|timestamps\.txt")
+
+
 class PngSequenceSink(Sink):
     """Frames as ``frame_000000.png`` ... in a folder (RGBA for the alpha formats), plus
     ``timestamps.txt`` (mkvmerge "timestamp format v2", ms per frame) so VFR timing survives.
@@ -279,12 +286,8 @@ class PngSequenceSink(Sink):
         self.compression = compression
         if self.path.exists() and (not self.path.is_dir() or any(self.path.iterdir())):
             raise SinkError(f"output folder exists and is not empty: {self.path}")
-        parent = self.path.parent if str(self.path.parent) else Path(".")
-        _check_folder(parent)
-        try:
-            self._tmp = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", dir=parent))
-        except OSError as exc:
-            raise SinkError(f"cannot write in {parent}: {exc.strerror}") from None
+        _check_folder(self.path.parent if str(self.path.parent) else Path("."))
+        self._tmp = make_temporary(self.path, "tmp", directory=True, entries=_SEQUENCE_ENTRIES)
         self._times: list[str] = []
 
     def send(self, frame: Frame) -> None:
@@ -306,7 +309,7 @@ class PngSequenceSink(Sink):
             (self._tmp / "timestamps.txt").write_text(text, encoding="utf-8")
         if target.is_dir():
             target.rmdir()  # checked empty at construction
-        os.replace(self._tmp, target)
+        publish(self._tmp, target)
 
     def close(self) -> None:
         self._finish(self.path)
