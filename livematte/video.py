@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from livematte.errors import LivematteError, SinkError, SourceError
-from livematte.outputs import refuse_overwriting_input
+from livematte.outputs import IMAGE_FORMATS, refuse_overwriting_input
 from livematte.pipeline.runner import ProcessFn, RunStats, run_video
 from livematte.pipeline.sinks import (
     CONTAINERS,
@@ -207,8 +207,8 @@ def plan_outputs(
     output = Path(output)
     batch = len(specs) > 1 or (output.is_dir() and fmt != "png-seq" and not output.suffix)
     if batch:
-        if not output.is_dir() and output.suffix.lower() in CONTAINERS:
-            raise SinkError(f"several inputs need an output folder, not the video file {output}")
+        if not output.is_dir() and output.suffix.lower() in {*CONTAINERS, *IMAGE_FORMATS}:
+            raise SinkError(f"several inputs need an output folder, not the file {output}")
         written = resolve_format(output / ("x" + default_extension(fmt)), fmt)
         targets = [_output_for(spec, output, fmt, True) for spec in specs]
         if len(set(targets)) != len(targets):

@@ -154,7 +154,7 @@ def test_batch_can_stop_at_the_first_error(clips, tmp_path):
         ("clips/a.mp4", "out.mp4", "hdr", SinkError, "unknown output format"),
         ("clips/a.mp4", "out.xyz", "auto", SinkError, "unsupported output extension"),
         ("clips/a.mp4", "clips/a.mp4", "auto", SinkError, "overwrite the input"),
-        (["clips/a.mp4", "clips/b.mp4"], "out.mp4", "auto", SinkError, "not the video file"),
+        (["clips/a.mp4", "clips/b.mp4"], "out.mp4", "auto", SinkError, "not the file"),
         ("clips/a.mp4", "seq.mp4", "png-seq", SinkError, "writes a folder"),
     ],
 )

@@ -4,7 +4,8 @@ Sinks are context managers.  ``send(frame)`` checks dtype and shape; leaving the
 finalizes: on success the file written under a temporary name in the target folder is moved
 into place; on ``KeyboardInterrupt`` the encoder is flushed and the container closed, so the
 part done is playable, and it is kept as ``NAME.partial.EXT`` (``sink.partial_path``); on any
-other error the temporary file is removed.
+other error the temporary file is removed.  Modes follow the umask, and temporaries a killed
+run left behind are removed by the next run for that output (see :mod:`livematte.atomic`).
 
 What a sink writes from a frame depends on the *format* (see :func:`frame_pixels`):
 

@@ -30,16 +30,6 @@ def photo(tmp_path: Path) -> Path:
     return target
 
 
-@pytest.fixture
-def no_model(monkeypatch):
-    """Fail the test if a pipeline (and so a model) is built: checks must come first."""
-
-    def refuse(*_args, **_kwargs):
-        raise AssertionError("a model was loaded before the options were checked")
-
-    monkeypatch.setattr("livematte.api.build_pipeline", refuse)
-
-
 def _run(*args: str) -> int:
     return cli.main(["image", *args, "--preset", "default"])  # guided: fast enough for tests
 

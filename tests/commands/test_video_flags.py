@@ -19,14 +19,6 @@ def clips(tmp_path_factory) -> Path:
     return folder
 
 
-@pytest.fixture
-def no_model(monkeypatch):
-    def refuse(*_args, **_kwargs):
-        raise AssertionError("a model was loaded before the options were checked")
-
-    monkeypatch.setattr("livematte.api.build_pipeline", refuse)
-
-
 @pytest.mark.parametrize(
     ("args", "code", "message"),
     [
@@ -35,7 +27,8 @@ def no_model(monkeypatch):
         (["{a}", "out.mov", "--format", "prores4444", "--codec", "h265"], 2, "--codec h265"),
         (["{a}", "out.webm", "--codec", "h264"], 2, "does not apply"),
         (["{a}", "out.mp4", "--quality", "60"], 2, "up to 51"),
-        (["{a}", "{b}", "out.mp4"], 4, "not the video file"),
+        (["{a}", "{b}", "out.mp4"], 4, "not the file"),
+        (["{a}", "{b}", "out.png"], 4, "not the file"),
         (["{a}", "{a}"], 4, "overwrite the input"),
         (["{a}", "seq.mp4", "--format", "png-seq"], 4, "writes a folder"),
         (["{a}", "{b}", "new/dir", "--format", "matte", "--bg", "red"], 2, "--bg"),
