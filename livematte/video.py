@@ -26,8 +26,10 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from livematte.errors import LivematteError, SinkError, SourceError
+from livematte.outputs import IMAGE_FORMATS, refuse_overwriting_input
 from livematte.pipeline.runner import ProcessFn, RunStats, run_video
 from livematte.pipeline.sinks import (
+    CONTAINERS,
     FORMATS,
     default_extension,
     open_sink,
@@ -172,6 +174,54 @@ def _output_for(source: str, output: Path, fmt: str, batch: bool) -> Path:
     return output / (stem + default_extension("composite" if fmt == "auto" else fmt))
 
 
+@dataclass(frozen=True)
+class OutputPlan:
+    """What :func:`plan_outputs` found: the inputs, one output per input, the format written
+    (never "auto") and whether this is batch mode (``output`` is a folder)."""
+
+    inputs: list[str]
+    targets: list[Path]
+    fmt: str
+    batch: bool
+
+
+def plan_outputs(
+    inputs: str | Path | Sequence[str | Path],
+    output: str | Path,
+    fmt: str = "auto",
+    *,
+    create: bool = True,
+) -> OutputPlan:
+    """Check inputs against the output before anything is decoded or any model loads, and
+    (``create``) create the output folder of batch mode, as ``livematte image`` does.
+
+    Raises:
+        SourceError: a pattern matches nothing.
+        SinkError: unknown format, an extension the format cannot be written to, several
+            inputs into one video file, two inputs with the same output name, or an output
+            that would overwrite its input.
+    """
+    if fmt != "auto" and fmt not in FORMATS:
+        raise SinkError(f"unknown output format {fmt!r}; use one of {', '.join(FORMATS)}")
+    specs = expand_inputs(inputs)
+    output = Path(output)
+    batch = len(specs) > 1 or (output.is_dir() and fmt != "png-seq" and not output.suffix)
+    if batch:
+        if not output.is_dir() and output.suffix.lower() in {*CONTAINERS, *IMAGE_FORMATS}:
+            raise SinkError(f"several inputs need an output folder, not the file {output}")
+        written = resolve_format(output / ("x" + default_extension(fmt)), fmt)
+        targets = [_output_for(spec, output, fmt, True) for spec in specs]
+        if len(set(targets)) != len(targets):
+            raise SinkError("several inputs share a file name; process them in separate folders")
+    else:
+        written, targets = resolve_format(output, fmt), [output]
+    for spec, target in zip(specs, targets, strict=True):
+        refuse_overwriting_input(spec, target)
+    if batch and create:
+        output.mkdir(parents=True, exist_ok=True)
+    return OutputPlan(specs, targets, written, batch)
+
+
 def _one(
     spec: str,
     target: Path,
@@ -233,7 +283,7 @@ def transcode(
     Args:
         inputs: a path, folder of images, glob, or a list of them.  More than one video (or an
             existing folder as ``output``) means batch mode: each input becomes
-            ``output/<stem>.<ext>``.
+            ``output/<stem>.<ext>`` (the folder is created when missing).
         output: file (or folder for png-seq / batch).
         process: ``Frame -> Frame`` callable or a Pipeline (``.process``; ``.reset()`` is
             called before each file).
@@ -256,29 +306,19 @@ def transcode(
         KeyboardInterrupt: after finalizing the partial file and printing where it is; the
             summary so far is attached as ``.summary``.
     """
-    if fmt != "auto" and fmt not in FORMATS:
-        raise SinkError(f"unknown output format {fmt!r}; use one of {', '.join(FORMATS)}")
     if on_error not in ("skip", "raise"):
         raise ValueError(f"on_error must be 'skip' or 'raise', got {on_error!r}")
     say = notice or stderr_notice
-    specs = expand_inputs(inputs)
     output = Path(output)
-    batch = len(specs) > 1 or (output.is_dir() and fmt != "png-seq" and not output.suffix)
-    if batch:
-        if not output.is_dir():
-            raise SinkError(f"several inputs need an existing output folder: {output}")
-        resolve_format(output / ("x" + default_extension(fmt)), fmt)
-    else:
-        resolve_format(output, fmt)  # an unknown format/extension fails before any decoding
+    plan = plan_outputs(inputs, output, fmt)
+    specs, batch = plan.inputs, plan.batch
     options = dict(start=start, end=end, fps=fps, quality=quality, codec=codec, preset=preset,
                    notice=say)  # fmt: skip
     summary = VideoSummary()
     for number, spec in enumerate(specs, 1):
-        target = _output_for(spec, output, fmt, batch)
+        target = plan.targets[number - 1]
         label = f"[{number}/{len(specs)}] {Path(spec).name}" if batch else Path(spec).name
         try:
-            if os.path.exists(target) and os.path.exists(spec) and os.path.samefile(spec, target):
-                raise SinkError(f"output would overwrite the input: {target}")
             summary.results.append(_one(spec, target, process, fmt, options, progress, label))
         except KeyboardInterrupt as exc:
             result = getattr(exc, "result", FileResult(spec))

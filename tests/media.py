@@ -46,3 +46,20 @@ def write_h264(
         if stream is not None:
             container.mux(stream.encode())
     return str(path)
+
+
+@pytest.fixture(name="umask", params=[0o022, 0o077], ids=["umask022", "umask077"])
+def umask_fixture(request: pytest.FixtureRequest):
+    """``umask``: run the test under each umask (``from media import umask_fixture`` first)."""
+    import os
+
+    old = os.umask(request.param)
+    yield request.param
+    os.umask(old)
+
+
+def file_mode(path: str | Path) -> int:
+    """The permission bits of ``path`` (0o644, ...)."""
+    import stat
+
+    return stat.S_IMODE(Path(path).stat().st_mode)

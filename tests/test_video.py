@@ -154,7 +154,8 @@ def test_batch_can_stop_at_the_first_error(clips, tmp_path):
         ("clips/a.mp4", "out.mp4", "hdr", SinkError, "unknown output format"),
         ("clips/a.mp4", "out.xyz", "auto", SinkError, "unsupported output extension"),
         ("clips/a.mp4", "clips/a.mp4", "auto", SinkError, "overwrite the input"),
-        (["clips/a.mp4", "clips/b.mp4"], "nowhere", "auto", SinkError, "existing output folder"),
+        (["clips/a.mp4", "clips/b.mp4"], "out.mp4", "auto", SinkError, "not the file"),
+        ("clips/a.mp4", "seq.mp4", "png-seq", SinkError, "writes a folder"),
     ],
 )
 def test_bad_input_and_output_fail_with_one_line(clips, tmp_path, inp, out, fmt, error, message):
@@ -166,6 +167,23 @@ def test_bad_input_and_output_fail_with_one_line(clips, tmp_path, inp, out, fmt,
         transcode(inputs, place(out), DiscMatte(), fmt=fmt, progress=False)
     assert "\n" not in str(info.value)
     assert not (tmp_path / "out.mp4").exists()
+
+
+def test_batch_creates_its_output_folder_as_image_does(clips, tmp_path):
+    out = tmp_path / "new" / "folder"
+    summary = transcode([clips / "a.mp4", clips / "b.mp4"], out, DiscMatte(), progress=False)
+    assert summary.exit_code == 0
+    assert sorted(p.name for p in out.iterdir()) == ["a.mp4", "b.mp4"]
+
+
+def test_batch_refuses_inputs_with_one_output_name_before_decoding(clips, tmp_path):
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    (other / "a.mp4").write_bytes((clips / "a.mp4").read_bytes())
+    with pytest.raises(SinkError, match="share a file name"):
+        transcode([clips / "a.mp4", other / "a.mp4"], tmp_path / "out", DiscMatte(),
+                  progress=False)  # fmt: skip
+    assert not (tmp_path / "out").exists()
 
 
 def test_expand_inputs(clips):

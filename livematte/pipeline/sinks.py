@@ -4,7 +4,8 @@ Sinks are context managers.  ``send(frame)`` checks dtype and shape; leaving the
 finalizes: on success the file written under a temporary name in the target folder is moved
 into place; on ``KeyboardInterrupt`` the encoder is flushed and the container closed, so the
 part done is playable, and it is kept as ``NAME.partial.EXT`` (``sink.partial_path``); on any
-other error the temporary file is removed.
+other error the temporary file is removed.  Modes follow the umask, and temporaries a killed
+run left behind are removed by the next run for that output (see :mod:`livematte.atomic`).
 
 What a sink writes from a frame depends on the *format* (see :func:`frame_pixels`):
 
@@ -28,9 +29,9 @@ Example::
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sys
-import tempfile
 from collections.abc import Callable, Sequence
 from fractions import Fraction
 from pathlib import Path
@@ -40,6 +41,7 @@ import cv2
 import numpy as np
 
 from livematte import outputs
+from livematte.atomic import make_temporary, publish
 from livematte.errors import SinkError
 from livematte.frame import Frame
 
@@ -76,6 +78,8 @@ def resolve_format(path: str | Path, fmt: str = "auto") -> str:
     if fmt not in FORMATS:
         raise SinkError(f"unknown output format {fmt!r}; use one of {', '.join(FORMATS)}")
     if fmt == "png-seq":
+        if suffix in CONTAINERS and not Path(path).is_dir():
+            raise SinkError(f"--format png-seq writes a folder, not the video file {path}")
         return fmt
     if suffix not in CONTAINERS:
         raise SinkError(
@@ -262,6 +266,10 @@ class ImageSink(Sink):
         self.frames += 1
 
 
+#: What a PNG sequence folder holds (a stale temporary one is removed only if that is all).
+_SEQUENCE_ENTRIES = re.compile(r"frame_\d{6}\.png|timestamps\.txt")
+
+
 class PngSequenceSink(Sink):
     """Frames as ``frame_000000.png`` ... in a folder (RGBA for the alpha formats), plus
     ``timestamps.txt`` (mkvmerge "timestamp format v2", ms per frame) so VFR timing survives.
@@ -279,12 +287,8 @@ class PngSequenceSink(Sink):
         self.compression = compression
         if self.path.exists() and (not self.path.is_dir() or any(self.path.iterdir())):
             raise SinkError(f"output folder exists and is not empty: {self.path}")
-        parent = self.path.parent if str(self.path.parent) else Path(".")
-        _check_folder(parent)
-        try:
-            self._tmp = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", dir=parent))
-        except OSError as exc:
-            raise SinkError(f"cannot write in {parent}: {exc.strerror}") from None
+        _check_folder(self.path.parent if str(self.path.parent) else Path("."))
+        self._tmp = make_temporary(self.path, "tmp", directory=True, entries=_SEQUENCE_ENTRIES)
         self._times: list[str] = []
 
     def send(self, frame: Frame) -> None:
@@ -306,7 +310,7 @@ class PngSequenceSink(Sink):
             (self._tmp / "timestamps.txt").write_text(text, encoding="utf-8")
         if target.is_dir():
             target.rmdir()  # checked empty at construction
-        os.replace(self._tmp, target)
+        publish(self._tmp, target)
 
     def close(self) -> None:
         self._finish(self.path)

@@ -6,8 +6,6 @@ rules every sink follows are described in :mod:`livematte.pipeline.sinks`.
 from __future__ import annotations
 
 import contextlib
-import os
-import tempfile
 from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
@@ -16,6 +14,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from livematte.atomic import make_temporary, publish
 from livematte.errors import SinkError
 from livematte.frame import Frame
 from livematte.pipeline.sinks import (
@@ -92,16 +91,8 @@ class VideoFileSink(Sink):
         self.codec, self.pix_fmt, self.options = self._codec_settings(codec)
         self.passthrough = list(passthrough)
         self.frames = 0
-        folder = self.path.parent if str(self.path.parent) else Path(".")
-        _check_folder(folder)
-        try:
-            handle, name = tempfile.mkstemp(
-                prefix=f".{self.path.stem}.", suffix=".tmp" + self.path.suffix, dir=folder
-            )
-        except OSError as exc:
-            raise SinkError(f"cannot write in {folder}: {exc.strerror}") from None
-        os.close(handle)
-        self._tmp = Path(name)
+        _check_folder(self.path.parent if str(self.path.parent) else Path("."))
+        self._tmp = make_temporary(self.path, "tmp")
         self._container: Any = None
         self._video: Any = None
         self._size: tuple[int, int] | None = None
@@ -289,7 +280,7 @@ class VideoFileSink(Sink):
             raise SinkError(f"no frames to write to {self.path} (empty input or trim range)")
         try:
             self._flush()
-            os.replace(self._tmp, self.path)
+            publish(self._tmp, self.path)
         except OSError as exc:
             self._tmp.unlink(missing_ok=True)
             if isinstance(exc, SinkError):
@@ -306,6 +297,6 @@ class VideoFileSink(Sink):
                     self._container.close()
         if keep_partial and self.frames:
             self.partial_path = self.path.with_name(f"{self.path.stem}.partial{self.path.suffix}")
-            os.replace(self._tmp, self.partial_path)
+            publish(self._tmp, self.partial_path)
         else:
             self._tmp.unlink(missing_ok=True)

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from livematte.errors import ConfigError, LivematteError
+from livematte.outputs import MAX_PIXELS
 
 Handler = Callable[[argparse.Namespace], int | None]
 SERVE_HELP = "serve the portrait-matting HTTP API and web page"
@@ -87,7 +88,7 @@ def serve_builder(parser: argparse.ArgumentParser) -> Handler:
     pool.add_argument(
         "--max-megapixels",
         type=_positive_float,
-        default=40.0,
+        default=MAX_PIXELS / 1e6,
         metavar="MP",
         help="pixel limit per image, checked before decoding (default: %(default)s)",
     )

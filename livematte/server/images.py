@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import io
 import struct
-import warnings
 import zipfile
 from dataclasses import dataclass
 
@@ -42,6 +41,8 @@ from PIL import (  # noqa: F401 - importing a plugin registers it; preinit() lac
     WebPImagePlugin,
 )
 
+from livematte.errors import TooManyPixelsError
+from livematte.outputs import MAX_PIXELS, open_header
 from livematte.server.errors import (
     CORRUPT_IMAGE,
     EMPTY_FILE,
@@ -53,8 +54,6 @@ from livematte.server.errors import (
 
 #: Upload limit per file: the hosted service's "15MB以下".
 MAX_FILE_BYTES = 15 * 1024 * 1024
-#: Pixel limit: 40 MP covers a 7300x5500 camera photo; a 20000x20000 bomb (400 MP) fails.
-MAX_PIXELS = 40_000_000
 #: Pillow format names Image.open may try.  MPO (the multi-picture JPEG of phones and
 #: cameras) has no entry of its own: the JPEG opener returns it.
 FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP")
@@ -108,13 +107,9 @@ def open_checked(data: bytes, *, max_bytes: int, max_pixels: int) -> Image.Image
     if len(data) > max_bytes:
         raise ApiError(TOO_LARGE, f"file is {_mb(len(data))}; the limit is {_mb(max_bytes)}")
     try:
-        with warnings.catch_warnings():
-            # Pillow warns above its own limit; ours is checked just below and is stricter.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data), formats=FORMATS)
-    except Image.DecompressionBombError as exc:
-        # Pillow refuses outright at twice its limit, before we see the size.
-        raise ApiError(TOO_MANY_PIXELS, f"{TOO_MANY_PIXELS.msg}: {exc}") from None
+        img = open_header(io.BytesIO(data), max_pixels=max_pixels, formats=FORMATS)
+    except TooManyPixelsError as exc:
+        raise ApiError(TOO_MANY_PIXELS, str(exc)) from None
     except UnidentifiedImageError:
         if _looks_like_ours(data):
             raise ApiError(CORRUPT_IMAGE, "the image header is corrupt") from None
@@ -125,12 +120,6 @@ def open_checked(data: bytes, *, max_bytes: int, max_pixels: int) -> Image.Image
     width, height = img.size
     if width <= 0 or height <= 0:
         raise ApiError(CORRUPT_IMAGE, f"the image has an empty size {width}x{height}")
-    if width * height > max_pixels:
-        raise ApiError(
-            TOO_MANY_PIXELS,
-            f"image is {width}x{height} = {width * height / 1e6:.1f} MP; "
-            f"the limit is {max_pixels / 1e6:.1f} MP",
-        )
     return img
 
 
