@@ -36,16 +36,18 @@ from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from livematte.server import errors as E
+from livematte.server.access import Access
 from livematte.server.engine import Engine, MattingResult, ServerSettings
 from livematte.server.errors import ApiError, envelope
 from livematte.server.images import MEDIA_TYPES, RenderOptions, make_zip
-from livematte.server.keys import ApiKey, KeyStore, RateLimiter
+from livematte.server.keys import BalanceError, KeyStore, KeyStoreError
+from livematte.server.middleware import BodyLimit, SecurityHeaders, error_response
 
 log = logging.getLogger("livematte.server")
 STATIC = Path(__file__).parent / "static"
-LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 ProcessFn = Callable[[Any, bool], MattingResult]
 
 _UPLOAD_SCHEMA: dict[str, Any] = {
@@ -88,44 +90,6 @@ def _openapi(description: str, ok: dict[str, Any]) -> dict[str, Any]:
         },
         "responses": {"200": ok, "4XX": {"description": "error envelope (JSON)"}},
     }
-
-
-def _error_response(exc: ApiError) -> JSONResponse:
-    return JSONResponse(
-        envelope(exc.code, None, exc.msg), status_code=exc.status, headers=exc.headers
-    )
-
-
-class BodyLimit:
-    """ASGI middleware: refuse request bodies over ``limit`` bytes (code 1105) without
-    buffering them: at once when Content-Length says so, else as soon as the stream passes."""
-
-    def __init__(self, app: Any, limit: int):
-        self.app = app
-        self.limit = limit
-
-    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        headers = dict(scope.get("headers") or [])
-        declared = headers.get(b"content-length", b"")
-        if declared.isdigit() and int(declared) > self.limit:
-            too_big = ApiError(E.TOO_LARGE, f"request body over {self.limit // 2**20} MB")
-            await _error_response(too_big)(scope, receive, send)
-            return
-        seen = 0
-
-        async def limited() -> dict:
-            nonlocal seen
-            message = await receive()
-            seen += len(message.get("body", b""))
-            if seen > self.limit:
-                # Raised inside request.form(); the ApiError handler answers 413.
-                raise ApiError(E.TOO_LARGE, f"request body over {self.limit // 2**20} MB")
-            return message
-
-        await self.app(scope, limited, send)
 
 
 @dataclass(frozen=True)
@@ -235,13 +199,14 @@ def create_app(
     """
     settings = settings or ServerSettings()
     engine = Engine(config, settings, process=process)
-    limiter = RateLimiter()
     stores: list[KeyStore] = [key_store] if key_store is not None else []
 
     def store() -> KeyStore:
         if not stores:
             stores.append(KeyStore())
         return stores[0]
+
+    access = Access(settings, store)
 
     from contextlib import asynccontextmanager
 
@@ -268,52 +233,32 @@ def create_app(
 
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
-        return _error_response(exc)
+        return error_response(exc)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         known = {404: E.NOT_FOUND, 405: E.METHOD_NOT_ALLOWED}
         error = known.get(exc.status_code, E.MISSING_FILE)
         msg = error.msg if exc.status_code in known else f"malformed request: {exc.detail}"
-        return _error_response(ApiError(error, msg))
+        return error_response(ApiError(error, msg))
+
+    @app.exception_handler(ClientDisconnect)
+    async def _gone(request: Request, _: ClientDisconnect) -> Response:
+        # One line, not two tracebacks: nobody is left to answer, and nothing was processed.
+        client = f"{request.client.host}:{request.client.port}" if request.client else "a client"
+        log.warning(
+            "livematte: %s %s from %s: the upload ended early (client gone or too slow); "
+            "nothing processed",
+            request.method,
+            request.url.path,
+            client,
+        )
+        return Response(status_code=400)
 
     @app.exception_handler(Exception)
     async def _crash(_: Request, exc: Exception) -> JSONResponse:
         log.exception("request failed")
-        return _error_response(ApiError(E.INTERNAL, f"{E.INTERNAL.msg}: {type(exc).__name__}"))
-
-    def is_keyless(request: Request) -> bool:
-        if settings.keyless in ("on", "off"):
-            return settings.keyless == "on"
-        # auto: only a loopback client that addressed us by a loopback name.  Checking the
-        # Host header too defeats DNS rebinding (a web page in the user's browser whose
-        # domain is re-pointed at 127.0.0.1 sends its own Host).
-        client = request.client.host if request.client else ""
-        host = request.headers.get("host", "").rsplit(":", 1)[0].strip("[]")
-        return client in LOOPBACK_HOSTS and host in LOOPBACK_HOSTS
-
-    def authenticate(request: Request) -> ApiKey | None:
-        if is_keyless(request):
-            return None  # keyless: the APIKEY header is ignored, so the docs' examples run
-        token = request.headers.get("apikey") or request.headers.get("x-api-key")
-        if not token:
-            hint = ""
-            if settings.keyless == "auto":
-                hint = " (no key is needed only from this computer, via localhost or 127.0.0.1)"
-            raise ApiError(E.MISSING_KEY, E.MISSING_KEY.msg + hint)
-        key = store().verify(token.strip())
-        if key is None:
-            raise ApiError(E.INVALID_KEY)
-        wait = limiter.acquire(key.id, key.rate or settings.rate)
-        if wait > 0:
-            raise ApiError(
-                E.RATE_LIMITED,
-                f"rate limit of {key.rate or settings.rate:g} requests/s exceeded",
-                headers={"Retry-After": str(max(1, round(wait + 0.5)))},
-            )
-        if key.calls is not None and key.calls < 1:
-            raise ApiError(E.BALANCE_EXHAUSTED)
-        return key
+        return error_response(ApiError(E.INTERNAL, f"{E.INTERNAL.msg}: {type(exc).__name__}"))
 
     async def read_uploads(request: Request) -> tuple[list[_Upload], RenderOptions, bytes | None]:
         try:
@@ -358,23 +303,30 @@ def create_app(
         return await part.read()
 
     async def handle(request: Request, kind: str) -> Response:
-        key = authenticate(request)
+        key = access.authenticate(request)
         uploads, options, bg_image = await read_uploads(request)
-        if key is not None and key.calls is not None and key.calls < len(uploads):
-            raise ApiError(
-                E.BALANCE_EXHAUSTED,
-                f"{E.BALANCE_EXHAUSTED.msg}: {key.calls} calls left for {len(uploads)} files",
-            )
+        held, left = len(uploads), None
+        if key is not None:
+            # Hold the calls before any work: a short balance is refused before decoding.
+            try:
+                left = store().reserve(key.id, held)
+            except BalanceError as exc:
+                raise ApiError(E.BALANCE_EXHAUSTED, f"{E.BALANCE_EXHAUSTED.msg}: {exc}") from None
+            except KeyStoreError:
+                raise ApiError(E.INVALID_KEY) from None
         analysis = kind == "analysis"
-        outcomes = await engine.run(
-            [u.data for u in uploads], options, analysis=analysis, bg_image=bg_image
-        )
-        done = sum(1 for o in outcomes if not isinstance(o, ApiError))
-        if done and key is not None and not store().charge(key.id, done):
-            raise ApiError(E.BALANCE_EXHAUSTED)  # spent by a concurrent request meanwhile
+        done = 0
+        try:
+            outcomes = await engine.run(
+                [u.data for u in uploads], options, analysis=analysis, bg_image=bg_image
+            )
+            done = sum(1 for o in outcomes if not isinstance(o, ApiError))
+        finally:
+            if key is not None:  # charge the successes only; failed files' calls come back
+                store().settle(key.id, held, done)
         headers = {}
-        if key is not None and key.calls is not None:
-            headers["X-Calls-Remaining"] = str(max(0, key.calls - done))
+        if left is not None:  # this request's own balance, whatever runs beside it
+            headers["X-Calls-Remaining"] = str(left + held - done)
         if len(uploads) == 1:
             outcome = outcomes[0]
             if isinstance(outcome, ApiError):
@@ -452,7 +404,7 @@ def create_app(
     @app.get("/api/v1/info", summary="Limits and whether this client needs a key")
     async def info(request: Request) -> dict[str, Any]:
         return {
-            "keyless": is_keyless(request),
+            "keyless": access.is_keyless(request),
             "max_batch": settings.max_batch,
             "max_file_bytes": settings.max_file_bytes,
             "max_request_bytes": settings.max_request_bytes,
@@ -467,6 +419,7 @@ def create_app(
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_middleware(BodyLimit, limit=settings.max_request_bytes)
+    app.add_middleware(SecurityHeaders)  # outermost: every answer gets the headers
     return app
 
 
