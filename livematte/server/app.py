@@ -11,11 +11,14 @@ Routes (multipart/form-data, field ``file``, header ``APIKEY``):
   ("30px", "10%"), ``size`` (preview|full), ``format`` (png|jpg|zip), ``channels`` (rgba|alpha)
 * ``GET /`` the web page, ``GET /health``, ``GET /api/v1/info``, ``GET /docs`` (OpenAPI)
 
-Errors: see ``livematte.server.errors``.  Inference runs in a bounded worker pool; when every
+Errors: see ``livematte.server.errors``; who may call: ``livematte.server.access``; every
+answer carries the security headers of ``livematte.server.middleware``.  Inference runs in a bounded worker pool; when every
 worker is busy and the queue is full the answer is 1201/503 at once, never an endless wait.
 
 Run it with ``livematte serve`` or ``uvicorn livematte.server.app:app`` (the module-level app
-reads ``LIVEMATTE_PRESET`` and ``LIVEMATTE_KEYLESS`` = auto|on|off from the environment).
+reads ``LIVEMATTE_PRESET`` and ``LIVEMATTE_KEYLESS`` = auto|on|off from the environment).  Only
+``livematte serve`` bounds header/body read time and connections (``livematte.server.net``);
+under plain uvicorn use its ``--limit-concurrency`` and a proxy in front.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from livematte.server import errors as E
 from livematte.server.access import Access
 from livematte.server.engine import Engine, MattingResult, ServerSettings
 from livematte.server.errors import ApiError, envelope
+from livematte.server.form import openapi_extra, parse_options
 from livematte.server.images import MEDIA_TYPES, RenderOptions, make_zip
 from livematte.server.keys import BalanceError, KeyStore, KeyStoreError
 from livematte.server.middleware import BodyLimit, SecurityHeaders, error_response
@@ -49,47 +53,6 @@ from livematte.server.middleware import BodyLimit, SecurityHeaders, error_respon
 log = logging.getLogger("livematte.server")
 STATIC = Path(__file__).parent / "static"
 ProcessFn = Callable[[Any, bool], MattingResult]
-
-_UPLOAD_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "required": ["file"],
-    "properties": {
-        "file": {
-            "type": "array",
-            "items": {"type": "string", "format": "binary"},
-            "description": "the photo (PNG, JPEG, BMP, GIF, WebP; <= 15 MB); several -> zip",
-        },
-        "bg_color": {"type": "string", "description": "background colour, e.g. #00ff00"},
-        "bg_image": {"type": "string", "format": "binary", "description": "background image"},
-        "crop": {"type": "boolean", "description": "crop to the person(s)"},
-        "crop_margin": {"type": "string", "description": "margin around the crop: 30px or 10%"},
-        "size": {"type": "string", "enum": ["full", "preview"], "description": "preview: 0.25 MP"},
-        "format": {"type": "string", "enum": ["png", "jpg", "zip"]},
-        "channels": {"type": "string", "enum": ["rgba", "alpha"]},
-    },
-}
-
-
-def _openapi(description: str, ok: dict[str, Any]) -> dict[str, Any]:
-    """OpenAPI for a hand-parsed multipart route (parsed by hand to check the key first)."""
-    codes = ", ".join(f"{e.code} ({e.status})" for e in E.ALL_CODES)
-    return {
-        "description": description + f"\n\nError codes: {codes}; see livematte.server.errors.",
-        "parameters": [
-            {
-                "name": "APIKEY",
-                "in": "header",
-                "required": False,
-                "schema": {"type": "string"},
-                "description": "your key (`livematte keys create`); not needed in keyless mode",
-            }
-        ],
-        "requestBody": {
-            "required": True,
-            "content": {"multipart/form-data": {"schema": _UPLOAD_SCHEMA}},
-        },
-        "responses": {"200": ok, "4XX": {"description": "error envelope (JSON)"}},
-    }
 
 
 @dataclass(frozen=True)
@@ -106,75 +69,6 @@ def _stem(filename: str | None, index: int) -> str:
     base = (filename or "").replace("\\", "/").rsplit("/", 1)[-1]
     stem = _SAFE.sub("_", base.rsplit(".", 1)[0] if "." in base else base).strip("._")
     return stem[:80] or f"image{index + 1}"
-
-
-def _truthy(value: str, field: str) -> bool:
-    lowered = value.strip().lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("", "0", "false", "no", "off"):
-        return False
-    raise ApiError(E.BAD_OPTION, f"{field}: expected true or false, got {value!r}")
-
-
-def _choice(value: str, field: str, choices: dict[str, str]) -> str:
-    key = value.strip().lower()
-    if key not in choices:
-        raise ApiError(E.BAD_OPTION, f"{field}: {value!r} is not one of {', '.join(choices)}")
-    return choices[key]
-
-
-def parse_color(value: str) -> tuple[int, int, int]:
-    """'#rgb' or '#rrggbb' (the '#' optional) -> BGR tuple.
-
-    Raises:
-        ApiError: 1107 for anything else.
-    """
-    text = value.strip().lstrip("#")
-    if re.fullmatch(r"[0-9a-fA-F]{3}", text):
-        text = "".join(c * 2 for c in text)
-    if not re.fullmatch(r"[0-9a-fA-F]{6}", text):
-        raise ApiError(E.BAD_OPTION, f"bg_color: expected a hex colour like #00ff00, got {value!r}")
-    r, g, b = (int(text[i : i + 2], 16) for i in (0, 2, 4))
-    return (b, g, r)
-
-
-def parse_margin(value: str) -> tuple[float, str]:
-    """'30px', '30' or '10%' -> (value, unit); at most 4096 px or 100 %."""
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(px|%)?\s*", value or "0")
-    if not match:
-        raise ApiError(E.BAD_OPTION, f"crop_margin: expected e.g. 30px or 10%, got {value!r}")
-    amount, unit = float(match.group(1)), match.group(2) or "px"
-    if amount > (100 if unit == "%" else 4096):
-        raise ApiError(E.BAD_OPTION, f"crop_margin: {value!r} is too large")
-    return amount, unit
-
-
-# Accepted spellings -> canonical value ("auto" as remove.bg has it means full here).
-_SIZES = {"full": "full", "auto": "full", "preview": "preview"}
-_FORMATS = {"png": "png", "jpg": "jpg", "jpeg": "jpg", "zip": "zip"}
-_CHANNELS = {"rgba": "rgba", "alpha": "alpha"}
-
-
-def parse_options(form: Any) -> RenderOptions:
-    """The optional fields -> RenderOptions (unknown fields are ignored, as other APIs do)."""
-
-    def text(name: str) -> str | None:
-        value = form.get(name)
-        if value is None or isinstance(value, UploadFile):
-            return None
-        return str(value)
-
-    bg = text("bg_color")
-    margin = text("crop_margin")
-    return RenderOptions(
-        background=parse_color(bg) if bg else None,
-        crop=_truthy(text("crop") or "", "crop"),
-        margin=parse_margin(margin) if margin else (0.0, "px"),
-        preview=_choice(text("size") or "full", "size", _SIZES) == "preview",
-        format=_choice(text("format") or "png", "format", _FORMATS),
-        channels=_choice(text("channels") or "rgba", "channels", _CHANNELS),
-    )
 
 
 def create_app(
@@ -376,7 +270,7 @@ def create_app(
     @app.post(
         "/api/v1/matting",
         summary="Cut the person out: the body is the RGBA PNG",
-        openapi_extra=_openapi("Returns the PNG itself (a zip for several files).", png_ok),
+        openapi_extra=openapi_extra("Returns the PNG itself (a zip for several files).", png_ok),
     )
     async def matting(request: Request) -> Response:
         return await handle(request, "png")
@@ -384,7 +278,7 @@ def create_app(
     @app.post(
         "/api/v1/matting2",
         summary="Cut the person out: the PNG as base64 in a JSON envelope",
-        openapi_extra=_openapi("Returns {code: 0, data: {imageBase64}, msg, time}.", json_ok),
+        openapi_extra=openapi_extra("Returns {code: 0, data: {imageBase64}, msg, time}.", json_ok),
     )
     async def matting2(request: Request) -> Response:
         return await handle(request, "json")
@@ -392,7 +286,7 @@ def create_app(
     @app.post(
         "/api/v1/mattingAndAnalysis",
         summary="Cut the person out and locate 21 body parts per person",
-        openapi_extra=_openapi("Returns data.imageBase64 and data.bodyAnalysis.", json_ok),
+        openapi_extra=openapi_extra("Returns data.imageBase64 and data.bodyAnalysis.", json_ok),
     )
     async def matting_and_analysis(request: Request) -> Response:
         return await handle(request, "analysis")

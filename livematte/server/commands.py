@@ -254,9 +254,9 @@ def keys_builder(parser: argparse.ArgumentParser) -> Handler:
     create.add_argument("--name", default="", help="a label for `keys list`")
     sub.add_parser("list", help="list keys (never their tokens)")
     revoke = sub.add_parser("revoke", help="revoke a key for good")
-    revoke.add_argument("id", type=int)
+    revoke.add_argument("id", type=int, metavar="ID")
     topup = sub.add_parser("topup", help="add calls to a key's balance: topup ID --calls N")
-    topup.add_argument("id", type=int)
+    topup.add_argument("id", type=int, metavar="ID")
     topup.add_argument("--calls", type=int, metavar="N", help="calls to add (as `create --calls`)")
     # The old form `topup ID N`, still read (with a note) so existing scripts keep working.
     topup.add_argument("old_calls", type=int, nargs="?", help=argparse.SUPPRESS)

@@ -48,8 +48,9 @@ class ServerSettings:
     """Everything about serving that is not the pipeline's config.
 
     Attributes:
-        keyless: "auto" (no key needed from a loopback client addressing a loopback host),
-            "on" (nobody needs a key), "off" (everybody does).
+        keyless: "auto" (no key needed from a loopback client addressing a loopback host,
+            until a key is created), "on" (nobody needs a key), "off" (everybody does); a
+            key that is sent is checked in every mode (``livematte.server.access``).
         workers: inference threads, each with its own pipeline.
         queue: requests allowed to wait for a worker; beyond that: 1201 busy.
         rate: default requests per second per key (a key's own ``rate`` wins).

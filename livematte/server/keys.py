@@ -305,9 +305,7 @@ class RateLimiter:
         now = self._clock()
         with self._lock:
             if len(self._buckets) > self._max:
-                self._buckets = {
-                    b: v for b, v in self._buckets.items() if now - v[1] < v[2]
-                }
+                self._buckets = {b: v for b, v in self._buckets.items() if now - v[1] < v[2]}
             tokens, last, _ = self._buckets.get(bucket, (burst, now, 0.0))
             tokens = min(burst, tokens + (now - last) * rate)
             refill = burst / rate

@@ -225,7 +225,9 @@ def test_size_limits(make_client):
 
 
 def test_streamed_body_over_the_limit(make_client):
-    c = make_client(settings=ServerSettings(keyless="on", warmup=False, rate=NO_LIMIT, max_request_bytes=50_000))
+    c = make_client(
+        settings=ServerSettings(keyless="on", warmup=False, rate=NO_LIMIT, max_request_bytes=50_000)
+    )
 
     def chunks():  # no Content-Length: the limit must trip while streaming
         yield b"--x\r\nContent-Disposition: form-data; name=file; filename=a.png\r\n\r\n"
@@ -265,7 +267,8 @@ def test_busy_answers_at_once(make_client):
         return MattingResult(np.ones(bgr.shape[:2], np.float32), bgr, None)
 
     c = make_client(
-        settings=ServerSettings(keyless="on", warmup=False, rate=NO_LIMIT, workers=1, queue=0), process=slow
+        settings=ServerSettings(keyless="on", warmup=False, rate=NO_LIMIT, workers=1, queue=0),
+        process=slow,
     )
     first = {}
     thread = threading.Thread(target=lambda: first.setdefault("r", post(c)))

@@ -71,7 +71,9 @@ def wait_for(driver, script: str, timeout: float = 60):
 
 def csp_violations(driver) -> list[str]:
     """The console's Content-Security-Policy complaints since the last call."""
-    return [e["message"] for e in driver.get_log("browser") if "Content Security Policy" in e["message"]]
+    return [
+        e["message"] for e in driver.get_log("browser") if "Content Security Policy" in e["message"]
+    ]
 
 
 def test_upload_one_photo_shows_the_transparent_cut_out(browser, live_server):

@@ -193,7 +193,7 @@ def test_keys_cli_round_trip(capsys, db):
     assert code == 0 and token.startswith("lm_") and "cannot be shown again" in err
     code, out, _ = run_cli(capsys, "keys", "--db", str(db), "list")
     assert code == 0 and "ci" in out and token[:10] in out and token not in out
-    assert run_cli(capsys, "keys", "--db", str(db), "topup", "1", "3")[0] == 0
+    assert run_cli(capsys, "keys", "--db", str(db), "topup", "1", "--calls", "3")[0] == 0
     with KeyStore(db) as s:
         assert s.verify(token).calls == 5
     assert run_cli(capsys, "keys", "--db", str(db), "revoke", "1")[0] == 0
@@ -201,6 +201,26 @@ def test_keys_cli_round_trip(capsys, db):
     assert "revoked" in out
     code, _, err = run_cli(capsys, "keys", "--db", str(db), "revoke", "42")
     assert code == 2 and "no API key with id 42" in err
+
+
+def test_topup_takes_calls_like_create(capsys, db):
+    keys = ("keys", "--db", str(db))
+    assert run_cli(capsys, *keys, "create", "--calls", "1")[0] == 0
+    code, _, err = run_cli(capsys, *keys, "topup", "1", "--calls", "4")
+    assert code == 0 and err.strip() == "livematte: key 1 '': 5 calls"
+    # The old positional form still works, with a note saying what to write instead.
+    code, _, err = run_cli(capsys, *keys, "topup", "1", "2")
+    assert code == 0 and "deprecated; write `keys topup 1 --calls 2`" in err
+    assert err.splitlines()[-1] == "livematte: key 1 '': 7 calls"
+    code, _, err = run_cli(capsys, *keys, "topup", "1")
+    assert (
+        code == 2
+        and err.strip() == "livematte: error: keys topup: say how many calls to add: --calls N"
+    )
+    code, _, err = run_cli(capsys, *keys, "topup", "1", "2", "--calls", "3")
+    assert code == 2 and "give the calls once" in err
+    with KeyStore(db) as s:
+        assert s.get(1).calls == 7
 
 
 def test_env_var_picks_the_database(capsys, monkeypatch, db):

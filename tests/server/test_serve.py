@@ -7,6 +7,7 @@ requests) on a free port with an empty key database of its own.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import selectors
@@ -74,10 +75,8 @@ def trickle(socks: list[socket.socket], data: bytes, every: float, limit: float)
         if time.monotonic() >= next_send and sent < len(data):
             for s in socks:
                 if s not in closed:
-                    try:
+                    with contextlib.suppress(OSError):  # reset: the read below sees it closed
                         s.send(data[sent : sent + 1])
-                    except OSError:
-                        pass  # reset: the read below sees it closed
             sent += 1
             next_send += every
         for key, _ in sel.select(timeout=0.05):
@@ -104,7 +103,7 @@ def test_slow_headers_are_cut_off_and_connections_capped(tmp_path):
         closed = trickle(socks, SLOW_HEAD, every=0.5, limit=25)
         assert len(closed) == 40, f"{40 - len(closed)} slow connections still open after 25 s"
         times = sorted(t for t, _ in closed.values())
-        assert 8 < times[0] and times[-1] < 16, times
+        assert times[0] > 8 and times[-1] < 16, times
         for _, answer in closed.values():
             assert answer.startswith(b"HTTP/1.1 408 "), answer[:80]
             assert json.loads(answer.split(b"\r\n\r\n", 1)[1])["code"] == 1109
