@@ -80,7 +80,7 @@ class Access:
         if client not in LOOPBACK_HOSTS or host not in LOOPBACK_HOSTS:
             return "no key is needed only from this computer, via localhost or 127.0.0.1"
         if self.store().has_keys():  # last: the only check that reads the database
-            return "this server has API keys: send yours (`livematte keys create`)"
+            return "this server has API keys: send yours, from `livematte keys create`"
         return None
 
     def is_keyless(self, request: Request) -> bool:
