@@ -12,8 +12,9 @@ Routes (multipart/form-data, field ``file``, header ``APIKEY``):
 * ``GET /`` the web page, ``GET /health``, ``GET /api/v1/info``, ``GET /docs`` (OpenAPI)
 
 Errors: see ``livematte.server.errors``; who may call: ``livematte.server.access``; every
-answer carries the security headers of ``livematte.server.middleware``.  Inference runs in a bounded worker pool; when every
-worker is busy and the queue is full the answer is 1201/503 at once, never an endless wait.
+answer carries the security headers of ``livematte.server.middleware``.  Inference runs in a
+bounded worker pool; when every worker is busy and the queue is full the answer is 1201/503
+at once, never an endless wait.
 
 Run it with ``livematte serve`` or ``uvicorn livematte.server.app:app`` (the module-level app
 reads ``LIVEMATTE_PRESET`` and ``LIVEMATTE_KEYLESS`` = auto|on|off from the environment).  Only

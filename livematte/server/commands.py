@@ -13,10 +13,12 @@ argparse tree, and ``python -m livematte.server.commands serve|keys ...`` runs t
 from __future__ import annotations
 
 import argparse
+import asyncio
 import ipaddress
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 from livematte.errors import ConfigError, LivematteError
 
@@ -214,9 +216,13 @@ def _serve(args: argparse.Namespace) -> int:
                 "port can use it without a key",
                 file=sys.stderr,
             )
+        # Warmed up here, not in uvicorn's lifespan: a model or provider that fails to load is
+        # then our one-line error and exit status, not uvicorn's traceback.
+        app = create_app(config, settings=replace(settings, warmup=False), key_store=store)
+        if settings.warmup:
+            asyncio.run(app.state.engine.warmup())
         shown = f"[{args.host}]" if ":" in args.host else args.host
         print(f"livematte: serving on http://{shown}:{args.port}/ ({access})", file=sys.stderr)
-        app = create_app(config, settings=settings, key_store=store)
         server = uvicorn.Server(
             uvicorn.Config(
                 app,

@@ -178,3 +178,17 @@ def test_busy_port_is_one_error_line(tmp_path):
     assert result.stderr.splitlines() == [
         f"livematte: error: cannot listen on 127.0.0.1:{port}: Address already in use"
     ], result.stderr
+
+
+def test_a_model_that_fails_to_load_is_one_error_line(tmp_path):
+    # Warm-up runs before uvicorn starts: its error is ours (exit 5), not uvicorn's traceback.
+    result = subprocess.run(
+        [sys.executable, "-m", "livematte", "serve", "--port", str(free_port()),
+         "--keys-db", str(tmp_path / "keys.sqlite3"), "--set", "matting.model=/nowhere/m.onnx"],
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 5
+    assert result.stderr.splitlines() == [
+        "livematte: error: model file not found: /nowhere/m.onnx"
+    ], result.stderr
