@@ -13,7 +13,6 @@ argparse tree, and ``python -m livematte.server.commands serve|keys ...`` runs t
 from __future__ import annotations
 
 import argparse
-import asyncio
 import ipaddress
 import sys
 import time
@@ -158,6 +157,8 @@ def serve_builder(parser: argparse.ArgumentParser) -> Handler:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    import asyncio
+
     from livematte.cli import config_from_args
 
     try:

@@ -248,6 +248,11 @@ def test_register_with_the_cli_registry():
     args = parser.parse_args([])
     assert callable(handler) and (args.host, args.port, args.keyless) == ("127.0.0.1", 8000, None)
     assert parser.parse_args(["--require-key"]).keyless == "off"
+    assert parser.parse_args(["--keyless"]).keyless == "on"  # the bare flag, as before
+    for mode in ("auto", "on", "off"):
+        assert parser.parse_args(["--keyless", mode]).keyless == mode
+    limits = parser.parse_args(["--header-timeout", "3", "--body-timeout", "4"])
+    assert (limits.header_timeout, limits.body_timeout, limits.max_connections) == (3, 4, 100)
 
 
 @pytest.mark.parametrize(
