@@ -314,7 +314,8 @@ def create_app(
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_middleware(BodyLimit, limit=settings.max_request_bytes)
-    app.add_middleware(SecurityHeaders)  # outermost: every answer gets the headers
+    # Added last, so it wraps BodyLimit too: its 413s get the headers as well.
+    app.add_middleware(SecurityHeaders)
     return app
 
 
