@@ -48,8 +48,9 @@ class ServerSettings:
     """Everything about serving that is not the pipeline's config.
 
     Attributes:
-        keyless: "auto" (no key needed from a loopback client addressing a loopback host),
-            "on" (nobody needs a key), "off" (everybody does).
+        keyless: "auto" (no key needed from a loopback client addressing a loopback host,
+            until a key is created), "on" (nobody needs a key), "off" (everybody does); a
+            key that is sent is checked in every mode (``livematte.server.access``).
         workers: inference threads, each with its own pipeline.
         queue: requests allowed to wait for a worker; beyond that: 1201 busy.
         rate: default requests per second per key (a key's own ``rate`` wins).
@@ -57,6 +58,10 @@ class ServerSettings:
         max_batch: files per request.
         max_request_bytes: the whole multipart body.
         warmup: build every worker's pipeline at startup (fail fast on a missing model).
+        header_timeout / body_timeout: seconds a client has to send a request's headers /
+            its whole body before its connection is closed (``livematte serve`` only: they
+            are enforced by its connection guard, ``livematte.server.net``).
+        max_connections: open connections at once; more are answered 503 and closed.
     """
 
     keyless: str = "auto"
@@ -68,12 +73,22 @@ class ServerSettings:
     max_batch: int = 16
     max_request_bytes: int = 100 * 1024 * 1024
     warmup: bool = True
+    # 10 s: a browser or curl sends its headers in one packet, even on a slow link; a client
+    # that trickles them is holding a connection slot, not making a request.
+    header_timeout: float = 10.0
+    # 120 s: two 15 MB photos over a 2 Mbit/s uplink; a bound on a slow body, not a rate.
+    body_timeout: float = 120.0
+    # Browsers open at most 6 connections per host; 100 leaves room for many clients while
+    # a flood of idle sockets (slowloris) cannot grow without end.
+    max_connections: int = 100
 
     def __post_init__(self) -> None:
         if self.keyless not in ("auto", "on", "off"):
             raise ValueError(f"keyless must be auto, on or off, got {self.keyless!r}")
         if self.workers < 1 or self.queue < 0 or self.max_batch < 1 or not self.rate > 0:
             raise ValueError("workers and max_batch must be >= 1, queue >= 0, rate > 0")
+        if not (self.header_timeout > 0 and self.body_timeout > 0 and self.max_connections >= 1):
+            raise ValueError("header and body timeouts must be > 0, max_connections >= 1")
 
 
 @dataclass

@@ -14,7 +14,7 @@ import zipfile
 
 import numpy as np
 import pytest
-from conftest import SAMPLE, TestClient, fake_process, image_bytes
+from conftest import NO_LIMIT, SAMPLE, TestClient, fake_process, image_bytes
 from PIL import Image
 from test_images import png_bomb, truncated_jpeg
 
@@ -216,7 +216,7 @@ def test_routes_and_methods(client):
 def test_size_limits(make_client):
     c = make_client(
         settings=ServerSettings(
-            keyless="on", warmup=False, max_file_bytes=2000, max_request_bytes=50_000
+            keyless="on", warmup=False, rate=NO_LIMIT, max_file_bytes=2000, max_request_bytes=50_000
         )
     )
     assert_error(post(c, files=_file(image_bytes("JPEG", (300, 300)))), 1105, 413)
@@ -225,7 +225,9 @@ def test_size_limits(make_client):
 
 
 def test_streamed_body_over_the_limit(make_client):
-    c = make_client(settings=ServerSettings(keyless="on", warmup=False, max_request_bytes=50_000))
+    c = make_client(
+        settings=ServerSettings(keyless="on", warmup=False, rate=NO_LIMIT, max_request_bytes=50_000)
+    )
 
     def chunks():  # no Content-Length: the limit must trip while streaming
         yield b"--x\r\nContent-Disposition: form-data; name=file; filename=a.png\r\n\r\n"
@@ -265,7 +267,8 @@ def test_busy_answers_at_once(make_client):
         return MattingResult(np.ones(bgr.shape[:2], np.float32), bgr, None)
 
     c = make_client(
-        settings=ServerSettings(keyless="on", warmup=False, workers=1, queue=0), process=slow
+        settings=ServerSettings(keyless="on", warmup=False, rate=NO_LIMIT, workers=1, queue=0),
+        process=slow,
     )
     first = {}
     thread = threading.Thread(target=lambda: first.setdefault("r", post(c)))
