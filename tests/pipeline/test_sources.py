@@ -123,6 +123,24 @@ def test_ten_bit_source_converts_to_8_bit_bgr(tmp_path):
     assert _close_to_synthetic(frames[0].image, 6)
 
 
+def test_matroska_frame_count_is_the_video_tracks_not_the_audio_tail(tmp_path):
+    # The container's duration covers the audio, which runs 26 ms past the last frame here:
+    # 2.026 s x 25 fps made the progress total 51 for 50 frames.
+    path = tmp_path / "clip.mkv"
+    write_clip(path, frames=50)
+    with open_source(path) as source:
+        assert source.container.duration / 1e6 > 2.01
+        assert source.frame_count == 50 and source.frame_count_estimated
+        assert sum(1 for _ in source) == 50
+        assert source.ended_early is None
+    with open_source(tmp_path / "clip.mkv", start=0.4) as source:
+        assert source.frame_count == 40 and source.frame_count_estimated
+    mp4 = tmp_path / "clip.mp4"
+    write_clip(mp4, frames=50)
+    with open_source(mp4) as source:
+        assert source.frame_count == 50 and not source.frame_count_estimated
+
+
 def test_trim_keeps_range_and_shifts_every_stream(clip):
     path, _ = clip
     with open_source(path, start=0.4, end=0.8) as source:
