@@ -177,30 +177,36 @@ class VideoFileSource(Source):
             if passthrough
             else []
         )
-        self.duration, self._duration_is_video = self._duration()
+        start_time = self.stream.start_time
+        self._first = float(start_time * self.time_base) if start_time is not None else 0.0
+        self._end, self._end_is_video = self._declared_end()
+        #: The video's declared length in seconds (None when the file does not say).
+        self.duration = None if self._end is None else self._end - self._first
         self.frame_count = self._estimate_frames()
         self.ended_early = None
         tag = self.stream.metadata.get("rotate")
         # The legacy tag is clockwise; VideoFrame.rotation is counter-clockwise.
         self._tag_rotation = -int(tag) if tag and tag.lstrip("-").isdigit() else 0
 
-    def _duration(self) -> tuple[float | None, bool]:
-        """The video's declared length in seconds, and whether it is the video stream's own
-        (else the container's, which also covers audio that runs past the last frame)."""
+    def _declared_end(self) -> tuple[float | None, bool]:
+        """Where the file says the video ends, in seconds on its timeline, and whether that is
+        the video stream's own word (else the container's, which also covers audio that runs
+        past the last frame)."""
         if self.stream.duration is not None:
-            return float(self.stream.duration * self.time_base), True
-        # Matroska stores no stream duration, but FFmpeg and mkvmerge tag each track with one.
+            return self._first + float(self.stream.duration * self.time_base), True
+        # Matroska stores no stream duration, but FFmpeg and mkvmerge tag each track with the
+        # end of its last packet.
         tag = _clock_seconds(self.stream.metadata.get("DURATION", ""))
         if tag is not None:
             return tag, True
         if self.container.duration is not None:
-            return self.container.duration / 1_000_000, False
+            return (self.container.start_time or 0) / 1e6 + self.container.duration / 1e6, False
         return None, False
 
     def _estimate_frames(self) -> int | None:
         total = self.stream.frames or None
-        if self.duration is not None and (total is None or self.start or self.end):
-            span = min(self.end or self.duration, self.duration) - (self.start or 0.0)
+        if self._end is not None and (total is None or self.start or self.end):
+            span = min(self.end or self._end, self._end) - max(self.start or 0.0, self._first)
             total = max(0, round(span * float(self.rate)))
             self.frame_count_estimated = True
         return total
@@ -210,17 +216,17 @@ class VideoFileSource(Source):
         than two frames (a last frame's duration, rounding), and, when only the container's
         duration is known, with the other streams stopping early too (else the video is just
         shorter than its audio)."""
-        if self.duration is None:
+        if self._end is None:
             return
-        expected = self.duration if self.end is None else min(self.end, self.duration)
-        reached = video_end if self._duration_is_video else max(video_end, other_end)
+        expected = self._end if self.end is None else min(self.end, self._end)
+        reached = video_end if self._end_is_video else max(video_end, other_end)
         if reached >= expected - 2.0 / float(self.rate):
             return
         count = "?" if self.frame_count is None else str(self.frame_count)
         count = "~" + count if self.frame_count_estimated else count
-        start = self.start or 0.0
+        origin = max(self.start or 0.0, self._first)
         self.ended_early = (
-            f"{frames} of {count} frames ({video_end - start:.2f} of {expected - start:.2f} s)"
+            f"{frames} of {count} frames ({video_end - origin:.2f} of {expected - origin:.2f} s)"
         )
 
     def _seek(self) -> None:
