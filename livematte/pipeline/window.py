@@ -51,6 +51,7 @@ _KEYS = {
     27: "quit",
 }
 _HELP_SECONDS = 8.0
+_MAX_KEYS_PER_PUMP = 16  # a bound, so a stuck key cannot hold the loop
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 
@@ -112,6 +113,7 @@ class WindowSink(LiveSink):
 
     name = "window"
     poll_interval = 0.01  # the GUI needs its events pumped often
+    takes_input = True
 
     def __init__(
         self,
@@ -187,18 +189,15 @@ class WindowSink(LiveSink):
         self._pump()
 
     def _pump(self) -> None:
-        key = cv2.waitKey(1)
-        if key != -1:
-            action = _KEYS.get(key & 0xFF)
-            if action == "matte":
-                self.view = "matte" if self.view == "output" else "output"
-            elif action == "overlay":
-                self.overlay = not self.overlay
-            elif action == "help":
-                self.show_help = not (self.show_help and self._help_visible())
-                self._opened_at = time.monotonic()
-            elif action is not None:
-                self._actions.append(action)
+        # Every key the GUI holds: Win32 and GTK queue them, one per call.  (Qt keeps only the
+        # last key since it was pumped, so the runner pumps every 10 ms while a frame is
+        # processed, see LiveSink.takes_input; two presses 100 ms apart lost the first before.)
+        read = getattr(cv2, "pollKey", None) or (lambda: cv2.waitKey(1))
+        for _ in range(_MAX_KEYS_PER_PUMP):
+            key = read()
+            if key == -1:
+                break
+            self._key(key)
         if not self._shown:
             return  # before the first picture the window is legitimately not visible yet
         # Closing the window with the mouse: highgui reports it as no longer visible.
@@ -208,6 +207,18 @@ class WindowSink(LiveSink):
             visible = -1
         if visible < 1 and "quit" not in self._actions:
             self._actions.append("quit")
+
+    def _key(self, key: int) -> None:
+        action = _KEYS.get(key & 0xFF)
+        if action == "matte":
+            self.view = "matte" if self.view == "output" else "output"
+        elif action == "overlay":
+            self.overlay = not self.overlay
+        elif action == "help":
+            self.show_help = not (self.show_help and self._help_visible())
+            self._opened_at = time.monotonic()
+        elif action is not None:
+            self._actions.append(action)
 
     def _help_visible(self) -> bool:
         return time.monotonic() - self._opened_at < _HELP_SECONDS
@@ -242,6 +253,10 @@ class WindowSink(LiveSink):
             self._last_idle_draw = now
             self._show(self._decorate(self._last_image, self._last_frame))
         else:
+            self._pump()
+
+    def pump(self) -> None:
+        if self._open:
             self._pump()
 
     def poll(self) -> list[str]:

@@ -300,6 +300,7 @@ class FakeHighgui:
         monkeypatch.setattr(cv2, "namedWindow", lambda *a: None)
         monkeypatch.setattr(cv2, "imshow", lambda _, image: self.shown.append(image.copy()))
         monkeypatch.setattr(cv2, "waitKey", lambda _: self.keys.pop(0) if self.keys else -1)
+        monkeypatch.setattr(cv2, "pollKey", lambda: self.keys.pop(0) if self.keys else -1)
         monkeypatch.setattr(cv2, "getWindowProperty", lambda *a: self.visible)
         monkeypatch.setattr(cv2, "destroyWindow", lambda *a: None)
         monkeypatch.setenv("DISPLAY", ":fake")
