@@ -1,14 +1,10 @@
-"""What several test modules share: where ../shared/data lives, tiny clips made on the spot, and
-a display for window tests (``x_display``: the session's own, or a private Xvfb).
+"""What several test modules share: where ../shared/data lives, and tiny clips made on the spot.
 
 Importable from every test module (``pythonpath = ["tests"]`` in pyproject.toml).
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 from collections.abc import Iterable
 from fractions import Fraction
 from pathlib import Path
@@ -25,31 +21,6 @@ def needs_shared(*parts: str) -> pytest.MarkDecorator:
     """Skip unless ``SHARED_DATA / parts...`` exists, saying which path is missing."""
     path = SHARED_DATA.joinpath(*parts)
     return pytest.mark.skipif(not path.exists(), reason=f"shared test data not found: {path}")
-
-
-@pytest.fixture(scope="module")
-def x_display():
-    """A display: the one we run under, or a private Xvfb; skipped when neither exists."""
-    if os.environ.get("DISPLAY"):
-        yield os.environ["DISPLAY"]
-        return
-    xvfb = shutil.which("Xvfb")
-    if xvfb is None:
-        pytest.skip("window test needs a display: no DISPLAY and no Xvfb (apt install xvfb)")
-    # -displayfd: Xvfb picks a free display number and writes it once it accepts clients.
-    server = subprocess.Popen(
-        [xvfb, "-displayfd", "1", "-screen", "0", "1280x800x24", "-nolisten", "tcp"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    number = server.stdout.readline().strip() if server.stdout else ""
-    if not number.isdigit():
-        server.kill()
-        pytest.skip("Xvfb could not start")
-    yield f":{number}"
-    server.terminate()
-    server.wait(5)
 
 
 def write_h264(

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import pyvirtualcam
-from media import write_h264, x_display  # noqa: F401 - x_display is a fixture
+from media import write_h264
 
 from livematte.errors import SourceError
 from livematte.frame import Frame

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from media import write_h264, x_display  # noqa: F401 - x_display is a fixture
+from media import write_h264
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -19,6 +19,7 @@ import numpy as np
 
 from livematte.errors import SinkError
 from livematte.frame import Frame
+from livematte.pipeline.silence import silence_packets
 from livematte.pipeline.sinks import (
     CONTAINERS,
     QUALITIES,
@@ -29,7 +30,6 @@ from livematte.pipeline.sinks import (
     resolve_format,
     stderr_notice,
 )
-from livematte.pipeline.silence import silence_packets
 
 _CRF = {
     "libx264": {"low": 28, "medium": 23, "high": 18, "max": 12},
@@ -387,4 +387,3 @@ class VideoFileSink(Sink):
             os.replace(self._tmp, self.partial_path)
         else:
             self._tmp.unlink(missing_ok=True)
-
