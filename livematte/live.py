@@ -7,7 +7,10 @@ a frame never waits behind another and latency cannot grow.  Sinks that do slow 
 camera, network encoder) have their own sender threads with the same one-slot mailbox.
 
 The window must live on the main thread (Qt/Cocoa), which is why the runner loop is the main
-thread and pumps the window while it waits.  While no frame arrives (camera unplugged,
+thread and pumps the window while it waits; with a window, each frame is processed in a worker
+thread while the main thread keeps pumping, since OpenCV's Qt backend keeps only the last key
+typed since it was pumped (of two presses 100 ms apart during a 300 ms frame, the first was
+lost).  While no frame arrives (camera unplugged,
 stalled, paused) the outputs stay alive: the window shows the last picture with a status line
 and the threaded sinks re-send their last picture.
 
@@ -25,6 +28,7 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -218,6 +222,10 @@ class LiveRunner:
         # The window needs its events pumped often; without one, wake up rarely.
         poll = min((s.poll_interval for s in self.sinks), default=LiveSink.poll_interval)
         item, errors_in_row = None, 0
+        interactive = [s for s in self.sinks if s.takes_input]
+        worker = (
+            ThreadPoolExecutor(1, thread_name_prefix="livematte-process") if interactive else None
+        )
         try:
             while not self._stop.is_set():
                 now = time.monotonic()
@@ -244,7 +252,7 @@ class LiveRunner:
                     continue
                 t_proc = time.monotonic()
                 try:
-                    frame = self.process(captured.frame)
+                    frame = self._process(captured.frame, worker, interactive, poll)
                 except Exception as exc:  # a bad frame costs one frame, not the session
                     stats.errors += 1
                     errors_in_row += 1
@@ -263,8 +271,27 @@ class LiveRunner:
                 for key, value in frame.timings.items():
                     stats.stage_ms.setdefault(key, []).append(value)
         finally:
+            if worker is not None:
+                worker.shutdown(wait=True, cancel_futures=True)
             stats.seconds = time.monotonic() - start
             stats.dropped = self.source.dropped
+
+    def _process(
+        self, frame: Frame, worker: ThreadPoolExecutor | None, interactive: list[LiveSink],
+        poll: float,
+    ) -> Frame:  # fmt: skip
+        """``process(frame)``; with a window, in a worker thread while this (the GUI) thread
+        pumps the window's events, so keys typed meanwhile are each taken in.  Their actions
+        wait in the sink until the frame is done, so the pipeline never changes mid-frame."""
+        if worker is None:
+            return self.process(frame)
+        future = worker.submit(self.process, frame)
+        while True:
+            try:
+                return future.result(timeout=poll)
+            except TimeoutError:
+                for sink in interactive:
+                    sink.pump()
 
     def _status(self) -> str:
         age = self.source.frame_age

@@ -47,7 +47,8 @@ from livematte.pipeline.sources import (
 
 @dataclass
 class FileResult:
-    """The outcome for one input: written, interrupted (partial kept) or failed (error)."""
+    """The outcome for one input: written, interrupted (partial kept) or failed (error).
+    ``ended_early`` says what a truncated or damaged input lacked (it is still written)."""
 
     input: str
     output: str | None = None
@@ -56,6 +57,7 @@ class FileResult:
     seconds: float = 0.0
     partial: str | None = None
     error: str | None = None
+    ended_early: str | None = None
     stats: RunStats | None = None
 
     @property
@@ -91,17 +93,26 @@ class VideoSummary:
 
     @property
     def exit_code(self) -> int:
-        """0 when every input was written, else the CLI's generic failure status 1."""
+        """0 when every input was written, else the CLI's generic failure status 1.
+
+        An input that ended early (truncated) still counts as written: its output is complete
+        and playable for what the file holds, as with corrupt frames ("N skipped"); the
+        summary line and a notice say what is missing.  Non-zero means an output is missing.
+        """
         return 1 if self.failed else 0
 
     def line(self) -> str:
-        """``done: 250 frames in 10.0 s (25.0 fps), 0 skipped -> out.mp4`` (+ failures)."""
+        """``done: 250 frames in 10.0 s (25.0 fps), 0 skipped -> out.mp4`` (+ inputs that
+        ended early, + failures)."""
         written = [r.output for r in self.results if r.output and not r.error]
         target = written[0] if len(written) == 1 else f"{len(written)} files"
         text = (
             f"done: {self.frames} frames in {self.seconds:.1f} s ({self.fps:.1f} fps), "
             f"{self.skipped} skipped -> {target}"
         )
+        for r in self.results:
+            if r.ended_early:
+                text += f"; {Path(r.input).name} ended early: {r.ended_early}"
         if self.failed:
             text += f"; {len(self.failed)} failed: " + "; ".join(
                 f"{r.input}: {r.error}" for r in self.failed
@@ -110,13 +121,14 @@ class VideoSummary:
 
 
 class Progress:
-    """A one-line progress bar with fps and ETA on a terminal; silent elsewhere."""
+    """A one-line progress bar with fps and ETA on a terminal; silent elsewhere.  An
+    ``estimated`` total (from a duration, not a frame count) is shown as ``~N``."""
 
     def __init__(self, label: str, total: int | None, stream: TextIO | None = None,
-                 enabled: bool = True):  # fmt: skip
+                 enabled: bool = True, estimated: bool = False):  # fmt: skip
         self.stream = stream or sys.stderr
         self.enabled = enabled and hasattr(self.stream, "isatty") and self.stream.isatty()
-        self.label, self.total = label, total
+        self.label, self.total, self.estimated = label, total, estimated
         self._last = 0.0
 
     def __call__(self, done: int, elapsed: float) -> None:
@@ -126,10 +138,12 @@ class Progress:
         self._last = now
         fps = done / elapsed if elapsed > 0 else 0.0
         if self.total:
-            share = min(done / self.total, 1.0)
+            total = max(self.total, done)  # an estimate can be short; never show 103/100
+            share = done / total
             bar = "#" * int(share * 24)
-            eta = (self.total - done) / fps if fps > 0 else 0.0
-            text = (f"{self.label} [{bar:<24}] {share:4.0%} {done}/{self.total} "
+            eta = (total - done) / fps if fps > 0 else 0.0
+            mark = "~" if self.estimated else ""
+            text = (f"{self.label} [{bar:<24}] {share:4.0%} {done}/{mark}{total} "
                     f"{fps:5.1f} fps ETA {int(eta) // 60}:{int(eta) % 60:02d}")  # fmt: skip
         else:
             text = f"{self.label} {done} frames {fps:5.1f} fps"
@@ -239,7 +253,8 @@ def _one(
         reset = getattr(process, "reset", None)
         if callable(reset):
             reset()  # a new file is a new shot: no temporal state carried over
-        bar = Progress(label, source.frame_count, enabled=progress)
+        bar = Progress(label, source.frame_count, enabled=progress,
+                       estimated=source.frame_count_estimated)  # fmt: skip
         sink = open_sink(
             target, fmt, quality=options["quality"], codec=options["codec"],
             preset=options["preset"], passthrough=source.passthrough_streams,
@@ -248,6 +263,14 @@ def _one(
         try:
             with sink:
                 stats = run_video(source, process, sink, on_progress=bar)
+                if source.ended_early:
+                    bar.finish()
+                    result.ended_early = source.ended_early
+                    options["notice"](
+                        f"warning: {Path(spec).name} ended early: {source.ended_early}; "
+                        "truncated or damaged, the output stops there"
+                    )
+                    sink.end_with_video = True  # its other streams are cut or padded to match
         except KeyboardInterrupt as exc:
             bar.finish()
             stats = getattr(exc, "stats", None) or RunStats()

@@ -182,11 +182,14 @@ class Sink:
         frames: frames accepted so far.
         path: where the result is (after a successful exit).
         partial_path: where the part done was kept after Ctrl-C, else None.
+        end_with_video: set before the ``with`` block ends when the input ended early: the
+            other streams (audio) are then cut or padded to end with the video.
     """
 
     frames: int = 0
     path: Path | None = None
     partial_path: Path | None = None
+    end_with_video: bool = False
 
     def send(self, frame: Frame) -> None:
         """Write one frame (checked for dtype/shape)."""
