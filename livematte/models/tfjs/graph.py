@@ -95,7 +95,8 @@ class Builder:
         if value.const is None:
             assert value.name is not None
             return value.name
-        arr = np.ascontiguousarray(value.const)
+        arr = np.asarray(value.const)
+        arr = arr if arr.flags.c_contiguous else arr.copy()  # (ascontiguousarray makes 0-d 1-d)
         key = (arr.dtype.str, arr.shape, arr.tobytes())
         name = self._const_names.get(key)
         if name is not None:
