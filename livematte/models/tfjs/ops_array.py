@@ -96,7 +96,14 @@ def slice_(ctx: Context, x: Value, starts: list[int], ends: list[int], axes: lis
         return x
     phys = [phys_axis(x, a) for a in axes]
     inputs = [x] + [const_value(v, np.int64) for v in (starts, ends, phys, steps)]
-    return ctx.b.op("Slice", inputs, dtype=x.dtype, rank=x.rank, perm=x.perm)
+    dims = None
+    if x.dims is not None:
+        dims = list(x.dims)
+        for a, start, end, step in zip(axes, starts, ends, steps, strict=True):
+            if dims[a] is not None:
+                dims[a] = len(range(*slice(start, end, step).indices(dims[a])))
+        dims = tuple(dims)
+    return ctx.b.op("Slice", inputs, dtype=x.dtype, rank=x.rank, perm=x.perm, dims=dims)
 
 
 @emits("StridedSlice")

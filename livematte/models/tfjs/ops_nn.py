@@ -122,8 +122,14 @@ def _resize(ctx: Context, node: TfNode, values: list[Value]) -> Value:
         mode = "half_pixel" if bilinear else "tf_half_pixel_for_nn"
     else:
         mode = "asymmetric"
-    attrs: dict[str, object] = {"mode": "linear" if bilinear else "nearest", "axes": [2, 3],
+    attrs: dict[str, object] = {"mode": "linear" if bilinear else "nearest",
                                 "coordinate_transformation_mode": mode}
+    # Full NCHW sizes rather than Resize's "axes" attribute: ONNX Runtime 1.32 rejects constant
+    # sizes combined with axes, and older runtimes lack axes altogether.
+    shape = ctx.b.op("Shape", [x], dtype=np.int64, rank=1, dims=(4,))
+    batch_channels = ctx.b.op("Slice", [shape, const_value([0], np.int64),
+                                        const_value([2], np.int64)], dtype=np.int64, rank=1)
+    size = ctx.b.op("Concat", [batch_channels, size], dtype=np.int64, rank=1, axis=0)
     if not bilinear:
         attrs["nearest_mode"] = "round_prefer_ceil" if align_corners else "floor"
     y = ctx.b.op("Resize", [x, None, None, size], dtype=np.float32, rank=4, perm=NCHW_PERM,
