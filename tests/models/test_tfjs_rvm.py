@@ -9,7 +9,6 @@ on top of the alpha tolerance.  Skips when ../shared is absent (a bare clone).
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -79,3 +78,20 @@ def test_conversion_is_deterministic_and_transpose_free(rvm_onnx: bytes) -> None
     assert hashlib.sha256(convert_rvm(RVM_JSON)).digest() == hashlib.sha256(rvm_onnx).digest()
     ops = [n.op_type for n in onnx.load_from_string(rvm_onnx).graph.node]
     assert ops.count("Transpose") == 0  # NCHW at the boundary, NCHW inside
+
+
+def test_full_branch_with_refiner_matches_tensorflow() -> None:
+    """Binding downsample_ratio to 0.25 keeps RVM's other tf.cond branch: the internal resize
+    and its fast guided filter refiner (box-filter depthwise convs, RealDiv, Square)."""
+    from livematte.models.tfjs import convert_graph_model
+
+    full = MODELS / "reference" / "rvm_full_tf_reference.npz"
+    ref = np.load(full)
+    model = convert_graph_model(RVM_JSON, bind={"downsample_ratio": float(ref["full_ratio"])},
+                                input_shapes={f"r{i}i": (None,) * 4 for i in range(1, 5)})
+    session = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
+    src = ref["full_src_u8"].astype(np.float32) / 255.0
+    fgr, pha, _ = next(_run_steps(session, src, 1))
+    assert np.abs(pha.transpose(0, 2, 3, 1) - ref["full_pha"]).max() <= ALPHA_TOLERANCE
+    want_fgr = ref["full_fgr_f16"].astype(np.float32)
+    assert np.abs(fgr.transpose(0, 2, 3, 1) - want_fgr).max() <= FGR_TOLERANCE

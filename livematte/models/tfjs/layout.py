@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+
+from livematte.errors import ModelError
 from livematte.models.tfjs.graph import ONNX_TYPES, Builder, Value, const_value
 
 NCHW_PERM = (0, 3, 1, 2)
@@ -131,8 +133,6 @@ def broadcast_dims(values: Sequence[Value], rank: int) -> tuple[int | None, ...]
 
 def static_length(value: Value, where: str) -> int:
     """Length of a 1-D shape-like tensor, which must be known at conversion time."""
-    from livematte.errors import ModelError
-
     if value.is_const:
         return int(value.const.shape[0])
     if value.dims and value.dims[0] is not None:

@@ -170,8 +170,8 @@ def _slice(ctx: Context, node: TfNode, values: list[Value]) -> Value:
         return slice_(ctx, x, [b_[i] for i in keep], [e_[i] for i in keep], keep, [1] * len(keep))
     begin, size = int64(ctx.b, begin), int64(ctx.b, size)
     minus_one = binary(ctx, "Equal", size, const_value(np.int64(-1)))
-    end = ctx.b.op("Where", [minus_one, const_value(np.int64(_BIG)), binary(ctx, "Add", begin, size)],
-                   dtype=np.int64, rank=1)
+    stop = binary(ctx, "Add", begin, size)
+    end = ctx.b.op("Where", [minus_one, const_value(np.int64(_BIG)), stop], dtype=np.int64, rank=1)
     axes = [phys_axis(x, a) for a in range(x.rank)]
     return ctx.b.op("Slice", [x, begin, end, const_value(axes, np.int64)], dtype=x.dtype,
                     rank=x.rank, perm=x.perm)

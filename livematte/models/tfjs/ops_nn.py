@@ -11,7 +11,7 @@ import numpy as np
 
 from livematte.models.tfjs.emit import Context, const_arg, const_ints, emits, fail
 from livematte.models.tfjs.graph import Value, const_value
-from livematte.models.tfjs.layout import NCHW_PERM, cast, int64, to_perm
+from livematte.models.tfjs.layout import NCHW_PERM, cast, int64, to_perm, unsqueeze
 from livematte.models.tfjs.model import TfNode
 from livematte.models.tfjs.ops_math import activation, binary
 
@@ -61,37 +61,33 @@ def _conv(ctx: Context, node: TfNode, values: list[Value]) -> Value:
         if attrs["dilations"] != [1, 1] or attrs.get("pads") != [0, 0, 0, 0]:
             raise fail(node, "a space-to-batch convolution must be VALID and undilated")
         attrs["dilations"], attrs["pads"] = ctx.dilated[node.name]
-    fused = node.get("fused_ops") or []
-    bias = None
-    args = values[2:]
-    if fused and fused[0] == "BiasAdd":
+    fused = list(node.get("fused_ops") or [])
+    bias, used = None, 2  # inputs: x, filter, then the fused ops' arguments in order
+    if fused[:1] == ["BiasAdd"]:
         bias = const_arg(node, values, 2, "the fused bias").astype(np.float32).ravel()
-        rest = fused[1:]
-    elif fused and fused[0] == "FusedBatchNorm":
+        fused, used = fused[1:], 3
+    elif fused[:1] == ["FusedBatchNorm"]:
         scale, offset, mean, var = (const_arg(node, values, 2 + i, "batch norm") for i in range(4))
         factor = scale / np.sqrt(var + float(node.get("epsilon", 1e-3)))
         weight = weight * factor.reshape(-1, 1, 1, 1)
         bias = (offset - mean * factor).astype(np.float32)
-        rest = fused[1:]
-    else:
-        rest = fused
-    if len(args) > (1 if bias is not None else 0) + (4 if "FusedBatchNorm" in fused else 0) + 1:
-        raise fail(node, f"unexpected fused arguments for {fused}")
+        fused, used = fused[1:], 6
     inputs = [x, const_value(weight.astype(np.float32))]
     if bias is not None:
         inputs.append(const_value(bias))
     y = ctx.b.op("Conv", inputs, dtype=np.float32, rank=4, perm=NCHW_PERM, **attrs)
-    for kind in rest:
+    for kind in fused:
         if kind == "Prelu":
-            y = _prelu(ctx, node, y, values[-1])
+            y = _prelu(ctx, node, y, values[used])
         else:
             y = activation(ctx, kind, y, node)
     return y
 
 
 def _prelu(ctx: Context, node: TfNode, y: Value, alpha: Value) -> Value:
-    alpha_nchw = binary(ctx, "Mul", alpha, const_value(np.ones((1, 1, 1, 1), np.float32)))
-    alpha_nchw = to_perm(ctx.b, alpha_nchw, NCHW_PERM)
+    if alpha.rank != 1:
+        raise fail(node, "Prelu alpha must be per channel")
+    alpha_nchw = to_perm(ctx.b, unsqueeze(ctx.b, alpha, [0, 1, 2]), NCHW_PERM)
     return ctx.b.op("PRelu", [y, alpha_nchw], dtype=y.dtype, rank=4, perm=NCHW_PERM)
 
 
