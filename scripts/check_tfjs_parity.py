@@ -58,10 +58,11 @@ def rvm_parity(models: Path, rows: list[dict]) -> tuple[bytes, bytes]:
         for step in range(2):
             fgr, pha, *state = session.run(None, _rvm_feed(src, state))
             want_fgr = ref[f"lowres{k}_step{step}_fgr_f16"].astype(np.float32)
+            want_pha = ref[f"lowres{k}_step{step}_pha"]
             rows.append({
                 "model": "rvm low-res", "case": f"photo {k} step {step} {src.shape[2]}x"
                 f"{src.shape[3]}",
-                "alpha": float(np.abs(pha.transpose(0, 2, 3, 1) - ref[f"lowres{k}_step{step}_pha"]).max()),
+                "alpha": float(np.abs(pha.transpose(0, 2, 3, 1) - want_pha).max()),
                 "fgr": float(np.abs(fgr.transpose(0, 2, 3, 1) - want_fgr).max()),
                 "convert_s": round(seconds, 2),
             })
@@ -74,7 +75,8 @@ def rvm_parity(models: Path, rows: list[dict]) -> tuple[bytes, bytes]:
         "model": "rvm full (0.25 + refiner)", "case": f"golden portrait {pha.shape[2]}x"
         f"{pha.shape[3]}",
         "alpha": float(np.abs(pha.transpose(0, 2, 3, 1) - ref["full_pha"]).max()),
-        "fgr": float(np.abs(fgr.transpose(0, 2, 3, 1) - ref["full_fgr_f16"].astype(np.float32)).max()),
+        "fgr": float(np.abs(fgr.transpose(0, 2, 3, 1) - ref["full_fgr_f16"].astype(np.float32))
+                     .max()),
     })
     return lowres, convert_rvm(json_path, fp16_weights=True)
 

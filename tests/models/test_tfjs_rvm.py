@@ -47,15 +47,19 @@ def _run_steps(session: ort.InferenceSession, src_nhwc: np.ndarray, steps: int =
         yield fgr, pha, state
 
 
-def test_signature_matches_the_official_release(rvm_onnx: bytes) -> None:
+@pytest.mark.parametrize("height, width, states", [
+    (96, 160, [(48, 80), (24, 40), (12, 20), (6, 10)]),
+    (101, 157, [(51, 79), (26, 40), (13, 20), (7, 10)]),  # any size, not only multiples of 16
+])
+def test_signature_matches_the_official_release(rvm_onnx: bytes, height, width, states) -> None:
     session = ort.InferenceSession(rvm_onnx, providers=["CPUExecutionProvider"])
     assert [i.name for i in session.get_inputs()] == ["src", "r1i", "r2i", "r3i", "r4i"]
     assert [o.name for o in session.get_outputs()] == ["fgr", "pha", "r1o", "r2o", "r3o", "r4o"]
-    src = np.random.default_rng(0).random((1, 96, 160, 3), np.float32)
-    fgr, pha, state = next(_run_steps(session, src, 1))
-    assert fgr.shape == (1, 3, 96, 160) and pha.shape == (1, 1, 96, 160)
+    src = np.random.default_rng(0).random((1, height, width, 3), np.float32)
+    *_, (fgr, pha, state) = _run_steps(session, src, 2)
+    assert fgr.shape == (1, 3, height, width) and pha.shape == (1, 1, height, width)
     assert [s.shape[1] for s in state] == [16, 20, 40, 64]
-    assert [s.shape[2:] for s in state] == [(48, 80), (24, 40), (12, 20), (6, 10)]
+    assert [s.shape[2:] for s in state] == states
 
 
 def test_alpha_and_foreground_match_tensorflow(rvm_onnx: bytes) -> None:
