@@ -201,3 +201,24 @@ def test_nchw_boundary_needs_no_transpose_and_bytes_are_deterministic(tmp_path):
     nhwc_ops = [n.op_type for n in onnx.load_from_string(
         convert_graph_model(path, layout="nhwc")).graph.node]
     assert nhwc_ops.count("Transpose") == 2  # in and out, nothing inside
+
+
+def test_reshape_of_a_one_channel_map_needs_no_transpose(tmp_path):
+    """[1,H,W,1] stored NCHW has the NHWC element order already (MoveNet's centre heatmap)."""
+    w = RNG.normal(size=(1, 1, 3, 1)).astype(np.float32)
+    g = GraphWriter()
+    g.placeholder("x", [1, -1, -1, 3])
+    g.const("w", w)
+    g.const("b", np.zeros(1, np.float32))
+    g.op("_FusedConv2D", "c", ["x", "w", "b"], strides=[1, 1, 1, 1], padding="VALID",
+         dilations=[1, 1, 1, 1], data_format="NHWC", fused_ops=["BiasAdd"], num_args=1)
+    g.op("Sigmoid", "s", ["c"])
+    g.const("flat", [1, -1])
+    g.op("Reshape", "y", ["s", "flat"])
+    path = g.write(tmp_path, {"y": "y"})
+    x = RNG.normal(size=(1, 5, 7, 3)).astype(np.float32)
+    got = convert_and_run(path, {"x": x.transpose(0, 3, 1, 2)}, layout="nchw")["y"]
+    want = 1 / (1 + np.exp(-conv2d_nhwc(x, w)))
+    np.testing.assert_allclose(got, want.reshape(1, -1), atol=1e-6)
+    ops = [n.op_type for n in onnx.load_from_string(convert_graph_model(path)).graph.node]
+    assert "Transpose" not in ops

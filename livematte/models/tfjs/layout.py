@@ -61,6 +61,17 @@ def logical(b: Builder, value: Value) -> Value:
     return to_perm(b, value, None)
 
 
+def same_memory_order(value: Value) -> bool:
+    """True when the stored tensor has the logical one's element order: the perm only moves
+    axes of static size 1 (e.g. [1,H,W,1] stored NCHW), so a Reshape needs no Transpose."""
+    if value.perm is None:
+        return True
+    if value.dims is None:
+        return False
+    moving = [axis for axis in value.perm if value.dims[axis] != 1]
+    return moving == sorted(moving)
+
+
 def cast(b: Builder, value: Value, dtype: np.dtype | type) -> Value:
     """``value`` converted to ``dtype`` (no node when it already is)."""
     dtype = np.dtype(dtype)
@@ -148,6 +159,7 @@ __all__ = [
     "drop_axes",
     "int64",
     "logical",
+    "same_memory_order",
     "norm_perm",
     "phys_axis",
     "static_length",

@@ -19,6 +19,7 @@ from livematte.models.tfjs.layout import (
     logical,
     norm_perm,
     phys_axis,
+    same_memory_order,
     static_length,
     unsqueeze,
 )
@@ -53,7 +54,8 @@ def _size(ctx: Context, node: TfNode, values: list[Value]) -> Value:
 
 @emits("Reshape")
 def _reshape(ctx: Context, node: TfNode, values: list[Value]) -> Value:
-    x = logical(ctx.b, values[0])
+    x = values[0]
+    x = x.with_(perm=None) if same_memory_order(x) else logical(ctx.b, x)
     shape = values[1]
     rank = static_length(shape, f"Reshape node {node.name!r}")
     dims = tuple(int(d) if d >= 0 else None for d in shape.const) if shape.is_const else None

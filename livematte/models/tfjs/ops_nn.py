@@ -75,7 +75,8 @@ def _conv(ctx: Context, node: TfNode, values: list[Value]) -> Value:
     inputs = [x, const_value(weight.astype(np.float32))]
     if bias is not None:
         inputs.append(const_value(bias))
-    y = ctx.b.op("Conv", inputs, dtype=np.float32, rank=4, perm=NCHW_PERM, **attrs)
+    dims = (None, None, None, int(weight.shape[0]))
+    y = ctx.b.op("Conv", inputs, dtype=np.float32, rank=4, perm=NCHW_PERM, dims=dims, **attrs)
     for kind in fused:
         if kind == "Prelu":
             y = _prelu(ctx, node, y, values[used])
@@ -91,6 +92,11 @@ def _prelu(ctx: Context, node: TfNode, y: Value, alpha: Value) -> Value:
     return ctx.b.op("PRelu", [y, alpha_nchw], dtype=y.dtype, rank=4, perm=NCHW_PERM)
 
 
+def _same_nc(x: Value) -> tuple[int | None, ...] | None:
+    """Static dims of a pooled or resized NHWC tensor: batch and channels kept."""
+    return None if x.dims is None else (x.dims[0], None, None, x.dims[3])
+
+
 @emits("AvgPool", "MaxPool")
 def _pool(ctx: Context, node: TfNode, values: list[Value]) -> Value:
     x = to_perm(ctx.b, values[0], NCHW_PERM)
@@ -100,7 +106,8 @@ def _pool(ctx: Context, node: TfNode, values: list[Value]) -> Value:
     if node.op == "AvgPool":
         attrs["count_include_pad"] = 0  # TensorFlow averages over the valid pixels only
     onnx_op = "AveragePool" if node.op == "AvgPool" else "MaxPool"
-    return ctx.b.op(onnx_op, [x], dtype=x.dtype, rank=4, perm=NCHW_PERM, **attrs)
+    return ctx.b.op(onnx_op, [x], dtype=x.dtype, rank=4, perm=NCHW_PERM, dims=_same_nc(x),
+                    **attrs)
 
 
 @emits("ResizeBilinear", "ResizeNearestNeighbor")
@@ -129,7 +136,7 @@ def _resize(ctx: Context, node: TfNode, values: list[Value]) -> Value:
     if not bilinear:
         attrs["nearest_mode"] = "round_prefer_ceil" if align_corners else "floor"
     y = ctx.b.op("Resize", [x, None, None, size], dtype=np.float32, rank=4, perm=NCHW_PERM,
-                 **attrs)
+                 dims=_same_nc(x), **attrs)
     return cast(ctx.b, y, x.dtype)
 
 
