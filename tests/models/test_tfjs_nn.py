@@ -222,3 +222,28 @@ def test_reshape_of_a_one_channel_map_needs_no_transpose(tmp_path):
     np.testing.assert_allclose(got, want.reshape(1, -1), atol=1e-6)
     ops = [n.op_type for n in onnx.load_from_string(convert_graph_model(path)).graph.node]
     assert "Transpose" not in ops
+
+
+def test_conv_over_features_plus_image_is_split_for_fast_kernels(tmp_path):
+    """RVM's decoder pattern: conv(concat(features, skip, 3-channel image)) becomes
+    conv(concat(features, skip)) + conv(image): same values, NCHWc-friendly channel counts."""
+    g = GraphWriter()
+    g.placeholder("a", [1, -1, -1, 5])
+    g.placeholder("b", [1, -1, -1, 3])
+    g.placeholder("img", [1, -1, -1, 3])
+    g.const("axis", 3)
+    g.op("ConcatV2", "cat", ["a", "b", "img", "axis"], N=3)
+    w = RNG.normal(size=(3, 3, 11, 4)).astype(np.float32)
+    bias = RNG.normal(size=4).astype(np.float32)
+    g.const("w", w)
+    g.const("bias", bias)
+    g.op("_FusedConv2D", "y", ["cat", "w", "bias"], strides=[1, 1, 1, 1], padding="SAME",
+         dilations=[1, 1, 1, 1], data_format="NHWC", fused_ops=["BiasAdd", "Relu"], num_args=1)
+    path = g.write(tmp_path, {"y": "y"})
+    feeds = {k: RNG.normal(size=(1, 6, 7, c)).astype(np.float32)
+             for k, c in (("a", 5), ("b", 3), ("img", 3))}
+    x = np.concatenate([feeds["a"], feeds["b"], feeds["img"]], axis=3)
+    want = np.maximum(conv2d_nhwc(x, w, padding="SAME") + bias, 0)
+    np.testing.assert_allclose(convert_and_run(path, feeds)["y"], want, atol=1e-4)
+    ops = [n.op_type for n in onnx.load_from_string(convert_graph_model(path)).graph.node]
+    assert ops.count("Conv") == 2 and ops.count("Concat") == 1
