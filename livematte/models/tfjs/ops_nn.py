@@ -104,8 +104,9 @@ def _small_tail(ctx: Context, node: TfNode, channels: int) -> tuple[Value, Value
     the others a multiple of 8, e.g. RVM's decoder: features + skip + the 3-channel image.
 
     ONNX Runtime runs such convs (35..171 input channels) outside its NCHWc kernels; two convs
-    (head: multiple of 8 channels, tail: 3) summed cost 9% less CPU for the whole RVM network
-    at 320x180 (61.4 -> 56.2 ms median, same run).  The head is a new concat of the other parts.
+    (head: multiple of 8 channels, tail: 3) summed cost 11% less CPU for the whole RVM network
+    at 320x180 (65.0 -> 58.0 ms median, one A/B run; BENCHMARKS.md).  The head is a new concat
+    of the other parts.
     """
     producer = ctx.node(node.inputs[0][0])
     if producer.op != "ConcatV2" or len(producer.inputs) < 3:
