@@ -87,6 +87,9 @@ class Frame:
     (``keypoints.PersonMask``: ``track_id``, 256x256 ``logits`` of its ROI crop,
     ``crop_to_image`` 2x3 matrix), in the order of ``people``; the matting stage fuses them
     with its whole-frame mask when ``matting.person_roi`` is on.
+
+    ``source_alpha`` is the input's own transparency (HxW uint8, e.g. an RGBA upload); the
+    effects stage multiplies it into ``alpha`` before compositing.
     """
 
     image: np.ndarray
@@ -100,6 +103,7 @@ class Frame:
     person_masks: list = field(default_factory=list)
     output: np.ndarray | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    source_alpha: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.image.dtype != np.uint8 or self.image.ndim != 3 or self.image.shape[2] != 3:

@@ -45,7 +45,7 @@ from livematte.config import EffectsConfig, RuntimeConfig
 from livematte.errors import ConfigError, SinkError, SourceError
 from livematte.frame import Frame, Mode, Person, largest_person
 from livematte.outputs import atomic_path
-from livematte.pipeline.effects import cover_fit
+from livematte.pipeline.compose import cover_fit
 from livematte.pipeline.stickers import anchor_points, fold_angle
 
 

@@ -7,8 +7,11 @@ Routes (multipart/form-data, field ``file``, header ``APIKEY``):
 * ``POST /api/v1/mattingAndAnalysis`` -> the same plus ``data.bodyAnalysis``
 * several ``file`` parts in one request -> a zip (``<name>.png`` each, ``errors.json`` for the
   files that failed, ``<name>.json`` analyses on the analysis route)
-* optional fields: ``bg_color`` (hex) or ``bg_image`` (file), ``crop`` + ``crop_margin``
-  ("30px", "10%"), ``size`` (preview|full), ``format`` (png|jpg|zip), ``channels`` (rgba|alpha)
+* optional fields: ``bg`` (the CLI's ``--bg`` grammar, files excepted; ``bg_color`` is an
+  alias) or ``bg_image`` (a file), ``stickers``, ``id_photo``, ``dim``, ``desaturate``,
+  ``light_wrap``, ``blur_kind`` (as the CLI's flags: the same pipeline runs), ``crop`` +
+  ``crop_margin`` ("30px", "10%"), ``size`` (preview|full), ``format`` (png|jpg|zip),
+  ``channels`` (rgba|alpha)
 * ``GET /`` the web page, ``GET /health``, ``GET /api/v1/info``, ``GET /docs`` (OpenAPI)
 
 Errors: see ``livematte.server.errors``; who may call: ``livematte.server.access``; every
@@ -182,8 +185,8 @@ def create_app(
         bg_part = form.get("bg_image")
         bg_image = None
         if isinstance(bg_part, UploadFile):
-            if options.background is not None:
-                raise ApiError(E.BAD_OPTION, "give bg_color or bg_image, not both")
+            if "effects.background" in dict(options.look):
+                raise ApiError(E.BAD_OPTION, "give bg (or bg_color) or bg_image, not both")
             bg_image = await _read(bg_part)
         await form.close()
         return uploads, options, bg_image

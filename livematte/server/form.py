@@ -1,5 +1,8 @@
 """The multipart form of the matting routes: its OpenAPI schema and its optional fields
-parsed into ``RenderOptions`` (every bad value is an ApiError 1107 naming the field)."""
+parsed into ``RenderOptions`` (every bad value is an ApiError 1107 naming the field).
+
+The fields that change the picture map onto the same config keys as the CLI's flags
+(``parse_look``), so the server runs the very pipeline ``livematte image`` runs."""
 
 from __future__ import annotations
 
@@ -21,8 +24,18 @@ _UPLOAD_SCHEMA: dict[str, Any] = {
             "items": {"type": "string", "format": "binary"},
             "description": "the photo (PNG, JPEG, BMP, GIF, WebP; <= 15 MB); several -> zip",
         },
-        "bg_color": {"type": "string", "description": "background colour, e.g. #00ff00"},
+        "bg": {
+            "type": "string",
+            "description": "background, the CLI's --bg: transparent, original, blur[:N], "
+            "#rrggbb or a colour name (bg_color is the same field)",
+        },
         "bg_image": {"type": "string", "format": "binary", "description": "background image"},
+        "stickers": {"type": "string", "description": "sticker pack: party, royal, bunny, angel"},
+        "id_photo": {"type": "string", "description": "ID photo size: passport, us, 1inch, ..."},
+        "dim": {"type": "number", "description": "darken the background, 0..1"},
+        "desaturate": {"type": "number", "description": "desaturate the background, 0..1"},
+        "light_wrap": {"type": "number", "description": "background light on the edges, 0..1"},
+        "blur_kind": {"type": "string", "enum": ["lens", "gaussian"]},
         "crop": {"type": "boolean", "description": "crop to the person(s)"},
         "crop_margin": {"type": "string", "description": "margin around the crop: 30px or 10%"},
         "size": {"type": "string", "enum": ["full", "preview"], "description": "preview: 0.25 MP"},
@@ -70,19 +83,73 @@ def _choice(value: str, field: str, choices: dict[str, str]) -> str:
     return choices[key]
 
 
-def parse_color(value: str) -> tuple[int, int, int]:
-    """'#rgb' or '#rrggbb' (the '#' optional) -> BGR tuple.
+def _fraction(value: str, field: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        number = -1.0
+    if not 0.0 <= number <= 1.0:
+        raise ApiError(E.BAD_OPTION, f"{field}: expected a number from 0 to 1, got {value!r}")
+    return number
+
+
+def parse_look(form: Any) -> dict[str, object]:
+    """The fields that change the picture -> config overrides, the keys the CLI's flags set
+    (``--bg``, ``--stickers``, ``--id-photo``, ``--dim``, ...), so a request and the same
+    command line give the same pixels.
+
+    ``bg`` takes the CLI's ``--bg`` grammar except files (``bg_image`` uploads a picture);
+    ``bg_color`` is an alias of ``bg``.  Sticker packs are the shipped ones only: a client
+    never names a path on the server.
 
     Raises:
-        ApiError: 1107 for anything else.
+        ApiError: 1107 naming the field, for any bad value.
     """
-    text = value.strip().lstrip("#")
-    if re.fullmatch(r"[0-9a-fA-F]{3}", text):
-        text = "".join(c * 2 for c in text)
-    if not re.fullmatch(r"[0-9a-fA-F]{6}", text):
-        raise ApiError(E.BAD_OPTION, f"bg_color: expected a hex colour like #00ff00, got {value!r}")
-    r, g, b = (int(text[i : i + 2], 16) for i in (0, 2, 4))
-    return (b, g, r)
+    from livematte.errors import ConfigError
+    from livematte.pipeline.effects import parse_background
+    from livematte.pipeline.id_photo import resolve_size
+    from livematte.pipeline.stickers import list_packs
+
+    def text(name: str) -> str | None:
+        value = form.get(name)
+        if value is None or isinstance(value, UploadFile):
+            return None
+        return str(value).strip()
+
+    overrides: dict[str, object] = {}
+    given = [name for name in ("bg", "bg_color") if text(name)]
+    if len(given) > 1:
+        raise ApiError(E.BAD_OPTION, "give bg or bg_color (the same field), not both")
+    if given:
+        spec = text(given[0]) or ""
+        try:
+            parse_background(spec, files=False)
+        except ConfigError as exc:
+            raise ApiError(E.BAD_OPTION, f"{given[0]}: {str(exc).split(': ', 1)[-1]}") from None
+        overrides["effects.background"] = spec
+    pack = text("stickers")
+    if pack:
+        if pack not in list_packs():
+            known = ", ".join(list_packs())
+            raise ApiError(E.BAD_OPTION, f"stickers: unknown pack {pack!r}; known: {known}")
+        overrides["stickers.pack"] = pack
+    size = text("id_photo")
+    if size:
+        try:
+            resolve_size(size)
+        except ConfigError as exc:
+            raise ApiError(E.BAD_OPTION, f"id_photo: {str(exc).split(': ', 1)[-1]}") from None
+        overrides["effects.id_photo"] = size
+    for field in ("dim", "desaturate", "light_wrap"):
+        value = text(field)
+        if value:
+            overrides[f"effects.{field}"] = _fraction(value, field)
+    kind = text("blur_kind")
+    if kind:
+        overrides["effects.blur_kind"] = _choice(kind, "blur_kind", {"lens": "lens", "gaussian": "gaussian"})
+    if _truthy(text("first_person_only") or "", "first_person_only"):
+        overrides["stickers.first_person_only"] = True
+    return overrides
 
 
 def parse_margin(value: str) -> tuple[float, str]:
@@ -111,13 +178,17 @@ def parse_options(form: Any) -> RenderOptions:
             return None
         return str(value)
 
-    bg = text("bg_color")
     margin = text("crop_margin")
-    return RenderOptions(
-        background=parse_color(bg) if bg else None,
+    options = RenderOptions(
+        look=tuple(sorted(parse_look(form).items())),
         crop=_truthy(text("crop") or "", "crop"),
         margin=parse_margin(margin) if margin else (0.0, "px"),
         preview=_choice(text("size") or "full", "size", _SIZES) == "preview",
         format=_choice(text("format") or "png", "format", _FORMATS),
         channels=_choice(text("channels") or "rgba", "channels", _CHANNELS),
     )
+    if "effects.id_photo" in dict(options.look) and (
+        options.crop or options.format == "zip" or options.channels == "alpha"
+    ):
+        raise ApiError(E.BAD_OPTION, "id_photo: cannot be combined with crop, zip or channels=alpha")
+    return options
