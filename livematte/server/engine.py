@@ -28,6 +28,7 @@ import numpy as np
 
 from livematte.server import errors as E
 from livematte.server.errors import ApiError
+from livematte.errors import SourceError
 from livematte.frame import Frame
 from livematte.pipeline.compose import fit_pixels
 from livematte.server.images import (
@@ -264,6 +265,8 @@ class Engine:
                 outcomes.append(self._one(data, options, analysis, background))
             except ApiError as exc:
                 outcomes.append(exc)
+            except SourceError as exc:  # the pipeline's word on this picture, e.g. no face
+                outcomes.append(ApiError(E.UNSUITABLE_IMAGE, str(exc)))
             except MemoryError:
                 outcomes.append(ApiError(E.TOO_MANY_PIXELS, "out of memory for this image"))
             except Exception as exc:

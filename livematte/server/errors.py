@@ -66,6 +66,7 @@ TOO_MANY_PIXELS = ErrorCode(1106, 413, "image has too many pixels")
 BAD_OPTION = ErrorCode(1107, 400, "bad option value")
 TOO_MANY_FILES = ErrorCode(1108, 413, "too many files in one request")
 REQUEST_TIMEOUT = ErrorCode(1109, 408, "request not received in time")
+UNSUITABLE_IMAGE = ErrorCode(1110, 422, "the image cannot be processed as asked")
 BUSY = ErrorCode(1201, 503, "server busy, retry later")
 INTERNAL = ErrorCode(1202, 500, "processing failed on the server")
 NOT_FOUND = ErrorCode(1404, 404, "no such endpoint")
@@ -75,7 +76,7 @@ METHOD_NOT_ALLOWED = ErrorCode(1405, 405, "method not allowed")
 ALL_CODES: tuple[ErrorCode, ...] = (
     BALANCE_EXHAUSTED, MISSING_KEY, INVALID_KEY, RATE_LIMITED, CROSS_SITE, MISSING_FILE,
     EMPTY_FILE, UNSUPPORTED_IMAGE, CORRUPT_IMAGE, TOO_LARGE, TOO_MANY_PIXELS, BAD_OPTION,
-    TOO_MANY_FILES, REQUEST_TIMEOUT, BUSY, INTERNAL, NOT_FOUND, METHOD_NOT_ALLOWED,
+    TOO_MANY_FILES, REQUEST_TIMEOUT, UNSUITABLE_IMAGE, BUSY, INTERNAL, NOT_FOUND, METHOD_NOT_ALLOWED,
 )  # fmt: skip
 
 

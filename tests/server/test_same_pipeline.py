@@ -73,3 +73,13 @@ def test_stickers_and_id_photo_over_http(photo_client, tmp_path):
     )
     assert r.status_code == 200, r.text
     assert Image.open(io.BytesIO(r.content)).size == (413, 531)
+
+
+def test_a_picture_unfit_for_an_id_photo_is_a_clear_422(photo_client):
+    blank = io.BytesIO()
+    Image.new("RGB", (200, 200), (128, 128, 128)).save(blank, "PNG")
+    r = photo_client.post(
+        "/api/v1/matting", files={"file": blank.getvalue()}, data={"id_photo": "passport"}
+    )
+    assert r.status_code == 422 and r.json()["code"] == 1110
+    assert "face" in r.json()["msg"]
