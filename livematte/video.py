@@ -32,7 +32,6 @@ from livematte.pipeline.sinks import (
     CONTAINERS,
     FORMATS,
     default_extension,
-    open_sink,
     resolve_format,
     stderr_notice,
 )
@@ -43,6 +42,7 @@ from livematte.pipeline.sources import (
     natural_key,
     open_source,
 )
+from livematte.pipeline.video_sink import open_sink
 
 
 @dataclass

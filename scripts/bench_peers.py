@@ -133,7 +133,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", default="1280x720")
     parser.add_argument("--video", type=Path, default=VIDEO if VIDEO.exists() else SAMPLE_VIDEO)
     parser.add_argument("--background", type=Path, default=BACKGROUND)
-    parser.add_argument("--peers-python", type=Path, default=ROOT / ".venv-peers" / "bin" / "python")
+    parser.add_argument(
+        "--peers-python", type=Path, default=ROOT / ".venv-peers" / "bin" / "python"
+    )
     parser.add_argument("--json", type=Path)
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--frames-file", help=argparse.SUPPRESS)
@@ -146,8 +148,10 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown case(s) {unknown}; known: {', '.join(CASES)}")
     if any(c.startswith("mediapipe") for c in cases) and not args.peers_python.exists():
-        print(f"bench_peers: error: {args.peers_python} not found: run scripts/setup_peers_venv.sh",
-              file=sys.stderr)
+        print(
+            f"bench_peers: error: {args.peers_python} not found: run scripts/setup_peers_venv.sh",
+            file=sys.stderr,
+        )
         return 2
     w, h = (int(v) for v in args.size.split("x"))
     results: dict[str, list[dict]] = {c: [] for c in cases}
@@ -155,15 +159,25 @@ def main(argv: list[str] | None = None) -> int:
         frames = _frames(args.video, args.frames, (w, h), Path(tmp) / "frames.npy")
         for rep in range(args.repeats):  # cases interleaved, so load changes hit all alike
             for case in cases:
-                cmd = [_python_for(case, args.peers_python), __file__, "--worker", case,
-                       "--frames-file", str(frames), "--background", str(args.background)]
+                cmd = [
+                    _python_for(case, args.peers_python),
+                    __file__,
+                    "--worker",
+                    case,
+                    "--frames-file",
+                    str(frames),
+                    "--background",
+                    str(args.background),
+                ]
                 run = subprocess.run(cmd, capture_output=True, text=True)
                 if run.returncode != 0:
                     print(f"bench_peers: {case} failed:\n{run.stderr[-3000:]}", file=sys.stderr)
                     return 1
                 results[case].append(json.loads(run.stdout.strip().splitlines()[-1]))
-                print(f"  repeat {rep + 1}/{args.repeats} {case}: "
-                      f"{results[case][-1]['fps']:.1f} fps", file=sys.stderr)
+                print(
+                    f"  repeat {rep + 1}/{args.repeats} {case}: {results[case][-1]['fps']:.1f} fps",
+                    file=sys.stderr,
+                )
 
     def stat(case, key, fn):
         return fn(r[key] for r in results[case])
@@ -172,23 +186,29 @@ def main(argv: list[str] | None = None) -> int:
     base_fps = stat(base, "fps", statistics.median)
     rows = []
     for case in cases:
-        rows.append({
-            "case": case,
-            "version": results[case][0]["version"],
-            "fps_median": round(stat(case, "fps", statistics.median), 1),
-            "wall_ms_min": round(stat(case, "wall_ms", min), 2),
-            "wall_ms_median": round(stat(case, "wall_ms", statistics.median), 2),
-            "cpu_ms_min": round(stat(case, "cpu_ms", min), 2),
-            "cpu_ms_median": round(stat(case, "cpu_ms", statistics.median), 2),
-            "fps_vs_" + base: round(stat(case, "fps", statistics.median) / base_fps, 2),
-        })
-    print(f"\n{args.frames} frames {w}x{h} of {args.video.name}, {args.repeats} repeats "
-          f"(min / median over repeats; one process per case and repeat)\n")
+        rows.append(
+            {
+                "case": case,
+                "version": results[case][0]["version"],
+                "fps_median": round(stat(case, "fps", statistics.median), 1),
+                "wall_ms_min": round(stat(case, "wall_ms", min), 2),
+                "wall_ms_median": round(stat(case, "wall_ms", statistics.median), 2),
+                "cpu_ms_min": round(stat(case, "cpu_ms", min), 2),
+                "cpu_ms_median": round(stat(case, "cpu_ms", statistics.median), 2),
+                "fps_vs_" + base: round(stat(case, "fps", statistics.median) / base_fps, 2),
+            }
+        )
+    print(
+        f"\n{args.frames} frames {w}x{h} of {args.video.name}, {args.repeats} repeats "
+        f"(min / median over repeats; one process per case and repeat)\n"
+    )
     print(f"| case | fps | wall ms/frame | CPU ms/frame | fps vs {base} |")
     print("|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['case']} | {r['fps_median']} | {r['wall_ms_min']} / {r['wall_ms_median']} | "
-              f"{r['cpu_ms_min']} / {r['cpu_ms_median']} | {r['fps_vs_' + base]}x |")
+        print(
+            f"| {r['case']} | {r['fps_median']} | {r['wall_ms_min']} / {r['wall_ms_median']} | "
+            f"{r['cpu_ms_min']} / {r['cpu_ms_median']} | {r['fps_vs_' + base]}x |"
+        )
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"rows": rows, "runs": results}, indent=2))

@@ -79,7 +79,11 @@ def test_readme_command_runs_as_written(command, workdir):
         env.pop(name, None)
     run = subprocess.run(
         [sys.executable, "-m", "livematte", *shlex.split(command)],
-        cwd=workdir, env=env, capture_output=True, text=True, timeout=240,
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
     )
     assert run.returncode == 0, f"{command}\n{run.stderr[-2000:]}"
 

@@ -7,9 +7,9 @@ kernels (``cv2.blendLinear``, ``cv2.warpAffine``), which are several times faste
 broadcasting at 720p and release the GIL.  Arithmetic between an array and a Python number is done
 in numpy, never with ``cv2.subtract(1.0, a)`` / ``cv2.multiply(a, k)``: OpenCV's bindings take an
 array of at most 4 elements in a column (1x1, 4x1) for a Scalar, and OpenCV 5.1 then returns the
-array unchanged (a 1x1 blend of 200 over 0 at alpha 1.0 gave 161).  Scratch memory lives in a ``Compositor`` that keeps its
-buffers between frames; the *output* of a frame is always a fresh array, because sinks may still be
-reading the previous frame's output from another thread.
+array unchanged (a 1x1 blend of 200 over 0 at alpha 1.0 gave 161).  Scratch memory lives in a
+``Compositor`` that keeps its buffers between frames; the *output* of a frame is always a fresh
+array, because sinks may still be reading the previous frame's output from another thread.
 
 Example::
 

@@ -21,6 +21,7 @@ greenscreen    foreground over chroma green, by alpha
 
 Example::
 
+    # open_sink lives in livematte.pipeline.video_sink (it picks a sink class from this module)
     with open_sink("out.mov", "prores4444", passthrough=source.passthrough_streams) as sink:
         for frame in frames:
             sink.send(frame)
@@ -32,8 +33,7 @@ import os
 import re
 import shutil
 import sys
-from collections.abc import Callable, Sequence
-from fractions import Fraction
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -326,40 +326,3 @@ class PngSequenceSink(Sink):
             self._finish(self.partial_path)
         else:
             shutil.rmtree(self._tmp, ignore_errors=True)
-
-
-def open_sink(
-    path: str | Path,
-    fmt: str = "auto",
-    *,
-    quality: str | int = "high",
-    codec: str | None = None,
-    preset: str = "veryfast",
-    passthrough: Sequence[Any] = (),
-    rate: Fraction | None = None,
-    notice: Notice | None = None,
-) -> Sink:
-    """The sink for ``path`` and ``fmt`` (see :func:`resolve_format`): a
-    :class:`PngSequenceSink` for png-seq, else a :class:`VideoFileSink`.
-
-    Args:
-        quality: low | medium | high | max, or a CRF number for x264/x265/VP9.
-        codec: "h264" (default for composite and the passes), "h265"/"hevc"; ignored by the
-            alpha formats, which fix their codec.
-        preset: x264/x265 speed preset.
-        passthrough: source streams (audio, subtitles, data) to copy or re-encode.
-        rate: nominal frame rate (encoder rate control; timestamps still come from frames).
-        notice: called with one-line notices (audio re-encoded, stream skipped, ...).
-
-    Raises:
-        SinkError: unknown format, bad extension, missing/unwritable folder.
-    """
-    from livematte.pipeline.video_sink import VideoFileSink  # it builds on this module
-
-    fmt = resolve_format(path, fmt)
-    if fmt == "png-seq":
-        return PngSequenceSink(path, fmt)
-    return VideoFileSink(
-        path, fmt, quality=quality, codec=codec, preset=preset, passthrough=passthrough,
-        rate=rate, notice=notice or stderr_notice,
-    )  # fmt: skip

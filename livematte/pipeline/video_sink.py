@@ -23,6 +23,7 @@ from livematte.pipeline.sinks import (
     CONTAINERS,
     QUALITIES,
     Notice,
+    PngSequenceSink,
     Sink,
     _check_folder,
     frame_pixels,
@@ -378,3 +379,38 @@ class VideoFileSink(Sink):
             publish(self._tmp, self.partial_path)
         else:
             self._tmp.unlink(missing_ok=True)
+
+
+def open_sink(
+    path: str | Path,
+    fmt: str = "auto",
+    *,
+    quality: str | int = "high",
+    codec: str | None = None,
+    preset: str = "veryfast",
+    passthrough: Sequence[Any] = (),
+    rate: Fraction | None = None,
+    notice: Notice | None = None,
+) -> Sink:
+    """The sink for ``path`` and ``fmt`` (see :func:`resolve_format`): a
+    :class:`PngSequenceSink` for png-seq, else a :class:`VideoFileSink`.
+
+    Args:
+        quality: low | medium | high | max, or a CRF number for x264/x265/VP9.
+        codec: "h264" (default for composite and the passes), "h265"/"hevc"; ignored by the
+            alpha formats, which fix their codec.
+        preset: x264/x265 speed preset.
+        passthrough: source streams (audio, subtitles, data) to copy or re-encode.
+        rate: nominal frame rate (encoder rate control; timestamps still come from frames).
+        notice: called with one-line notices (audio re-encoded, stream skipped, ...).
+
+    Raises:
+        SinkError: unknown format, bad extension, missing/unwritable folder.
+    """
+    fmt = resolve_format(path, fmt)
+    if fmt == "png-seq":
+        return PngSequenceSink(path, fmt)
+    return VideoFileSink(
+        path, fmt, quality=quality, codec=codec, preset=preset, passthrough=passthrough,
+        rate=rate, notice=notice or stderr_notice,
+    )  # fmt: skip

@@ -26,11 +26,11 @@ from typing import Any
 import cv2
 import numpy as np
 
-from livematte.server import errors as E
-from livematte.server.errors import ApiError
 from livematte.errors import SourceError
 from livematte.frame import Frame
 from livematte.pipeline.compose import fit_pixels
+from livematte.server import errors as E
+from livematte.server.errors import ApiError
 from livematte.server.images import (
     MAX_FILE_BYTES,
     MAX_PIXELS,

@@ -146,7 +146,9 @@ def parse_look(form: Any) -> dict[str, object]:
             overrides[f"effects.{field}"] = _fraction(value, field)
     kind = text("blur_kind")
     if kind:
-        overrides["effects.blur_kind"] = _choice(kind, "blur_kind", {"lens": "lens", "gaussian": "gaussian"})
+        overrides["effects.blur_kind"] = _choice(
+            kind, "blur_kind", {"lens": "lens", "gaussian": "gaussian"}
+        )
     if _truthy(text("first_person_only") or "", "first_person_only"):
         overrides["stickers.first_person_only"] = True
     return overrides
@@ -190,5 +192,7 @@ def parse_options(form: Any) -> RenderOptions:
     if "effects.id_photo" in dict(options.look) and (
         options.crop or options.format == "zip" or options.channels == "alpha"
     ):
-        raise ApiError(E.BAD_OPTION, "id_photo: cannot be combined with crop, zip or channels=alpha")
+        raise ApiError(
+            E.BAD_OPTION, "id_photo: cannot be combined with crop, zip or channels=alpha"
+        )
     return options

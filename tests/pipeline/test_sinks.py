@@ -28,11 +28,10 @@ from livematte.pipeline.sinks import (
     NullSink,
     PngSequenceSink,
     frame_pixels,
-    open_sink,
     resolve_format,
 )
 from livematte.pipeline.sources import SyntheticSource, open_source, write_clip
-from livematte.pipeline.video_sink import VideoFileSink
+from livematte.pipeline.video_sink import VideoFileSink, open_sink
 
 W, H, N = 160, 120, 12
 
@@ -405,7 +404,7 @@ import sys, time
 from pathlib import Path
 import numpy as np
 from livematte.frame import Frame
-from livematte.pipeline.sinks import open_sink
+from livematte.pipeline.video_sink import open_sink
 
 sink = open_sink(Path(sys.argv[1]), notice=lambda m: None)
 for i in range(5):

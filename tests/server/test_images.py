@@ -12,11 +12,11 @@ import pytest
 from conftest import fake_alpha, image_bytes
 from PIL import Image, ImageFile
 
-from livematte.server.errors import ApiError
 from livematte.config import load_config
 from livematte.frame import Frame
 from livematte.pipeline.compose import cover_fit, fit_pixels
 from livematte.pipeline.effects import EffectsStage
+from livematte.server.errors import ApiError
 from livematte.server.images import RenderOptions, decode_image, render, to_bgr
 
 
