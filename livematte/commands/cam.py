@@ -20,7 +20,7 @@ import sys
 import threading
 from pathlib import Path
 
-from livematte.cli import Handler, add_config_args, command, config_from_args
+from livematte.commands.base import Handler, add_config_args, command, config_from_args
 from livematte.commands.effect_flags import add_effect_args, effect_overrides
 from livematte.errors import ConfigError
 

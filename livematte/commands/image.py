@@ -9,7 +9,13 @@ import sys
 import time
 from pathlib import Path
 
-from livematte.cli import Handler, add_config_args, command, config_from_args
+from livematte.commands.base import (
+    Handler,
+    add_config_args,
+    command,
+    config_from_args,
+    positive_float,
+)
 from livematte.commands.effect_flags import add_effect_args, effect_overrides
 from livematte.errors import (
     ConfigError,
@@ -19,7 +25,6 @@ from livematte.errors import (
     TooManyPixelsError,
 )
 from livematte.outputs import MAX_PIXELS
-from livematte.server.commands import _positive_float
 
 
 def expand_inputs(patterns: list[str]) -> list[Path]:
@@ -148,7 +153,7 @@ def _image(parser: argparse.ArgumentParser) -> Handler:
     parser.add_argument("--ext", default=".png", help="output extension in folder mode")
     parser.add_argument(
         "--max-megapixels",
-        type=_positive_float,
+        type=positive_float,
         default=MAX_PIXELS / 1e6,
         metavar="MP",
         help="pixel limit per photo, checked from its header before decoding, as `serve` "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from livematte.cli import Handler, add_config_args, command, config_from_args
+from livematte.commands.base import Handler, add_config_args, command, config_from_args
 from livematte.commands.effect_flags import add_effect_args, effect_overrides
 from livematte.errors import ConfigError, SourceError
 

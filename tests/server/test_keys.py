@@ -9,7 +9,8 @@ import threading
 
 import pytest
 
-from livematte.server import commands
+from livematte import cli
+from livematte.commands import serve as commands
 from livematte.server.keys import (
     DEFAULT_RATE,
     BalanceError,
@@ -180,7 +181,7 @@ def test_default_path(monkeypatch, tmp_path):
 
 
 def run_cli(capsys, *argv):
-    code = commands.main(list(argv))
+    code = cli.main(list(argv))
     out, err = capsys.readouterr()
     return code, out, err
 
@@ -229,22 +230,14 @@ def test_env_var_picks_the_database(capsys, monkeypatch, db):
     assert db.exists()
 
 
-def test_register_with_the_cli_registry():
+def test_serve_and_keys_are_cli_commands():
     import argparse
 
-    registered = {}
+    from livematte.commands.base import COMMANDS
 
-    def command(name, *, help):
-        def decorate(builder):
-            registered[name] = builder
-            return builder
-
-        return decorate
-
-    commands.register(command)
-    assert set(registered) == {"serve", "keys"}
+    assert {"serve", "keys"} <= set(COMMANDS)
     parser = argparse.ArgumentParser()
-    handler = registered["serve"](parser)
+    handler = COMMANDS["serve"].builder(parser)
     args = parser.parse_args([])
     assert callable(handler) and (args.host, args.port, args.keyless) == ("127.0.0.1", 8000, None)
     assert parser.parse_args(["--require-key"]).keyless == "off"

@@ -1,13 +1,7 @@
 """``livematte serve`` and ``livematte keys ...``: argparse builders and their handlers.
 
-Both follow ``livematte.cli``'s contract (a builder adds flags to its parser and returns the
-handler ``Namespace -> exit status``), and nothing heavy is imported until a handler runs, so
-``livematte --help`` stays fast and FastAPI/uvicorn are needed only to serve.  ``livematte.cli``
-registers them with ``register(command)``; this module imports the CLI's shared helpers only
-inside functions, because the CLI imports it at its top.
-
-``add_serve_parser(subparsers)`` / ``add_keys_parser(subparsers)`` do the same for any other
-argparse tree, and ``python -m livematte.server.commands serve|keys ...`` runs them standalone.
+Nothing heavy is imported until a handler runs, so ``livematte --help`` stays fast and
+FastAPI/uvicorn are needed only to serve.
 """
 
 from __future__ import annotations
@@ -16,13 +10,18 @@ import argparse
 import ipaddress
 import sys
 import time
-from collections.abc import Callable, Sequence
 from dataclasses import replace
 
+from livematte.commands.base import (
+    Handler,
+    add_config_args,
+    command,
+    config_from_args,
+    positive_float,
+)
 from livematte.errors import ConfigError, LivematteError
 from livematte.outputs import MAX_PIXELS
 
-Handler = Callable[[argparse.Namespace], int | None]
 SERVE_HELP = "serve the portrait-matting HTTP API and web page"
 KEYS_HELP = "create, list, revoke and top up API keys for `livematte serve`"
 
@@ -37,21 +36,12 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be more than 0, got {text}")
-    return value
-
-
 # --- serve ---------------------------------------------------------------------------------------
 
 
+@command("serve", help=SERVE_HELP)
 def serve_builder(parser: argparse.ArgumentParser) -> Handler:
     """Add ``serve``'s flags to ``parser``; return its handler."""
-    # Imported here, not at the top: livematte.cli imports this module.
-    from livematte.cli import add_config_args
-
     parser.add_argument(
         "--host", default="127.0.0.1", help="address to bind (default: %(default)s)"
     )
@@ -81,14 +71,14 @@ def serve_builder(parser: argparse.ArgumentParser) -> Handler:
     )
     pool.add_argument(
         "--max-file-mb",
-        type=_positive_float,
+        type=positive_float,
         default=15.0,
         metavar="MB",
         help="upload limit per file (default: %(default)s)",
     )
     pool.add_argument(
         "--max-megapixels",
-        type=_positive_float,
+        type=positive_float,
         default=MAX_PIXELS / 1e6,
         metavar="MP",
         help="pixel limit per image, checked before decoding (default: %(default)s)",
@@ -102,14 +92,14 @@ def serve_builder(parser: argparse.ArgumentParser) -> Handler:
     )
     pool.add_argument(
         "--header-timeout",
-        type=_positive_float,
+        type=positive_float,
         default=10.0,
         metavar="S",
         help="seconds a client has to send a request's headers (default: %(default)s)",
     )
     pool.add_argument(
         "--body-timeout",
-        type=_positive_float,
+        type=positive_float,
         default=120.0,
         metavar="S",
         help="seconds a client has to send a request's body (default: %(default)s)",
@@ -136,7 +126,7 @@ def serve_builder(parser: argparse.ArgumentParser) -> Handler:
     )
     access.add_argument(
         "--rate",
-        type=_positive_float,
+        type=positive_float,
         default=1.0,
         metavar="R",
         help="default requests per second per key (default: %(default)s)",
@@ -159,8 +149,6 @@ def serve_builder(parser: argparse.ArgumentParser) -> Handler:
 
 def _serve(args: argparse.Namespace) -> int:
     import asyncio
-
-    from livematte.cli import config_from_args
 
     try:
         import uvicorn
@@ -243,6 +231,7 @@ def _serve(args: argparse.Namespace) -> int:
 # --- keys ----------------------------------------------------------------------------------------
 
 
+@command("keys", help=KEYS_HELP)
 def keys_builder(parser: argparse.ArgumentParser) -> Handler:
     """Add ``keys``'s actions to ``parser``; return its handler."""
     parser.add_argument(
@@ -255,7 +244,7 @@ def keys_builder(parser: argparse.ArgumentParser) -> Handler:
     create.add_argument("--calls", type=int, metavar="N", help="call balance (default: unlimited)")
     create.add_argument(
         "--rate",
-        type=_positive_float,
+        type=positive_float,
         metavar="R",
         help="requests per second (default: the server's --rate)",
     )
@@ -322,47 +311,3 @@ def _keys(args: argparse.Namespace) -> int:
             key = store.topup(args.id, calls)
             print(f"livematte: key {key.id} {key.name!r}: {key.calls} calls", file=sys.stderr)
     return 0
-
-
-# --- other argparse trees and the standalone entry point -----------------------------------------
-
-
-def register(command: Callable) -> None:
-    """Register ``serve`` and ``keys`` with ``livematte.cli.command`` (passed in, so this
-    module never imports the CLI at import time and no import cycle can form)."""
-    command("serve", help=SERVE_HELP)(serve_builder)
-    command("keys", help=KEYS_HELP)(keys_builder)
-
-
-def add_serve_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Add ``serve`` to an argparse subparsers object; the handler is stored as ``_handler``."""
-    parser = subparsers.add_parser("serve", help=SERVE_HELP, description=SERVE_HELP)
-    parser.set_defaults(_handler=serve_builder(parser))
-    return parser
-
-
-def add_keys_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Add ``keys`` to an argparse subparsers object; the handler is stored as ``_handler``."""
-    parser = subparsers.add_parser("keys", help=KEYS_HELP, description=KEYS_HELP)
-    parser.set_defaults(_handler=keys_builder(parser))
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m livematte.server.commands serve|keys ...`` (same as the livematte CLI)."""
-    parser = argparse.ArgumentParser(prog="livematte")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    add_serve_parser(sub)
-    add_keys_parser(sub)
-    args = parser.parse_args(argv)
-    try:
-        return int(args._handler(args) or 0)
-    except KeyboardInterrupt:
-        return 130
-    except (LivematteError, OSError) as exc:
-        print(f"livematte: error: {exc}", file=sys.stderr)
-        return getattr(exc, "exit_code", 1)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
