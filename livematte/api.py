@@ -56,8 +56,9 @@ class Pipeline:
         self.stages = stages
         self.config = config
         self.mode = Mode(config.runtime.mode)
-        # (stage class, config slices...) per stage; None: not reusable by ``rebuild``.
-        self._slices = slices if slices is not None else [None] * len(stages)
+        #: (stage class, config slices...) per stage, what ``build_pipeline(reuse=...)`` matches;
+        #: None for a stage no config describes (never taken over).
+        self.slices = slices if slices is not None else [None] * len(stages)
         self._size: tuple[int, int] | None = None
 
     def process(self, frame: Frame) -> Frame:
@@ -96,7 +97,7 @@ class Pipeline:
             if isinstance(stage, EffectsStage):
                 stage.close()
                 self.stages[i] = EffectsStage(self.config.effects, self.config.runtime, image=image)
-                self._slices[i] = None  # holds a picture no config names: never taken over
+                self.slices[i] = None  # holds a picture no config names: never taken over
 
     def reset(self) -> None:
         for stage in self.stages:
@@ -137,7 +138,7 @@ def build_pipeline(
 
     old: dict[tuple[object, ...], Stage] = {}
     if reuse is not None:
-        old = {key: s for key, s in zip(reuse._slices, reuse.stages, strict=True) if key}
+        old = {key: s for key, s in zip(reuse.slices, reuse.stages, strict=True) if key}
     stages: list[Stage] = []
     slices: list[tuple[object, ...] | None] = []
 
