@@ -172,6 +172,6 @@ def process_image(image: np.ndarray, config: Config) -> Frame:
     """Run a one-off pipeline on one BGR image (IMAGE mode) and return the filled frame."""
     from dataclasses import replace
 
-    config = replace(config, runtime=replace(config.runtime, mode=Mode.IMAGE.value))
+    config = replace(config, runtime=replace(config.runtime, mode=Mode.IMAGE))
     with build_pipeline(config) as pipeline:
         return pipeline.process(Frame(image=image))

@@ -14,12 +14,15 @@ from fractions import Fraction
 import numpy as np
 
 
-class Mode(enum.Enum):
+class Mode(enum.StrEnum):
     """How frames relate to each other.
 
     IMAGE: every frame is independent (no temporal state, detection every time).
     VIDEO: every frame in order, nothing dropped; temporal state carried between frames.
     LIVE: like VIDEO, but stale frames may be dropped so latency never grows.
+
+    A ``str`` enum: ``Mode.LIVE == "live"``, and TOML, JSON and ``--set runtime.mode=live``
+    read and write it as its value.
     """
 
     IMAGE = "image"

@@ -24,6 +24,7 @@ from livematte.errors import (
     SourceError,
     TooManyPixelsError,
 )
+from livematte.frame import Mode
 from livematte.outputs import MAX_PIXELS
 
 
@@ -173,7 +174,7 @@ def _image(parser: argparse.ArgumentParser) -> Handler:
         if not inputs:
             raise SourceError("no images found in the given inputs")
         suffix = args.ext if args.ext.startswith(".") else "." + args.ext
-        extra: dict[str, object] = {"runtime.mode": "image"}
+        extra: dict[str, object] = {"runtime.mode": Mode.IMAGE}
         if args.bg:
             extra["effects.background"] = args.bg
         if args.id_photo:

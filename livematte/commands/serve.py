@@ -20,6 +20,7 @@ from livematte.commands.base import (
     positive_float,
 )
 from livematte.errors import ConfigError, LivematteError
+from livematte.frame import Mode
 from livematte.outputs import MAX_PIXELS
 
 SERVE_HELP = "serve the portrait-matting HTTP API and web page"
@@ -181,7 +182,7 @@ def _serve(args: argparse.Namespace) -> int:
         )
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    config = config_from_args(args, {"runtime.mode": "image"})
+    config = config_from_args(args, {"runtime.mode": Mode.IMAGE})
     store = None
     access = {
         "on": "no key needed",

@@ -8,6 +8,7 @@ import sys
 from livematte.commands.base import Handler, add_config_args, command, config_from_args
 from livematte.commands.effect_flags import add_effect_args, effect_overrides
 from livematte.errors import ConfigError, SourceError
+from livematte.frame import Mode
 
 _FORMATS = ("auto", "composite", "prores4444", "webm-alpha", "png-seq", "matte", "foreground",
             "greenscreen")  # fmt: skip
@@ -106,7 +107,7 @@ def _video(parser: argparse.ArgumentParser) -> Handler:
         from livematte.api import build_pipeline
         from livematte.video import plan_outputs, transcode
 
-        extra: dict[str, object] = {"runtime.mode": "video"}
+        extra: dict[str, object] = {"runtime.mode": Mode.VIDEO}
         if args.bg:
             extra["effects.background"] = args.bg
         extra.update(effect_overrides(args))

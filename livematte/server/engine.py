@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 
 from livematte.errors import SourceError
-from livematte.frame import Frame
+from livematte.frame import Frame, Mode
 from livematte.pipeline.compose import fit_pixels
 from livematte.server import errors as E
 from livematte.server.errors import ApiError
@@ -136,7 +136,7 @@ def server_config(config: Any, workers: int) -> Any:
 
     if not isinstance(config, Config):
         config = load_config(config or "photo")
-    runtime = replace(config.runtime, mode="image")
+    runtime = replace(config.runtime, mode=Mode.IMAGE)
     if runtime.threads == 0 and workers > 1:
         runtime = replace(runtime, threads=max(1, (os.cpu_count() or 1) // workers))
     return replace(config, runtime=runtime)
