@@ -1,6 +1,8 @@
-"""Command-line interface: ``livematte <command> ...``.
+"""Command-line interface: ``livematte <command> ...``: the one parser and the one ``main``.
 
 Fronts stay thin: flags become config overrides (``config_from_args``), then the core runs.
+Subcommands live in ``livematte.commands`` (image, video, cam, serve, keys) and here (doctor,
+models); their registry and shared flags are ``livematte.commands.base``.
 
 Adding a subcommand is one function: decorate a builder that adds its flags to the given
 parser and returns the handler (``Namespace -> exit status``).  Import heavy modules inside the
@@ -30,103 +32,12 @@ import argparse
 import platform
 import sys
 import traceback
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Sequence
 
 from livematte import __version__
-from livematte.errors import ConfigError, LivematteError
-from livematte.server.commands import register as register_server_commands
-
-Handler = Callable[[argparse.Namespace], int | None]
-Builder = Callable[[argparse.ArgumentParser], Handler]
-
-
-@dataclass(frozen=True)
-class _Command:
-    name: str
-    help: str
-    builder: Builder
-
-
-_COMMANDS: dict[str, _Command] = {}
-
-
-def command(name: str, *, help: str) -> Callable[[Builder], Builder]:
-    """Register a subcommand builder (see the module docstring)."""
-
-    def decorate(builder: Builder) -> Builder:
-        if name in _COMMANDS:
-            raise ValueError(f"livematte command {name!r} is registered twice")
-        _COMMANDS[name] = _Command(name, help, builder)
-        return builder
-
-    return decorate
-
-
-register_server_commands(command)
-
-
-# --- shared helpers for fronts -------------------------------------------------------------------
-
-
-def add_config_args(parser: argparse.ArgumentParser, *, preset: str | None = None) -> None:
-    """Add the flags every processing command shares: preset/config, --set, providers, threads."""
-    group = parser.add_argument_group("configuration")
-    group.add_argument(
-        "--preset",
-        default=preset,
-        metavar="NAME|PATH",
-        help="preset name (see livematte.list_presets()) or a TOML file"
-        + (f" (default: {preset})" if preset else ""),
-    )
-    group.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config key, e.g. --set matting.refine=none (repeatable)",
-    )
-    group.add_argument(
-        "--providers",
-        metavar="LIST",
-        help="execution providers in order, e.g. cuda,cpu (cpu is used only if listed)",
-    )
-    group.add_argument("--threads", type=int, metavar="N", help="ONNX Runtime threads (0 = auto)")
-
-
-def parse_overrides(items: Sequence[str]) -> dict[str, str]:
-    """Turn ``["a.b=1", ...]`` into ``{"a.b": "1"}``.
-
-    Raises:
-        ConfigError: an item has no ``=`` or an empty key.
-    """
-    overrides = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"--set expects KEY=VALUE, got {item!r}")
-        overrides[key.strip()] = value.strip()
-    return overrides
-
-
-def config_from_args(args: argparse.Namespace, extra: Mapping[str, Any] | None = None) -> Any:
-    """Build the ``Config`` for a command from ``add_config_args`` flags plus ``extra``.
-
-    Precedence, lowest first: preset, ``extra`` (the command's own flags), ``--set``,
-    ``--providers``/``--threads``.
-    """
-    from livematte.config import load_config
-
-    overrides: dict[str, Any] = dict(extra or {})
-    overrides.update(parse_overrides(getattr(args, "overrides", []) or []))
-    if getattr(args, "providers", None):
-        overrides["runtime.providers"] = args.providers
-    if getattr(args, "threads", None) is not None:
-        overrides["runtime.threads"] = args.threads
-    return load_config(getattr(args, "preset", None), overrides)
-
+from livematte.commands import base
+from livematte.commands.base import Handler, command
+from livematte.errors import LivematteError
 
 # --- doctor --------------------------------------------------------------------------------------
 
@@ -304,7 +215,7 @@ def _progress() -> Callable[[int, int | None], None] | None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The full parser with every registered subcommand; handlers are stored as ``_handler``."""
-    import livematte.commands  # noqa: F401  (registers image, video, cam)
+    import livematte.commands  # noqa: F401  (registers image, video, cam, serve, keys)
 
     parser = argparse.ArgumentParser(
         prog="livematte",
@@ -313,7 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"livematte {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for cmd in _COMMANDS.values():
+    for cmd in base.COMMANDS.values():
         child = sub.add_parser(cmd.name, help=cmd.help, description=cmd.help)
         child.set_defaults(_handler=cmd.builder(child))
     return parser

@@ -11,5 +11,7 @@ python3 -m venv "$venv"
 "$venv/bin/pip" install -q --upgrade pip
 "$venv/bin/pip" install -q --upgrade --upgrade-strategy eager -e '.[cpu,server,ray,test]'
 echo "newest allowed versions that differ from requirements-lock.txt:"
-"$venv/bin/pip" freeze --exclude-editable | sort | comm -23 - <(grep '==' requirements-lock.txt | sed 's/ *;.*//' | sort) | sed 's/^/  /'
+# PEP 503 names (lower case, - for _ and .), environment markers dropped
+normal() { sed 's/ *;.*//' | awk -F'==' '{n = tolower($1); gsub(/[_.]/, "-", n); print n "==" $2}' | sort; }
+"$venv/bin/pip" freeze --exclude-editable | normal | comm -23 - <(grep '==' requirements-lock.txt | normal) | sed 's/^/  /'
 LIVEMATTE_UNLOCKED=1 "$venv/bin/python" -m pytest -q "$@"

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Make the sample media livematte ships, each from a pinned source, deterministically.
 
-Run at development time; each prints the sha256 values recorded in ``livematte/samples/SOURCES.md``::
+Run at development time; each prints the sha256 values in ``livematte/samples/SOURCES.md``::
 
     # the photo: NASA's public-domain portrait of Eileen Collins, from the scikit-image wheel
     pip download scikit-image==0.26.0 --no-deps --only-binary=:all: -d /tmp/ski
@@ -40,7 +40,11 @@ def photo(wheel: Path) -> None:
     if not ok:
         raise RuntimeError("JPEG encoding failed")
     (SAMPLES / "astronaut.jpg").write_bytes(jpeg.tobytes())
-    for label, data in (("wheel", wheel.read_bytes()), (MEMBER, png), ("astronaut.jpg", jpeg.tobytes())):
+    for label, data in (
+        ("wheel", wheel.read_bytes()),
+        (MEMBER, png),
+        ("astronaut.jpg", jpeg.tobytes()),
+    ):
         print(f"{label}: sha256 {_sha(data)}")
 
 
@@ -53,7 +57,11 @@ def clip(source: Path) -> None:
     with av.open(str(source)) as src:
         for i, frame in enumerate(src.decode(video=0)):
             if i in CLIP_FRAMES:
-                frames.append(cv2.resize(frame.to_ndarray(format="bgr24"), CLIP_SIZE, interpolation=cv2.INTER_AREA))
+                frames.append(
+                    cv2.resize(
+                        frame.to_ndarray(format="bgr24"), CLIP_SIZE, interpolation=cv2.INTER_AREA
+                    )
+                )
             if i >= CLIP_FRAMES.stop:
                 break
     rate = 48000
@@ -73,12 +81,15 @@ def clip(source: Path) -> None:
         t = np.arange(n) / rate
         tone = (0.05 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)[None, :]
         for start in range(0, n, 1024):
-            af = av.AudioFrame.from_ndarray(tone[:, start : start + 1024], format="flt", layout="mono")
+            af = av.AudioFrame.from_ndarray(
+                tone[:, start : start + 1024], format="flt", layout="mono"
+            )
             af.sample_rate, af.pts = rate, start
             dst.mux(a.encode(af))
         dst.mux(a.encode())
     print(f"{source.name}: sha256 {_sha(source.read_bytes())}")
-    print(f"walk.mp4: sha256 {_sha(out.read_bytes())} ({out.stat().st_size} bytes, {len(frames)} frames)")
+    size = out.stat().st_size
+    print(f"walk.mp4: sha256 {_sha(out.read_bytes())} ({size} bytes, {len(frames)} frames)")
 
 
 def background() -> None:
@@ -88,12 +99,18 @@ def background() -> None:
     horizon, shore = 0.55, 0.78
     top, low = np.array([120, 60, 40], np.float32), np.array([90, 160, 250], np.float32)  # BGR
     sky = top + (low - top) * (y / horizon) ** 0.8
-    sea = np.array([110, 80, 30], np.float32) + np.array([40, 40, 20], np.float32) * ((y - horizon) / (shore - horizon))
-    sand = np.array([140, 190, 220], np.float32) - np.array([30, 40, 40], np.float32) * ((y - shore) / (1 - shore))
-    img = np.where(y < horizon, sky, np.where(y < shore, sea, sand)) * np.ones((1, w, 1), np.float32)
+    sea = np.array([110, 80, 30], np.float32) + np.array([40, 40, 20], np.float32) * (
+        (y - horizon) / (shore - horizon)
+    )
+    sand = np.array([140, 190, 220], np.float32) - np.array([30, 40, 40], np.float32) * (
+        (y - shore) / (1 - shore)
+    )
+    img = np.where(y < horizon, sky, np.where(y < shore, sea, sand)) * np.ones(
+        (1, w, 1), np.float32
+    )
     sun = np.zeros((h, w), np.float32)
     cv2.circle(sun, (int(w * 0.68), int(h * horizon) - 40), 70, 1.0, -1, cv2.LINE_AA)
-    sun[int(h * horizon):] = 0
+    sun[int(h * horizon) :] = 0
     sun = cv2.GaussianBlur(sun, (0, 0), 3)
     img = img * (1 - sun[..., None]) + np.array([150, 230, 255], np.float32) * sun[..., None]
     rng = np.random.default_rng(7)

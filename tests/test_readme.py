@@ -35,12 +35,25 @@ def _bash_lines() -> list[str]:
 
 
 def _commands() -> list[str]:
+    """The livematte command lines, in README order (``VAR=$(...)`` captures included)."""
     prefix = ".venv/bin/livematte "
-    return [
-        line[len(prefix) :]
-        for line in _bash_lines()
-        if line.startswith(prefix) and not line[len(prefix) :].startswith(NOT_RUN)
-    ]
+    found = []
+    for line in _bash_lines():
+        capture = re.fullmatch(r"\w+=\$\((.*)\)", line)
+        if capture:
+            line = capture[1]
+        if line.startswith(prefix) and not line[len(prefix) :].startswith(NOT_RUN):
+            found.append(line[len(prefix) :])
+    return found
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    """One folder for every command, run in order as a reader typing them would (a key that
+    one line creates is topped up by a later one)."""
+    path = tmp_path_factory.mktemp("readme")
+    (path / "livematte").symlink_to(REPO / "livematte")
+    return path
 
 
 def test_readme_names_the_install_and_test_commands_ci_runs():
@@ -50,18 +63,27 @@ def test_readme_names_the_install_and_test_commands_ci_runs():
 
 
 def test_no_bare_livematte_command():
-    bare = [line for line in _bash_lines() if line.startswith("livematte ")]
+    bare = [line for line in _bash_lines() if re.match(r"(\w+=\$\()?livematte ", line)]
     assert not bare, f"not on PATH after ./install.sh, say .venv/bin/livematte: {bare}"
 
 
 @pytest.mark.parametrize("command", _commands())
-def test_readme_command_runs_as_written(command, tmp_path):
-    (tmp_path / "livematte").symlink_to(REPO / "livematte")
-    env = {**os.environ, "HOME": str(tmp_path), "XDG_CACHE_HOME": str(tmp_path / "cache")}
-    env.pop("LIVEMATTE_CACHE", None)
+def test_readme_command_runs_as_written(command, workdir):
+    env = {
+        **os.environ,
+        "HOME": str(workdir / "home"),
+        "XDG_CACHE_HOME": str(workdir / "cache"),
+        "XDG_DATA_HOME": str(workdir / "data"),
+    }
+    for name in ("LIVEMATTE_CACHE", "LIVEMATTE_KEYS_DB", "LIVEMATTE_MODELS"):
+        env.pop(name, None)
     run = subprocess.run(
         [sys.executable, "-m", "livematte", *shlex.split(command)],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240,
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
     )
     assert run.returncode == 0, f"{command}\n{run.stderr[-2000:]}"
 

@@ -2,7 +2,7 @@
 
 ``livematte video IN... OUTDIR --engine ray`` lands in :func:`video_on_ray`.  The plan (which
 input goes to which output, batch mode or not, format checks) is ``livematte.video``'s own
-:func:`~livematte.video.plan_targets`, made before the cluster is touched, so a bad output
+:func:`~livematte.video.plan_outputs`, made before the cluster is touched, so a bad output
 fails as fast as locally.  Then a pool of :class:`~livematte.distributed.workers.MattingWorker`
 actors (models loaded once each) takes one task per video; a free actor gets the next one.
 
@@ -30,7 +30,7 @@ from livematte.distributed import Engine
 from livematte.distributed.cluster import connect, import_ray, pool_size, require_ray
 from livematte.distributed.workers import CONTROL, TaskResult, actor_class
 from livematte.errors import ConfigError, LivematteError
-from livematte.video import FileResult, Progress, VideoSummary, plan_targets
+from livematte.video import FileResult, Progress, VideoSummary, plan_outputs
 
 #: Seconds between progress polls and redraws of the batch line.
 _POLL_S = 0.25
@@ -235,8 +235,10 @@ def video_on_ray(args: argparse.Namespace, config: Config) -> int:
     resources = resources_from_args(args)
     config = worker_config(config, resources, args.threads is not None)
     require_ray()  # a missing extra is reported before any planning output
-    specs, targets, batch = plan_targets(args.inputs[:-1], args.inputs[-1], args.fmt)
-    options = dict(fmt=args.fmt, quality=args.quality, codec=args.codec,
+    inputs = args.inputs[:-1]
+    plan = plan_outputs(inputs if len(inputs) > 1 else inputs[0], args.inputs[-1], args.fmt)
+    specs, targets, batch = plan.inputs, plan.targets, plan.batch
+    options = dict(fmt=plan.fmt, quality=args.quality, codec=args.codec,
                    preset=args.encoder_preset, start=args.start, end=args.end,
                    fps=args.fps)  # fmt: skip
     summary = VideoSummary()
@@ -292,16 +294,18 @@ def _chunks(items: list, size: int) -> list[list]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
-def images_on_ray(args: argparse.Namespace, config: Config, inputs: list, outputs: list) -> int:
+def images_on_ray(args: argparse.Namespace, config: Config, inputs: list, outputs: list,
+                  max_pixels: int) -> int:  # fmt: skip
     """``livematte image ... --engine ray``: the local command's photos, in chunks on Ray;
     the same per-photo lines, last lines and exit status as locally."""
-    from livematte.commands.image import batch_status
+    from livematte.photos import batch_status
 
     resources = resources_from_args(args)
     config = worker_config(config, resources, args.threads is not None)
     require_ray()
     pairs = [(str(source), str(target)) for source, target in zip(inputs, outputs, strict=True)]
-    options = dict(matte=args.matte, analysis=args.json, many=len(pairs) > 1)
+    options = dict(matte=args.matte, analysis=args.json, many=len(pairs) > 1,
+                   max_pixels=max_pixels)  # fmt: skip
     failures: list[str] = []
     written = 0
 

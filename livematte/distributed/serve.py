@@ -34,7 +34,8 @@ _PER_REPLICA = 2
 
 
 class KeyService:
-    """The one owner of the key database and of every key's token bucket."""
+    """The one owner of the key database and of every rate-limit bucket: the server's own
+    ``KeyStore`` and ``RateLimiter``, one call at a time."""
 
     def __init__(self, path: str | None):
         from livematte.server.keys import KeyStore, RateLimiter
@@ -45,14 +46,17 @@ class KeyService:
     def verify(self, token: str) -> Any:
         return self._store.verify(token)
 
-    def acquire(self, key_id: int, rate: float) -> float:
-        return self._limiter.acquire(key_id, rate)
+    def has_keys(self) -> bool:
+        return self._store.has_keys()
 
-    def charge(self, key_id: int, n: int = 1) -> bool:
-        return self._store.charge(key_id, n)
+    def reserve(self, key_id: int, n: int = 1) -> int | None:
+        return self._store.reserve(key_id, n)
 
-    def get(self, key_id: int) -> Any:
-        return self._store.get(key_id)
+    def settle(self, key_id: int, held: int, used: int) -> None:
+        self._store.settle(key_id, held, used)
+
+    def acquire(self, bucket: Any, rate: float) -> float:
+        return self._limiter.acquire(bucket, rate)
 
 
 class _RemoteKeys:
@@ -63,29 +67,46 @@ class _RemoteKeys:
 
         self._ray, self._actor = ray, actor
 
+    def _call(self, method: str, *args: Any) -> Any:
+        return self._ray.get(getattr(self._actor, method).remote(*args))
+
     def verify(self, token: str) -> Any:
-        return self._ray.get(self._actor.verify.remote(token))
+        return self._call("verify", token)
 
-    def charge(self, key_id: int, n: int = 1) -> bool:
-        return self._ray.get(self._actor.charge.remote(key_id, n))
+    def has_keys(self) -> bool:
+        return self._call("has_keys")
 
-    def acquire(self, key_id: int, rate: float) -> float:
-        return self._ray.get(self._actor.acquire.remote(key_id, rate))
+    def reserve(self, key_id: int, n: int = 1) -> int | None:
+        return self._call("reserve", key_id, n)
+
+    def settle(self, key_id: int, held: int, used: int) -> None:
+        self._call("settle", key_id, held, used)
+
+    def acquire(self, bucket: Any, rate: float) -> float:
+        return self._call("acquire", bucket, rate)
 
 
 class MattingReplica:
-    """The model work of one request: the server's own pipeline, built once per replica."""
+    """The model work of one request, on the server's own ``Engine`` (its pipeline built once
+    per replica): the matte, the decontaminated foreground and the body analysis that the
+    ingress's pipeline then composites exactly as plain ``serve`` does."""
 
     def __init__(self, config: Any, settings: Any):
+        import numpy as np
+
         from livematte.server.engine import Engine
 
         self._engine = Engine(config, settings)
         self._lock = threading.Lock()
-        self._engine._pipeline(False)  # load the models now, not on the first request
+        self.process(np.full((64, 64, 3), 128, np.uint8), False)  # models load now
 
     def process(self, bgr: Any, analysis: bool) -> Any:
+        from livematte.server.engine import MattingResult
+        from livematte.server.images import RenderOptions
+
         with self._lock:  # one pipeline per replica: one picture at a time
-            return self._engine._pipeline_process(bgr, analysis)
+            frame, body = self._engine._frame(bgr, None, RenderOptions(), analysis)
+        return MattingResult(frame.alpha, frame.foreground, body)
 
 
 class Ingress:
@@ -177,13 +198,15 @@ def start(args: argparse.Namespace, config: Any, settings: Any) -> tuple[Any, bo
     return keys, owned
 
 
-def serve_on_ray(args: argparse.Namespace, config: Any, settings: Any) -> int:
-    """``livematte serve --engine ray``: serve until Ctrl-C, then take the app down."""
+def serve_on_ray(args: argparse.Namespace, config: Any, settings: Any, access: str) -> int:
+    """``livematte serve --engine ray``: serve until Ctrl-C, then take the app down;
+    ``access``: who needs a key (for the "serving on" line)."""
     import time
 
     keys, owned = start(args, config, settings)
-    print(f"livematte: Ray Serve app up with {args.replicas} matting replica(s) "
-          "(Ctrl-C stops it)", file=sys.stderr)  # fmt: skip
+    shown = f"[{args.host}]" if ":" in args.host else args.host
+    print(f"livematte: serving on http://{shown}:{args.port}/ ({access}) as a Ray Serve app "
+          f"with {args.replicas} matting replica(s); Ctrl-C stops it", file=sys.stderr)  # fmt: skip
     try:
         while True:
             time.sleep(1.0)

@@ -133,10 +133,13 @@ class MattingWorker:
         return task
 
     def photos(self, pairs: list[tuple[str, str]], options: dict[str, Any]) -> TaskResult:
-        """Run a chunk of photos through the ``image`` command's own ``write_photo``, each
-        into its target; a photo that fails is recorded and the chunk goes on."""
-        from livematte.commands.image import write_photo
+        """Run a chunk of photos through the ``image`` command's own ``read_photo`` and
+        ``write_photo`` (livematte.photos), each into its target; a photo that fails is
+        recorded and the chunk goes on.  ``options``: ``write_photo``'s, plus ``max_pixels``."""
+        from livematte.photos import read_photo, write_photo
 
+        options = dict(options)
+        max_pixels = options.pop("max_pixels")
         task = TaskResult()
         self._total = len(pairs)
         self._current = counter = _Counted(self._pipeline, self._cancel)
@@ -146,7 +149,8 @@ class MattingWorker:
                     task.interrupted = True
                     break
                 try:
-                    write_photo(self._pipeline, Path(source), Path(target), **options)
+                    image = read_photo(Path(source), max_pixels)
+                    write_photo(self._pipeline, image, Path(source), Path(target), **options)
                     task.results.append(FileResult(source, output=target, frames=1))
                 except LivematteError as exc:
                     task.error = exc

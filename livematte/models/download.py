@@ -23,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from livematte import __version__
+from livematte.atomic import publish
 from livematte.errors import DownloadError, ModelError
 from livematte.models.registry import ModelSpec, get_spec, list_specs, model_path
 
@@ -96,7 +97,7 @@ def pull(
                 f"checksum mismatch for {spec.name!r} from {url}: expected {spec.sha256}, "
                 f"got {digest}; the file was not kept"
             )
-        os.replace(tmp, dest)
+        publish(tmp, dest)  # mkstemp's 0600 -> what the umask gives any file
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()

@@ -11,11 +11,11 @@ import pytest
 from livematte.config import load_config
 from livematte.errors import ConfigError, SourceError
 from livematte.frame import Frame
+from livematte.pipeline.compose import cover_fit
 from livematte.pipeline.effects import (
     NAMED_COLOURS,
     EffectsStage,
     LensBlur,
-    cover_fit,
     light_wrap,
     parse_background,
 )
