@@ -64,6 +64,14 @@ class Pipeline:
         for frame in frames:
             yield self.process(frame)
 
+    def matting_model(self) -> str:
+        """Which matting model and execution provider this pipeline uses (for the fronts)."""
+        for stage in self.stages:
+            describe = getattr(stage, "describe", None)
+            if describe is not None:
+                return str(describe())
+        return "none"
+
     def reset(self) -> None:
         for stage in self.stages:
             stage.reset()

@@ -94,6 +94,14 @@ def add_config_args(parser: argparse.ArgumentParser, *, preset: str | None = Non
         help="execution providers in order, e.g. cuda,cpu (cpu is used only if listed)",
     )
     group.add_argument("--threads", type=int, metavar="N", help="ONNX Runtime threads (0 = auto)")
+    group.add_argument(
+        "--model",
+        metavar="auto|embedded|NAME",
+        help="matting model (config matting.model; default auto: the best installed model - "
+        "rvm_mobilenetv3 once pulled - for photos and video; live stays on the embedded "
+        "model unless a GPU execution provider is active); embedded: the built-in "
+        "segmenter, works offline with nothing pulled; NAME: a registered model or .onnx path",
+    )
 
 
 def parse_overrides(items: Sequence[str]) -> dict[str, str]:
@@ -125,6 +133,8 @@ def config_from_args(args: argparse.Namespace, extra: Mapping[str, Any] | None =
         overrides["runtime.providers"] = args.providers
     if getattr(args, "threads", None) is not None:
         overrides["runtime.threads"] = args.threads
+    if getattr(args, "model", None):
+        overrides["matting.model"] = args.model
     return load_config(getattr(args, "preset", None), overrides)
 
 
@@ -225,7 +235,30 @@ def _doctor_report() -> tuple[list[str], list[str]]:
         lines.append(f"  {name}: {status}")
         if download.is_failure(status):
             problems.append(f"model {name}: {status}")
+    lines.append("matting model (--model auto), per preset:")
+    lines.extend(f"  {line}" for line in _auto_models())
     return lines, problems
+
+
+def _auto_models() -> list[str]:
+    """What ``matting.model = auto`` resolves to for each mode with the default providers."""
+    from livematte.config import load_config
+    from livematte.pipeline.matting_adapters import EMBEDDED, gpu_active, resolve_model
+
+    lines = []
+    for preset in ("photo", "video", "live"):
+        runtime = load_config(preset).runtime
+        name = resolve_model("auto", runtime.mode, runtime.providers)
+        providers = ",".join(runtime.providers)
+        why = ""
+        if name == EMBEDDED:
+            name = "embedded (selfie_segmentation)"
+            if runtime.mode == "live" and not gpu_active(runtime.providers):
+                why = "; no GPU execution provider active, RVM is for GPUs live"
+            else:
+                why = "; pull rvm_mobilenetv3 for hair-level mattes"
+        lines.append(f"{preset}: {name} on {providers}{why}")
+    return lines
 
 
 @command("doctor", help="report versions, providers, codecs, virtual cameras and models")

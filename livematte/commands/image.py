@@ -132,8 +132,10 @@ def _image(parser: argparse.ArgumentParser) -> Handler:
                         raise
                     failures.append(f"{source}: {exc}")
                     print(f"livematte: skipped {source}: {exc}", file=sys.stderr)
+            model = pipeline.matting_model()
         elapsed = time.perf_counter() - start
         done = len(inputs) - len(failures)
+        print(f"livematte: matting model {model}", file=sys.stderr)
         if len(inputs) > 1 or failures:
             print(f"{done}/{len(inputs)} images in {elapsed:.1f} s", file=sys.stderr)
         if failures:

@@ -372,7 +372,7 @@ def create_app(
         done = sum(1 for o in outcomes if not isinstance(o, ApiError))
         if done and key is not None and not store().charge(key.id, done):
             raise ApiError(E.BALANCE_EXHAUSTED)  # spent by a concurrent request meanwhile
-        headers = {}
+        headers = {"X-Livematte-Model": engine.matting_model()}
         if key is not None and key.calls is not None:
             headers["X-Calls-Remaining"] = str(max(0, key.calls - done))
         if len(uploads) == 1:

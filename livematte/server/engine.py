@@ -133,6 +133,19 @@ class Engine:
         self._local = threading.local()
         self._pipelines: list[Any] = []
 
+    def matting_model(self) -> str:
+        """The matting model and provider the workers use (``X-Livematte-Model``)."""
+        with self._lock:
+            pipelines = list(self._pipelines)
+        if pipelines:
+            return str(pipelines[0].matting_model())
+        if self._config is None:
+            return "custom"  # a test's process function, no pipeline
+        from livematte.pipeline.matting_adapters import resolve_model
+
+        runtime = self._config.runtime
+        return resolve_model(self._config.matting.model, runtime.mode, runtime.providers)
+
     # --- admission -------------------------------------------------------------------------
 
     def load(self) -> dict[str, int]:
