@@ -227,6 +227,8 @@ def pull_model(
             result = source.fetch()
         except (DownloadError, ModelError, OSError) as exc:
             failures.append(f"{source.label}: {_short(exc)}")
+            if log is not None:
+                log(f"failed: {_short(exc)}")
             continue
         _drop_other(spec, result.path)
         return result
