@@ -115,13 +115,27 @@ def test_person_boxes_ignore_specks_and_sort_by_area():
     assert [(b.x0, b.y0, b.x1, b.y1) for b in boxes] == [(120, 10, 190, 90), (10, 20, 40, 40)]
 
 
-def test_gate_is_the_dilated_feathered_evidence():
+def test_gate_keeps_whole_shapes_the_evidence_agrees_with():
+    alpha = np.zeros((100, 100), np.float32)
+    alpha[20:90, 40:70] = 1.0  # the person, of which the segmenter saw only the top 60%
+    alpha[10:30, 5:20] = 1.0  # a statue / poster shape, 10% of it touched by the evidence
+    alpha[50, 80] = 0.3  # a hair strand next to the person (below 0.5)
+    evidence = np.zeros((50, 50), np.float32)  # another grid
+    evidence[10:31, 20:35] = 1.0
+    evidence[5:7, 2:10] = 1.0
+    gate = gate_from_evidence(alpha, evidence, person_side=70)
+    assert gate[85, 55] == 1.0  # the part of the person the segmenter missed is kept
+    assert gate[20, 12] == 0.0  # the other shape is dropped whole
+    assert gate[50, 80] > 0.0  # the strand is inside the margin
+    assert gate[5, 95] == 0.0
+
+
+def test_gate_always_keeps_the_shape_the_evidence_overlaps_most():
+    alpha = np.zeros((100, 100), np.float32)
+    alpha[10:90, 30:70] = 1.0
     evidence = np.zeros((100, 100), np.float32)
-    evidence[30:70, 40:60] = 1.0
-    gate = gate_from_evidence(evidence, person_side=40)
-    assert gate[50, 50] == 1.0 and gate[5, 5] == 0.0
-    assert 0.0 < gate[50, 38] and gate[50, 38] <= 1.0  # inside the margin
-    assert gate[50, 30] == 0.0  # beyond it
+    evidence[10:30, 30:70] = 1.0  # a quarter of it: under KEEP_OVERLAP, still the person
+    assert gate_from_evidence(alpha, evidence, person_side=80)[80, 50] == 1.0
 
 
 def test_photo_gates_out_what_is_not_a_person(rvm):
