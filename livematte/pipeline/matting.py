@@ -251,7 +251,7 @@ class MattingStage:
             # The model's own flips, on still and moving bodies alike, along optical flow.
             coarse.alpha = self._coarse_stabilizer.update(coarse.alpha, coarse.guide)
         t_coarse = time.perf_counter()
-        alpha = self.refine(coarse.alpha, coarse.guide, image, matte=rvm)
+        alpha = self.refine(coarse.alpha, coarse.guide, image, matte=rvm and not stateful)
         t2 = time.perf_counter()
         if smooth:
             # Then the final alpha: it also carries image noise the guided filter let in.
