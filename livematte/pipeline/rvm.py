@@ -174,6 +174,7 @@ class RvmMatting:
         self._shot: tuple[int, int, int, int] | None = None  # frame w, h, working w, h
         self._index: int | None = None
         self._gray: np.ndarray | None = None
+        self._held: tuple[np.ndarray, list[Box]] | None = None
         #: Times the recurrent state was dropped mid-stream (cut, seek, size change).
         self.resets = 0
 
@@ -183,6 +184,7 @@ class RvmMatting:
         self._shot = None
         self._index = None
         self._gray = None
+        self._held = None
 
     def photo(self, frame: Frame) -> CoarseMatte:
         """One photo: whole frame at the person's size, then each person's crop; gated."""
@@ -215,9 +217,16 @@ class RvmMatting:
             if self._shot is not None:
                 self.resets += 1
             self.rvm.reset()
+            self._held = None
             scale = working_scale(size, boxes[0].side if boxes else None)
             self._shot = (*size, *self._grid(size, scale))
         self._index, self._gray = frame.index, small
+        if boxes:
+            self._held = (evidence, boxes)
+        elif self._held is not None and not (cut or seek):
+            # The segmenter lost the person for a frame (motion blur): gate with its last
+            # answer rather than blank the frame; RVM's recurrence still follows the person.
+            evidence, boxes = self._held
         coarse = self.rvm.predict_at(image, self._shot[2:])
         coarse.alpha = coarse.alpha * self._gate(coarse.alpha, evidence, boxes, size)
         return coarse

@@ -223,3 +223,17 @@ def test_stage_reports_the_model_it_used(tmp_path, monkeypatch):
     offline = MattingStage(MattingConfig(model="embedded"), TemporalConfig(), RuntimeConfig())
     offline.process(Frame(image=image))
     assert offline.describe() == "selfie_segmentation (cpu)"
+
+
+def test_video_holds_the_last_evidence_through_a_dropout(rvm):
+    size = (320, 180)
+    person = [(100, 20, 200, 170)]
+    seen = {"boxes": person}
+    engine = RvmMatting(rvm, lambda frame: evidence_of(seen["boxes"], size)(frame))
+    image = white_on_black(*size, person)
+    first = engine.video(Frame(image=image, index=0, mode=Mode.VIDEO), 40.0).alpha
+    seen["boxes"] = []  # the segmenter misses the person on the next frame
+    second = engine.video(Frame(image=image, index=1, mode=Mode.VIDEO), 40.0).alpha
+    assert first.max() > 0.95 and np.array_equal(first > 0.5, second > 0.5)
+    third = engine.video(Frame(image=image, index=5, mode=Mode.VIDEO), 40.0).alpha  # a seek
+    assert not third.any()  # nothing held across a seek
