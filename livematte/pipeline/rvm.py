@@ -62,7 +62,8 @@ MIN_PERSON_AREA = 0.004
 #: A photo's crop around each person: this share of the person's size added on every side.
 CROP_MARGIN = 0.15
 #: Person sizes a photo is matted at, averaged on the finest grid.  Averaging did not pay on
-#: p3m: (256, 352) mean SAD 11.2 worst 23, (224, 288) 11.5 / 32, against 256 alone 10.7 / 19.
+#: p3m: (256, 352) mean SAD 11.2 worst 23, (224, 288) 11.5 / 32, against 256 alone 10.7 / 19;
+#: nor did adding the mirrored photo (11.5 / 23, though grey copies agreed a little better).
 PHOTO_SIDES = (PERSON_SIDE,)
 #: RVM passes per photo on the same input (the state of the first pass primes the second):
 #: p3m guided, person at 256: mean SAD 12.6 / worst 23 with one pass, 11.9 / 19 with two.
