@@ -15,8 +15,9 @@ with the working resolution (one p3m photo went from SAD 6.5 to 125 at a fixed r
   person; the kept shapes, dilated by a margin proportional to the person's size (hair is
   below 0.5) and feathered, are the gate; outside it alpha is zero.
 * **Several people** (photos): each person is matted again in their own crop at the same
-  person size, and the crops are fused into the whole-frame alpha (inside a crop, feathered at
-  its edge, the crop's alpha wins).
+  person size (a small person is enlarged to it), and the crops are fused into the whole-frame
+  alpha (inside a crop, feathered at its edge, the larger of the two alphas; the gate then
+  decides what is a person).
 * **Video**: the recurrent state is owned here (through the adapter) and dropped on a scene
   cut, a resolution or working-size change and a seek (a frame index that does not follow the
   previous one); the working size is chosen on the first frame of each shot and kept, since
