@@ -83,7 +83,6 @@ class Builder:
         self._const_names: dict[tuple[str, tuple[int, ...], bytes], str] = {}
         self._cse: dict[tuple[Any, ...], list[str]] = {}
         self._counter = itertools.count()
-        self.folded = 0
 
     # --- names and constants -------------------------------------------------------------------
 
@@ -95,7 +94,8 @@ class Builder:
         if value.const is None:
             assert value.name is not None
             return value.name
-        arr = np.ascontiguousarray(value.const)
+        arr = np.asarray(value.const)
+        arr = arr if arr.flags.c_contiguous else arr.copy()  # (ascontiguousarray makes 0-d 1-d)
         key = (arr.dtype.str, arr.shape, arr.tobytes())
         name = self._const_names.get(key)
         if name is not None:
@@ -171,7 +171,6 @@ class Builder:
             results = ReferenceEvaluator(node, opsets={"": OPSET}).run(None, feeds)
         except Exception as exc:  # the reference implementation raises many kinds
             raise ModelError(f"constant folding of {op_type} failed: {exc}") from None
-        self.folded += 1
         values = []
         for arr, (dt, _rank, perm, _dims) in zip(results, specs, strict=True):
             arr = np.asarray(arr)
