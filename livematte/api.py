@@ -99,6 +99,14 @@ class Pipeline:
                 self.stages[i] = EffectsStage(self.config.effects, self.config.runtime, image=image)
                 self.slices[i] = None  # holds a picture no config names: never taken over
 
+    def matting_model(self) -> str:
+        """Which matting model and execution provider this pipeline uses (for the fronts)."""
+        for stage in self.stages:
+            describe = getattr(stage, "describe", None)
+            if describe is not None:
+                return str(describe())
+        return "none"
+
     def reset(self) -> None:
         for stage in self.stages:
             stage.reset()

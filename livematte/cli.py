@@ -136,7 +136,30 @@ def _doctor_report() -> tuple[list[str], list[str]]:
         lines.append(f"  {name}: {status}")
         if download.is_failure(status):
             problems.append(f"model {name}: {status}")
+    lines.append("matting model (--model auto), per preset:")
+    lines.extend(f"  {line}" for line in _auto_models())
     return lines, problems
+
+
+def _auto_models() -> list[str]:
+    """What ``matting.model = auto`` resolves to for each mode with the default providers."""
+    from livematte.config import load_config
+    from livematte.pipeline.matting_adapters import EMBEDDED, gpu_active, resolve_model
+
+    lines = []
+    for preset in ("photo", "video", "live"):
+        runtime = load_config(preset).runtime
+        name = resolve_model("auto", runtime.mode, runtime.providers)
+        providers = ",".join(runtime.providers)
+        why = ""
+        if name == EMBEDDED:
+            name = "embedded (selfie_segmentation)"
+            if runtime.mode == "live" and not gpu_active(runtime.providers):
+                why = "; no GPU execution provider active, RVM is for GPUs live"
+            else:
+                why = "; pull rvm_mobilenetv3 for hair-level mattes"
+        lines.append(f"{preset}: {name} on {providers}{why}")
+    return lines
 
 
 @command("doctor", help="report versions, providers, codecs, virtual cameras and models")
@@ -170,16 +193,7 @@ def _models(parser: argparse.ArgumentParser) -> Handler:
         from livematte.models import download, registry
 
         if args.models_command == "list":
-            for spec in registry.list_specs():
-                present = registry.model_path(spec).is_file()
-                where = "embedded" if spec.embedded else ("cached" if present else "pullable")
-                if spec.embedded and not present:
-                    where = "MISSING"
-                size = "x".join(map(str, spec.input_size)) if spec.input_size else "any"
-                print(
-                    f"{spec.name:32} {spec.task:15} {size:8} {where:9} "
-                    f"{spec.license:11} {spec.description}"
-                )
+            print("\n".join(_models_table()))
             return 0
         if args.models_command == "verify":
             failed = 0
@@ -187,13 +201,53 @@ def _models(parser: argparse.ArgumentParser) -> Handler:
                 print(f"{name:32} {status}")
                 failed += download.is_failure(status)
             return 1 if failed else 0
-        path = download.pull(
-            args.name, url_override=args.url, force=args.force, progress=_progress()
+        from livematte.models.sources import pull_model
+
+        spec = registry.get_spec(args.name)
+        if not spec.embedded:
+            print(
+                f"{spec.name}: licence {spec.license} ({spec.homepage}); not bundled with "
+                "livematte: you download it for your own use, under its licence",
+                file=sys.stderr,
+            )
+        result = pull_model(
+            spec,
+            url_override=args.url,
+            force=args.force,
+            log=lambda text: print(f"{spec.name}: {text}", file=sys.stderr),
+            progress=_progress(),
         )
-        print(f"{args.name}: {path}", file=sys.stdout)
+        print(f"{spec.name}: source: {result.source}", file=sys.stderr)
+        print(f"{spec.name}: {result.path}", file=sys.stdout)
         return 0
 
     return run
+
+
+def _models_table() -> list[str]:
+    """``models list``: a header row, then one row per model (where its file comes from)."""
+    from livematte.models import registry
+    from livematte.models.download import sha256_file
+
+    rows = [("NAME", "TASK", "INPUT", "STATUS", "LICENCE", "SOURCE", "DESCRIPTION")]
+    for spec in registry.list_specs():
+        path = registry.installed_path(spec)
+        if spec.embedded:
+            status, source = ("embedded" if path else "MISSING"), "package"
+        elif path is None:
+            status, source = "pullable", "-"
+        elif path == registry.converted_path(spec):
+            status, source = "cached", "TF.js, converted"
+        else:
+            status, source = "cached", "official"
+            if sha256_file(path) != spec.sha256:
+                status = "MISMATCH"
+        size = "x".join(map(str, spec.input_size)) if spec.input_size else "any"
+        rows.append((spec.name, spec.task, size, status, spec.license, source, spec.description))
+    return [
+        f"{r[0]:32} {r[1]:15} {r[2]:8} {r[3]:9} {r[4]:11} {r[5]:16} {r[6]}".rstrip()
+        for r in rows
+    ]
 
 
 def _progress() -> Callable[[int, int | None], None] | None:

@@ -51,9 +51,12 @@ class RuntimeConfig:
 class MattingConfig:
     """Segmentation model, refinement to full resolution and foreground estimation."""
 
-    #: "auto" picks the square or landscape embedded model by aspect ratio; or a registered
-    #: name (selfie_segmentation[_landscape], rvm_mobilenetv3, modnet_photographic) or a path
-    #: to an .onnx file with a supported signature (MediaPipe-, RVM- or MODNet-style).
+    #: "auto": the best installed model for the mode - rvm_mobilenetv3 once pulled, for
+    #: photos and video (and live only when a GPU execution provider is active: ~58 ms per
+    #: 720p frame on one CPU core) - else the embedded segmenter.  "embedded": the square or
+    #: landscape embedded segmenter by aspect ratio (offline, nothing to pull).  Or a
+    #: registered name (selfie_segmentation[_landscape], rvm_mobilenetv3, modnet_photographic)
+    #: or a path to an .onnx file with a supported signature (MediaPipe-, RVM- or MODNet-style).
     model: str = "auto"
     #: How the model input is fitted: "letterbox" keeps the aspect ratio, "stretch" does not.
     #: Stretch measured better with the MediaPipe models (p3m SAD 59 vs 80, golden IoU higher).

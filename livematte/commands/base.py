@@ -67,6 +67,14 @@ def add_config_args(parser: argparse.ArgumentParser, *, preset: str | None = Non
         help="execution providers in order, e.g. cuda,cpu (cpu is used only if listed)",
     )
     group.add_argument("--threads", type=int, metavar="N", help="ONNX Runtime threads (0 = auto)")
+    group.add_argument(
+        "--model",
+        metavar="auto|embedded|NAME",
+        help="matting model (config matting.model; default auto: the best installed model - "
+        "rvm_mobilenetv3 once pulled - for photos and video; live stays on the embedded "
+        "model unless a GPU execution provider is active); embedded: the built-in "
+        "segmenter, works offline with nothing pulled; NAME: a registered model or .onnx path",
+    )
 
 
 def parse_overrides(items: Sequence[str]) -> dict[str, str]:
@@ -98,6 +106,8 @@ def config_from_args(args: argparse.Namespace, extra: Mapping[str, Any] | None =
         overrides["runtime.providers"] = args.providers
     if getattr(args, "threads", None) is not None:
         overrides["runtime.threads"] = args.threads
+    if getattr(args, "model", None):
+        overrides["matting.model"] = args.model
     return load_config(getattr(args, "preset", None), overrides)
 
 

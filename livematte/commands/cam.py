@@ -190,7 +190,9 @@ def _run(args: argparse.Namespace, config, *, size, window: bool):
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, lambda *_: runner.stop("terminated"))
     try:
-        return runner.run()
+        stats = runner.run()
+        print(f"livematte: matting model {pipeline.matting_model()}", file=sys.stderr)
+        return stats
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)

@@ -206,6 +206,8 @@ def _image(parser: argparse.ArgumentParser) -> Handler:
                         raise
                     failures.append(f"{source}: {exc}")
                     print(f"livematte: skipped {source}: {exc}", file=sys.stderr)
+            model = pipeline.matting_model()
+        print(f"livematte: matting model {model}", file=sys.stderr)
         return batch_status(len(inputs), len(failures), time.perf_counter() - start)
 
     return run

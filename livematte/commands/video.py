@@ -149,7 +149,9 @@ def _video(parser: argparse.ArgumentParser) -> Handler:
                 fps=args.fps,
                 progress=not args.no_progress,
             )
+            model = pipeline.matting_model()
         print(summary.line(), file=sys.stderr)
+        print(f"livematte: matting model {model}", file=sys.stderr)
         return summary.exit_code
 
     return run

@@ -228,7 +228,7 @@ def create_app(
         finally:
             if key is not None:  # charge the successes only; failed files' calls come back
                 store().settle(key.id, held, done)
-        headers = {}
+        headers = {"X-Livematte-Model": engine.matting_model()}
         if left is not None:  # this request's own balance, whatever runs beside it
             headers["X-Calls-Remaining"] = str(left + held - done)
         if len(uploads) == 1:

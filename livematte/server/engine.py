@@ -169,6 +169,19 @@ class Engine:
         self._local = threading.local()
         self._pipelines: dict[int, Any] = {}  # thread id -> its current pipeline
 
+    def matting_model(self) -> str:
+        """The matting model and provider the workers use (``X-Livematte-Model``)."""
+        if self._inject is not None:
+            return "custom"  # a test's process function stands in for the models
+        with self._lock:
+            pipelines = list(self._pipelines.values())
+        if pipelines:
+            return str(pipelines[0].matting_model())
+        from livematte.pipeline.matting_adapters import resolve_model
+
+        runtime = self._config.runtime
+        return resolve_model(self._config.matting.model, runtime.mode, runtime.providers)
+
     # --- admission -------------------------------------------------------------------------
 
     def load(self) -> dict[str, int]:

@@ -194,3 +194,23 @@ def test_result_mode_follows_the_umask(photo, tmp_path, umask):
     out = tmp_path / "out.png"
     assert _run(str(photo), str(out), "--matte") == 0
     assert file_mode(out) == 0o666 & ~umask
+
+
+def test_says_which_model_ran_and_embedded_works_with_nothing_pulled(
+    photo, tmp_path, capsys, monkeypatch
+):
+    monkeypatch.setenv("LIVEMATTE_CACHE", str(tmp_path / "empty-cache"))
+    assert _run(str(photo), str(tmp_path / "a.png"), "--model", "embedded") == 0
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "livematte: matting model selfie_segmentation (cpu)"
+    )
+    # "auto" with nothing pulled is the embedded model too; a named model must be pulled.
+    assert _run(str(photo), str(tmp_path / "b.png")) == 0
+    assert "matting model selfie_segmentation (cpu)" in capsys.readouterr().err
+    assert _run(str(photo), str(tmp_path / "c.png"), "--model", "rvm_mobilenetv3") == 5
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        "livematte: error: model 'rvm_mobilenetv3' is not downloaded; "
+        "run: livematte models pull rvm_mobilenetv3"
+    ]
+    assert not (tmp_path / "c.png").exists()

@@ -55,6 +55,7 @@ def assert_error(response, code: int, status: int):
 def test_matting_returns_the_png_itself(client):
     r = post(client)
     assert r.status_code == 200 and r.headers["content-type"] == "image/png"
+    assert r.headers["x-livematte-model"] == "custom"  # the fake process, no pipeline
     img = png_of(r)
     assert img.mode == "RGBA" and img.size == (64, 48)
     assert img.getpixel((0, 0))[3] == 0 and img.getpixel((32, 24))[3] == 255
@@ -380,6 +381,9 @@ def test_keyless_auto_only_for_loopback(make_client, tmp_path):
 def test_real_matting_cuts_out_the_astronaut(real_client):
     r = real_client.post("/api/v1/matting", files={"file": SAMPLE.read_bytes()})
     assert r.status_code == 200, r.text
+    # The model that ran and its provider ("auto": the embedded one unless RVM is pulled).
+    model = r.headers["x-livematte-model"]
+    assert model.split()[0] in ("selfie_segmentation", "rvm_mobilenetv3") and "(cpu)" in model
     img = png_of(r)
     assert img.mode == "RGBA" and img.size == (512, 512)
     alpha = np.asarray(img)[..., 3]
