@@ -322,8 +322,8 @@ def eval_speed(data: Path, repeats: int) -> dict:
     frames = frames[:repeats]
     stage = make_stage("video", threads=1, detect_interval=0)
     calls: list[int] = []
-    detect = stage.detect
-    stage.detect = lambda image: calls.append(1) or detect(image)  # type: ignore[method-assign]
+    find = stage.finder.find
+    stage.finder.find = lambda image, image_mode: calls.append(1) or find(image, image_mode)  # type: ignore[method-assign]
     tracked, detected = [], []
     for i, img in enumerate(frames):
         before = len(calls)
@@ -334,7 +334,7 @@ def eval_speed(data: Path, repeats: int) -> dict:
     det = []
     for img in frames[:30]:
         t0 = time.perf_counter()
-        image_stage.detect(img)
+        image_stage.finder.detect(img)
         det.append((time.perf_counter() - t0) * 1000)
     x = np.random.default_rng(0).random((1, 256, 256, 3), dtype=np.float32)
     model = []

@@ -79,8 +79,8 @@ def test_detector_matches_mediapipe_golden(make_stage) -> None:
 
     img = cv2.imread(str(GOLDEN / "pose.jpg"))
     h, w = img.shape[:2]
-    stage = make_stage()
-    dets = stage.detect(img)
+    stage = make_stage(detector="blazepose")
+    dets = stage.finder.detect(img)
     assert len(dets) == 1
     text = (GOLDEN / "pose_expected_detection.pbtxt").read_text()
     assert dets.scores[0] == pytest.approx(_pbtxt_numbers(text, "score")[0], abs=1e-3)
@@ -146,8 +146,8 @@ def test_image_mode_finds_several_people(make_stage) -> None:
 def test_video_mode_tracks_and_picks_up_newcomers(make_stage) -> None:
     stage = make_stage("video", detect_interval=3)
     calls = []
-    detect = stage.detect
-    stage.detect = lambda image: calls.append(1) or detect(image)
+    find = stage.finder.find
+    stage.finder.find = lambda image, image_mode: calls.append(1) or find(image, image_mode)
     one, two, none = _canvas(True, False), _canvas(True, True), np.zeros_like(_canvas(True, True))
     sequence = [one, one, one, two, two, two, none, one]
     ids, detections = [], []

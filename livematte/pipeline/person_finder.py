@@ -1,0 +1,138 @@
+"""Where are the people: person proposals (a BlazePose ROI each) from MoveNet or BlazePose.
+
+``PersonFinder`` owns the detector session named by ``keypoints.detector``:
+
+* ``"movenet"``: MoveNet MultiPose on the whole image (longer side ``image_detect_size`` in IMAGE
+  mode, ``detect_size`` in VIDEO/LIVE), plus N x N overlapping tiles (``image_tiles``) for
+  big photos where fewer than ``max_people`` turned up; poses found twice are merged.  Each
+  pose gives the ROI BlazePose's own detector would (``movenet.roi_from_keypoints``).
+* ``"blazepose"``: MediaPipe's face-based SSD detector (224 px) and its alignment-point ROI.
+
+Example::
+
+    finder = PersonFinder(config.keypoints, config.runtime)
+    for c in finder.find(image_bgr, image_mode=True):
+        print(c.score, c.roi, c.keypoints is not None)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from livematte.config import KeypointsConfig, RuntimeConfig
+from livematte.models.session import create_session
+from livematte.pipeline.movenet import (
+    MovenetPeople,
+    decode_movenet,
+    largest_first,
+    merge_people,
+    movenet_input,
+    roi_from_keypoints,
+    shift,
+    tiles,
+)
+from livematte.pipeline.pose_detection import (
+    Detections,
+    Roi,
+    decode_detections,
+    letterbox,
+    remove_letterbox,
+    roi_from_alignment,
+    ssd_anchors,
+    weighted_nms,
+)
+
+DETECTOR_MODEL = "pose_detection"
+MOVENET_MODEL = "movenet_multipose"
+
+
+@dataclass
+class Candidate:
+    """A person proposal: the ROI for the landmark model and what the detector saw.
+
+    Attributes:
+        roi: rotated square for the BlazePose landmark model.
+        score: the detector's score for this person.
+        box: left, top, right, bottom in pixels (a face box for the BlazePose detector).
+        keypoints: (17, 3) MoveNet pose x, y, score (COCO order), None for BlazePose.
+    """
+
+    roi: Roi
+    score: float
+    box: np.ndarray
+    keypoints: np.ndarray | None = None
+
+
+class PersonFinder:
+    """Runs the configured person detector and turns its output into ``Candidate`` lists.
+
+    Raises:
+        ModelError, ProviderError: the model cannot be loaded on the requested providers.
+    """
+
+    def __init__(self, config: KeypointsConfig, runtime: RuntimeConfig) -> None:
+        self.config = config
+        self.uses_movenet = config.detector == "movenet"
+        name = MOVENET_MODEL if self.uses_movenet else DETECTOR_MODEL
+        self._session = create_session(name, runtime.providers, runtime.threads)
+        self._anchors = ssd_anchors()
+
+    def close(self) -> None:
+        """Release the model session."""
+        self._session.close()
+
+    def detect(self, image: np.ndarray) -> Detections:
+        """BlazePose detector: detections in source-image pixels, best first (weighted NMS)."""
+        tensor, pad = letterbox(image)
+        out = self._session.run({"image": tensor})
+        dets = decode_detections(
+            out["boxes"][0], out["scores"][0], self._anchors, self.config.min_detection_score
+        )
+        dets = weighted_nms(dets)
+        return remove_letterbox(dets, pad, image.shape[1], image.shape[0])
+
+    def movenet(self, image: np.ndarray, long_side: int) -> MovenetPeople:
+        """MoveNet on all of ``image`` at ``long_side``: people in its pixels, best first."""
+        tensor, scale = movenet_input(image, long_side)
+        out = self._session.run({"image": tensor})
+        raw = next(iter(out.values()))
+        return decode_movenet(raw, tensor.shape[1:3], scale, self.config.min_person_score)
+
+    def find_movenet(self, image: np.ndarray, long_side: int, grid: int = 0) -> MovenetPeople:
+        """MoveNet people, plus N x N tiles when the image is big and few were found.
+
+        Tiles run when ``grid`` > 1, the image's longer side is at least twice ``long_side``
+        and the whole-image pass found fewer than ``max_people``.  Returns people largest first.
+        """
+        people = self.movenet(image, long_side)
+        h, w = image.shape[:2]
+        if grid > 1 and max(w, h) >= 2 * long_side and len(people) < self.config.max_people:
+            parts = [people]
+            for x0, y0, x1, y1 in tiles(w, h, grid):
+                parts.append(shift(self.movenet(image[y0:y1, x0:x1], long_side), x0, y0))
+            people = merge_people(MovenetPeople.concat(parts))
+        return largest_first(people)
+
+    def find(self, image: np.ndarray, image_mode: bool) -> list[Candidate]:
+        """Person proposals: MoveNet's largest first, the BlazePose detector's best first."""
+        if not self.uses_movenet:
+            dets = self.detect(image)
+            out = []
+            for i in range(len(dets)):
+                roi = roi_from_alignment(dets.keypoints[i, 0], dets.keypoints[i, 1])
+                if math.isfinite(roi.size) and roi.size >= 1.0:
+                    out.append(Candidate(roi, float(dets.scores[i]), dets.boxes[i]))
+            return out
+        if image_mode:
+            found = self.find_movenet(image, self.config.image_detect_size, self.config.image_tiles)
+        else:
+            found = largest_first(self.movenet(image, self.config.detect_size))
+        out = []
+        for kps, box, score in zip(found.keypoints, found.boxes, found.scores, strict=True):
+            roi = roi_from_keypoints(kps, box)
+            if roi is not None and math.isfinite(roi.size) and roi.size >= 1.0:
+                out.append(Candidate(roi, float(score), box, kps))
+        return out
