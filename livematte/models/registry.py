@@ -39,7 +39,7 @@ from livematte.errors import ModelError
 DATA_DIR = Path(__file__).parent / "data"
 MANIFEST_PATH = DATA_DIR / "MANIFEST.json"
 
-TASKS = ("segmentation", "matting", "pose_detection", "pose_landmark")
+TASKS = ("segmentation", "matting", "pose_detection", "pose_landmark", "multipose")
 LAYOUTS = ("nhwc", "nchw")
 COLOR_ORDERS = ("rgb", "bgr")
 
@@ -352,6 +352,30 @@ def pose_landmark_full() -> ModelSpec:
         input_size=(256, 256),
         outputs=("landmarks", "presence", "segmentation", "heatmap", "world_landmarks"),
         description="MediaPipe BlazePose full landmarks 256x256 (+ person mask)",
+    )
+
+
+# --- embedded MoveNet MultiPose (Apache-2.0, converted from TF.js by scripts/convert_movenet.py)
+
+
+@model
+def movenet_multipose() -> ModelSpec:
+    """MoveNet MultiPose Lightning: up to 6 people, 17 COCO keypoints + box, post-processing
+    inside the graph.  Input int32 [1,H,W,3] RGB 0..255, H and W multiples of 32 (long side 256
+    recommended); output [1,6,56] = 17 x (y, x, score) normalised, then ymin, xmin, ymax, xmax,
+    score."""
+    return ModelSpec(
+        name="movenet_multipose",
+        task="multipose",
+        file="movenet_multipose.onnx",
+        sha256=_manifest_sha256("movenet_multipose"),
+        size_multiple=32,
+        scale=1.0,
+        inputs=("input",),
+        outputs=("output_0",),
+        license="Apache-2.0",
+        description="MoveNet MultiPose Lightning (6 people x 17 keypoints + box; any size x32)",
+        homepage="https://tfhub.dev/google/tfjs-model/movenet/multipose/lightning/1",
     )
 
 

@@ -1,0 +1,16 @@
+"""Our own TF.js graph-model -> ONNX converter (numpy + onnx only; no TensorFlow).
+
+``model`` reads model.json and its (quantised) weight shards; ``graph`` builds the ONNX graph
+(constant folding, reuse of identical nodes, dead-node removal); ``layout`` tracks NHWC vs NCHW
+per tensor so Transposes appear only at the boundary; ``ops_*`` hold one emitter per op family;
+``convert`` drives it all.
+
+Example::
+
+    from livematte.models.tfjs import convert_graph_model, convert_rvm
+    onnx_bytes = convert_rvm(Path("rvm.json"))
+"""
+
+from livematte.models.tfjs.convert import RVM_STATE_CHANNELS, convert_graph_model, convert_rvm
+
+__all__ = ["RVM_STATE_CHANNELS", "convert_graph_model", "convert_rvm"]

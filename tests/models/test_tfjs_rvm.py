@@ -1,0 +1,81 @@
+"""Our converter on RVM's real TF.js export, against TensorFlow's own outputs.
+
+``../shared/models/reference/rvm_lowres_tf_reference.npz`` holds what TensorFlow computes on the
+same graph (``downsample_ratio == 1`` branch) for three real photos, two recurrent steps each.
+fgr is stored there as float16, so its comparison allows float16's half step near 1 (2.5e-4)
+on top of the alpha tolerance.  Skips when ../shared is absent (a bare clone).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from media import SHARED_DATA
+
+ort = pytest.importorskip("onnxruntime")
+
+MODELS = SHARED_DATA.parent / "models"
+RVM_JSON = MODELS / "human-models-3.0.4" / "rvm.json"
+REFERENCE = MODELS / "reference" / "rvm_lowres_tf_reference.npz"
+RVM_JSON_SHA256 = "62f87ca8acb7f8318c4b37e340175df73bb2ecc9c0b8333c80c00515e1502bc2"
+ALPHA_TOLERANCE = 3e-3  # issue 13's parity bar
+FGR_TOLERANCE = ALPHA_TOLERANCE + 2.5e-4
+
+pytestmark = pytest.mark.skipif(
+    not (RVM_JSON.is_file() and REFERENCE.is_file()),
+    reason=f"shared RVM files not found: {RVM_JSON} / {REFERENCE}",
+)
+
+
+@pytest.fixture(scope="module")
+def rvm_onnx() -> bytes:
+    from livematte.models.tfjs import convert_rvm
+
+    assert hashlib.sha256(RVM_JSON.read_bytes()).hexdigest() == RVM_JSON_SHA256
+    return convert_rvm(RVM_JSON)
+
+
+def _run_steps(session: ort.InferenceSession, src_nhwc: np.ndarray, steps: int = 2):
+    src = np.ascontiguousarray(src_nhwc.transpose(0, 3, 1, 2))
+    state = [np.zeros((1, 1, 1, 1), np.float32)] * 4
+    for _ in range(steps):
+        fgr, pha, *state = session.run(
+            None, {"src": src, **{f"r{i + 1}i": s for i, s in enumerate(state)}}
+        )
+        yield fgr, pha, state
+
+
+def test_signature_matches_the_official_release(rvm_onnx: bytes) -> None:
+    session = ort.InferenceSession(rvm_onnx, providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == ["src", "r1i", "r2i", "r3i", "r4i"]
+    assert [o.name for o in session.get_outputs()] == ["fgr", "pha", "r1o", "r2o", "r3o", "r4o"]
+    src = np.random.default_rng(0).random((1, 96, 160, 3), np.float32)
+    fgr, pha, state = next(_run_steps(session, src, 1))
+    assert fgr.shape == (1, 3, 96, 160) and pha.shape == (1, 1, 96, 160)
+    assert [s.shape[1] for s in state] == [16, 20, 40, 64]
+    assert [s.shape[2:] for s in state] == [(48, 80), (24, 40), (12, 20), (6, 10)]
+
+
+def test_alpha_and_foreground_match_tensorflow(rvm_onnx: bytes) -> None:
+    session = ort.InferenceSession(rvm_onnx, providers=["CPUExecutionProvider"])
+    ref = np.load(REFERENCE)
+    for k in range(3):
+        src = ref[f"lowres{k}_src_u8"].astype(np.float32) / 255.0
+        for step, (fgr, pha, _) in enumerate(_run_steps(session, src)):
+            want_pha = ref[f"lowres{k}_step{step}_pha"]
+            want_fgr = ref[f"lowres{k}_step{step}_fgr_f16"].astype(np.float32)
+            assert np.abs(pha.transpose(0, 2, 3, 1) - want_pha).max() <= ALPHA_TOLERANCE
+            assert np.abs(fgr.transpose(0, 2, 3, 1) - want_fgr).max() <= FGR_TOLERANCE
+
+
+def test_conversion_is_deterministic_and_transpose_free(rvm_onnx: bytes) -> None:
+    import onnx
+
+    from livematte.models.tfjs import convert_rvm
+
+    assert hashlib.sha256(convert_rvm(RVM_JSON)).digest() == hashlib.sha256(rvm_onnx).digest()
+    ops = [n.op_type for n in onnx.load_from_string(rvm_onnx).graph.node]
+    assert ops.count("Transpose") == 0  # NCHW at the boundary, NCHW inside
