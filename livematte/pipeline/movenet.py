@@ -366,3 +366,44 @@ def landmarks_from_keypoints(kps: np.ndarray) -> np.ndarray:
     lm[LANDMARK_INDEX["mouth_left"], :2] = mouth + half
     lm[LANDMARK_INDEX["mouth_right"], :2] = mouth - half
     return lm
+
+
+#: Two estimates of a keypoint closer than this fraction of the pose's size are averaged.
+FUSE_DISTANCE = 0.1
+#: Landmarks that move with a COCO keypoint when that keypoint is taken from MoveNet.
+_CARRIED: dict[str, tuple[str, ...]] = {
+    "left_eye": ("left_eye_inner", "left_eye_outer"),
+    "right_eye": ("right_eye_inner", "right_eye_outer"),
+    "left_wrist": ("left_pinky", "left_index", "left_thumb"),
+    "right_wrist": ("right_pinky", "right_index", "right_thumb"),
+    "left_ankle": ("left_heel", "left_foot_index"),
+    "right_ankle": ("right_heel", "right_foot_index"),
+}
+
+
+def fuse_keypoints(landmarks: np.ndarray, kps: np.ndarray) -> np.ndarray:
+    """BlazePose landmarks (33, 4) with their 17 COCO points fused with MoveNet's (17, 3).
+
+    Where the two models put a keypoint within ``FUSE_DISTANCE`` of the pose's size of each
+    other, the point is their mean (two independent estimates; visibility the mean of the two
+    confidences); elsewhere the more confident model's point and confidence win, and the hand,
+    foot and eye-corner landmarks move with their wrist, ankle or eye.  On the shared COCO and
+    OCHuman people this raised the mean OKS of matched people from 0.808 (BlazePose) and 0.830
+    (MoveNet) to 0.837 at the same recall (``scripts/eval_keypoints.py``).
+    """
+    out = np.array(landmarks, dtype=np.float32, copy=True)
+    kps = np.asarray(kps, dtype=np.float32)
+    rows = BLAZEPOSE_FROM_COCO
+    pb, vb = out[rows, :2], out[rows, 2]
+    pm, sm = kps[:, :2], kps[:, 2]
+    size = max(float(np.ptp(pm[:, 0])), float(np.ptp(pm[:, 1])), 1.0)
+    close = np.linalg.norm(pb - pm, axis=1) < FUSE_DISTANCE * size
+    take = ~close & (sm > vb)
+    target = np.where(close[:, None], (pb + pm) / 2.0, np.where(take[:, None], pm, pb))
+    for name, carried in _CARRIED.items():
+        i = COCO_INDEX[name]
+        if take[i]:
+            out[[LANDMARK_INDEX[c] for c in carried], :2] += target[i] - pb[i]
+    out[rows, :2] = target
+    out[rows, 2] = np.where(close, (vb + sm) / 2.0, np.where(take, sm, vb))
+    return out

@@ -3,10 +3,13 @@
 ``PersonFinder`` owns the detector session named by ``keypoints.detector``:
 
 * ``"movenet"``: MoveNet MultiPose on the whole image (longer side ``image_detect_size`` in IMAGE
-  mode, ``detect_size`` in VIDEO/LIVE), plus N x N overlapping tiles (``image_tiles``) for
-  big photos where fewer than ``max_people`` turned up; poses found twice are merged.  Each
+  mode, ``detect_size`` in VIDEO/LIVE), plus, in IMAGE mode, N x N overlapping tiles
+  (``image_tiles``) when small people may have been missed; poses found twice are merged.  Each
   pose gives the ROI BlazePose's own detector would (``movenet.roi_from_keypoints``).
 * ``"blazepose"``: MediaPipe's face-based SSD detector (224 px) and its alignment-point ROI.
+  With MoveNet it also runs (``face_detector``) when MoveNet found fewer than ``max_people``:
+  close-up, upper-body people are its strength and MoveNet's weakness (MediaPipe's
+  three_people.jpg: MoveNet finds 2 of the 3, the face detector all 3).
 
 Example::
 
@@ -23,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from livematte.config import KeypointsConfig, RuntimeConfig
+from livematte.errors import ModelError
 from livematte.models.session import create_session
 from livematte.pipeline.movenet import (
     MovenetPeople,
@@ -47,6 +51,8 @@ from livematte.pipeline.pose_detection import (
 
 DETECTOR_MODEL = "pose_detection"
 MOVENET_MODEL = "movenet_multipose"
+#: Tiles are searched when the smallest person found is shorter than this fraction of the image.
+TILE_BELOW_HEIGHT = 0.5
 
 
 @dataclass
@@ -76,56 +82,84 @@ class PersonFinder:
     def __init__(self, config: KeypointsConfig, runtime: RuntimeConfig) -> None:
         self.config = config
         self.uses_movenet = config.detector == "movenet"
-        name = MOVENET_MODEL if self.uses_movenet else DETECTOR_MODEL
-        self._session = create_session(name, runtime.providers, runtime.threads)
+        self._movenet = None
+        if self.uses_movenet:
+            self._movenet = create_session(MOVENET_MODEL, runtime.providers, runtime.threads)
+        self._faces = None
+        if not self.uses_movenet or config.face_detector:
+            self._faces = create_session(DETECTOR_MODEL, runtime.providers, runtime.threads)
         self._anchors = ssd_anchors()
 
     def close(self) -> None:
-        """Release the model session."""
-        self._session.close()
+        """Release the model sessions."""
+        for session in (self._movenet, self._faces):
+            if session is not None:
+                session.close()
 
     def detect(self, image: np.ndarray) -> Detections:
-        """BlazePose detector: detections in source-image pixels, best first (weighted NMS)."""
+        """BlazePose detector: detections in source-image pixels, best first (weighted NMS).
+
+        Raises:
+            ModelError: the detector is not loaded (``detector = "movenet"`` without
+                ``face_detector``).
+        """
+        if self._faces is None:
+            raise ModelError("the BlazePose detector is off (keypoints.face_detector = false)")
         tensor, pad = letterbox(image)
-        out = self._session.run({"image": tensor})
+        out = self._faces.run({"image": tensor})
         dets = decode_detections(
             out["boxes"][0], out["scores"][0], self._anchors, self.config.min_detection_score
         )
         dets = weighted_nms(dets)
         return remove_letterbox(dets, pad, image.shape[1], image.shape[0])
 
+    def faces(self, image: np.ndarray) -> list[Candidate]:
+        """Candidates from the BlazePose detector, best first."""
+        dets = self.detect(image)
+        out = []
+        for i in range(len(dets)):
+            roi = roi_from_alignment(dets.keypoints[i, 0], dets.keypoints[i, 1])
+            if math.isfinite(roi.size) and roi.size >= 1.0:
+                out.append(Candidate(roi, float(dets.scores[i]), dets.boxes[i]))
+        return out
+
     def movenet(self, image: np.ndarray, long_side: int) -> MovenetPeople:
         """MoveNet on all of ``image`` at ``long_side``: people in its pixels, best first."""
+        assert self._movenet is not None, "MoveNet is not loaded (keypoints.detector)"
+        session = self._movenet
         tensor, scale = movenet_input(image, long_side)
-        out = self._session.run({"image": tensor})
-        raw = next(iter(out.values()))
+        raw = session.run({session.input_names[0]: tensor})[session.output_names[0]]
         return decode_movenet(raw, tensor.shape[1:3], scale, self.config.min_person_score)
 
     def find_movenet(self, image: np.ndarray, long_side: int, grid: int = 0) -> MovenetPeople:
-        """MoveNet people, plus N x N tiles when the image is big and few were found.
+        """MoveNet people, plus N x N tiles where small people may have been missed.
 
-        Tiles run when ``grid`` > 1, the image's longer side is at least twice ``long_side``
-        and the whole-image pass found fewer than ``max_people``.  Returns people largest first.
+        Tiles run when ``grid`` > 1, the image is at least twice ``long_side`` (a tile then
+        sees finer detail than the whole-image pass), fewer than ``max_people`` were found,
+        and nobody was found or the smallest person found is under half the image's height (a
+        portrait, one big person, never pays for them).  Measured by ``eval_keypoints.py``: on
+        the COCO/OCHuman photos themselves (640 px) tiles at 384 px found no one the face
+        detector did not (recall 0.674 either way, 20 more unlabelled people, +20% time), so
+        they are kept for big photos; on 3x3 mosaics of those photos see BENCHMARKS.md.
+        Returns people largest first.
         """
         people = self.movenet(image, long_side)
         h, w = image.shape[:2]
         if grid > 1 and max(w, h) >= 2 * long_side and len(people) < self.config.max_people:
-            parts = [people]
-            for x0, y0, x1, y1 in tiles(w, h, grid):
-                parts.append(shift(self.movenet(image[y0:y1, x0:x1], long_side), x0, y0))
-            people = merge_people(MovenetPeople.concat(parts))
+            heights = people.boxes[:, 3] - people.boxes[:, 1]
+            if len(people) == 0 or float(heights.min()) < TILE_BELOW_HEIGHT * h:
+                parts = [people]
+                for x0, y0, x1, y1 in tiles(w, h, grid):
+                    parts.append(shift(self.movenet(image[y0:y1, x0:x1], long_side), x0, y0))
+                people = merge_people(MovenetPeople.concat(parts))
         return largest_first(people)
 
     def find(self, image: np.ndarray, image_mode: bool) -> list[Candidate]:
-        """Person proposals: MoveNet's largest first, the BlazePose detector's best first."""
+        """Person proposals: MoveNet's, largest first, then, when MoveNet found fewer than
+        ``max_people`` and ``face_detector`` is on, the BlazePose detector's, best first
+        (the stage skips those holding a known person's nose)."""
         if not self.uses_movenet:
-            dets = self.detect(image)
-            out = []
-            for i in range(len(dets)):
-                roi = roi_from_alignment(dets.keypoints[i, 0], dets.keypoints[i, 1])
-                if math.isfinite(roi.size) and roi.size >= 1.0:
-                    out.append(Candidate(roi, float(dets.scores[i]), dets.boxes[i]))
-            return out
+            return self.faces(image)
         if image_mode:
             found = self.find_movenet(image, self.config.image_detect_size, self.config.image_tiles)
         else:
@@ -135,4 +169,6 @@ class PersonFinder:
             roi = roi_from_keypoints(kps, box)
             if roi is not None and math.isfinite(roi.size) and roi.size >= 1.0:
                 out.append(Candidate(roi, float(score), box, kps))
+        if self._faces is not None and len(out) < self.config.max_people:
+            out += self.faces(image)
         return out

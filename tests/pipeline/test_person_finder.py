@@ -17,6 +17,9 @@ class FakeMovenet:
     (in input-normalised coordinates) when the block is in its input and big enough to see.
     """
 
+    input_names = ["input"]
+    output_names = ["output_0"]
+
     def __init__(self, min_block_px: int) -> None:
         self.min_block_px = min_block_px
         self.inputs: list[tuple[int, ...]] = []
@@ -43,10 +46,10 @@ class FakeMovenet:
 
 
 def _finder(fake: FakeMovenet, **overrides) -> PersonFinder:
-    config = KeypointsConfig(enabled=True, detector="blazepose", **overrides)
+    config = KeypointsConfig(enabled=True, face_detector=False, **overrides)
     finder = PersonFinder(config, RuntimeConfig(threads=1))
-    finder._session.close()
-    finder._session, finder.uses_movenet = fake, True
+    finder._movenet.close()
+    finder._movenet = fake
     return finder
 
 
@@ -71,16 +74,24 @@ def test_tiles_find_a_small_person_the_whole_image_pass_misses(photo) -> None:
     assert candidates[0].keypoints.shape == (17, 3)
 
 
-def test_no_tiles_when_off_small_or_enough_found(photo) -> None:
+def test_no_tiles_when_off_small_enough_found_or_only_big_people(photo) -> None:
     fake = FakeMovenet(min_block_px=40)
     assert len(_finder(fake).find_movenet(photo, 384, 0)) == 0 and len(fake.inputs) == 1
-    fake = FakeMovenet(min_block_px=40)
-    small = photo[::3, ::3]  # 667 px: less than twice 384, tiles would not see more
+    fake = FakeMovenet(min_block_px=10)
+    small = photo[::6, ::6]  # 334 px: no bigger than the whole-image pass's input
     _finder(fake).find_movenet(small, 384, 2)
     assert len(fake.inputs) == 1
     fake = FakeMovenet(min_block_px=10)  # the whole-image pass sees it; max_people 1 reached
     assert len(_finder(fake, max_people=1).find_movenet(photo, 384, 2)) == 1
     assert len(fake.inputs) == 1
+    portrait = np.zeros((1200, 2000, 3), np.uint8)
+    portrait[100:1100, 800:1200] = 255  # one person taller than half the picture
+    fake = FakeMovenet(min_block_px=10)
+    assert len(_finder(fake).find_movenet(portrait, 384, 2)) == 1
+    assert len(fake.inputs) == 1
+    fake = FakeMovenet(min_block_px=10)  # a small person found: there may be more
+    assert len(_finder(fake).find_movenet(photo, 384, 2)) == 1
+    assert len(fake.inputs) == 5
 
 
 def test_video_mode_uses_detect_size_without_tiles(photo) -> None:
