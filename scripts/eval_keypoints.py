@@ -224,7 +224,10 @@ SPURIOUS_OKS = 0.1
 
 def stage_predict(stage: KeypointStage) -> Predict:
     """A pipeline's people as (17, 2) COCO keypoints, from a keypoint stage in IMAGE mode."""
-    return lambda img: [p.landmarks[COCO_FROM_BLAZEPOSE, :2] for p in stage.process(Frame(img)).people]
+    def run(img: np.ndarray) -> list[np.ndarray]:
+        return [p.landmarks[COCO_FROM_BLAZEPOSE, :2] for p in stage.process(Frame(img)).people]
+
+    return run
 
 
 def movenet_predict(stage: KeypointStage) -> Predict:
@@ -240,7 +243,8 @@ def movenet_predict(stage: KeypointStage) -> Predict:
 
 MAIN_PIPELINES = ("movenet+blazepose", "blazepose (before)", "movenet alone")
 VARIANT_PIPELINES = (
-    "new/no-agreement", "new/no-fusion", "new/no-face-detector", "new/no-tiles", "new@256", "new@512"
+    "new/no-agreement", "new/no-fusion", "new/no-face-detector", "new/no-tiles",
+    "new@256", "new@512",
 )  # fmt: skip
 
 
@@ -420,10 +424,12 @@ def eval_video(data: Path, reference: dict | None) -> dict:
     clock30 = (list(range(len(frames))), Fraction(1, 30))
     runs = [("raw", False, (pts, tb)), ("smoothed (pts, 5 fps)", True, (pts, tb)),
             ("smoothed (30 fps clock)", True, clock30)]  # fmt: skip
-    for name, smooth, (stamps, base) in runs:
-        stage = make_stage("video", smoothing=smooth)
-        result[name] = _video_stats(_track(stage, frames, stamps, base), expected, side)
-        stage.close()
+    for detector in ("movenet", "blazepose"):
+        for name, smooth, (stamps, base) in runs:
+            stage = make_stage("video", smoothing=smooth, detector=detector)
+            tracks = _track(stage, frames, stamps, base)
+            result[f"{detector}: {name}"] = _video_stats(tracks, expected, side)
+            stage.close()
     if reference is not None and reference.get("video"):
         tracks = [None if r is None else np.array(r, float)[:, :2] for r in reference["video"]]
         result["reference"] = _video_stats(tracks[: len(expected)], expected, side)
@@ -460,7 +466,9 @@ def eval_speed(data: Path, repeats: int, detector: str) -> dict:
     stage = make_stage("video", threads=1, detect_interval=0, detector=detector)
     calls: list[int] = []
     find = stage.finder.find
-    stage.finder.find = lambda image, image_mode: calls.append(1) or find(image, image_mode)  # type: ignore[method-assign]
+    stage.finder.find = (  # type: ignore[method-assign]
+        lambda image, image_mode: calls.append(1) or find(image, image_mode)
+    )
     tracked, detected = [], []
     for i, img in enumerate(frames):
         before = len(calls)
@@ -468,7 +476,10 @@ def eval_speed(data: Path, repeats: int, detector: str) -> dict:
         sample = _timed(lambda: stage.process(frame))  # noqa: B023
         (detected if len(calls) > before else tracked).append(sample)
     image_stage = make_stage("image", threads=1, detector=detector)
-    one_shot = [_timed(lambda: image_stage.process(Frame(img))) for img in frames[:20]]  # noqa: B023
+    one_shot = [
+        _timed(lambda: image_stage.process(Frame(img)))  # noqa: B023
+        for img in frames[:20]
+    ]
     group = cv2.imread(str(data / GROUP_PHOTO))
     group = cv2.resize(group, (1920, 1080), interpolation=cv2.INTER_CUBIC)
     group_people = len(image_stage.process(Frame(group)).people)

@@ -98,7 +98,8 @@ def test_decode_maps_back_to_source_pixels_best_first() -> None:
     assert people.keypoints[0] == pytest.approx(b, abs=1e-2)
     assert people.keypoints[1] == pytest.approx(a, abs=1e-2)
     box = people.boxes[1]  # left, top, right, bottom
-    assert box == pytest.approx([a[:, 0].min(), a[:, 1].min(), a[:, 0].max(), a[:, 1].max()], abs=1e-2)
+    lo, hi = a[:, :2].min(axis=0), a[:, :2].max(axis=0)
+    assert box == pytest.approx([lo[0], lo[1], hi[0], hi[1]], abs=1e-2)
     assert len(decode_movenet(raw, (in_h, in_w), np.array([sx, sy]), min_score=0.5)) == 1
     assert len(decode_movenet(np.zeros((1, 6, 56)), (in_h, in_w), np.ones(2), 0.2)) == 0
 
