@@ -204,8 +204,9 @@ def test_live_landmark_interval_runs_the_model_on_every_nth_frame(make_stage) ->
     stage._landmarker.run = lambda inputs: calls.append(1) or run(inputs)
     people = [stage.process(Frame(image, index=i, mode=Mode.LIVE)).people for i in range(7)]
     assert all(len(p) == 1 for p in people)
-    # frames 0 and 1 run the model (nothing held at first), then every second frame: 3 and 5
-    assert len(calls) == 4
+    # frames 0 (twice: a new track is refitted on the ROI its first result implies) and 1 run
+    # the model (nothing held at first), then every second frame: 3 and 5
+    assert len(calls) == 5
     assert people[2] is people[1] and people[3] is not people[2] and people[4] is people[3]
 
 
