@@ -17,6 +17,7 @@ from livematte.pipeline.movenet import (
     COCO_INDEX,
     MovenetPeople,
     decode_movenet,
+    fuse_keypoints,
     input_size,
     landmarks_from_keypoints,
     largest_first,
@@ -242,3 +243,26 @@ def test_analysis_marks_landmark_people_as_blazepose() -> None:
     person = Person(3, landmarks_from_keypoints(pose()), (245.0, 80.0, 355.0, 410.0), 0.9)
     assert analysis_json([person])["person_info"][0]["source"] == "blazepose"
 
+
+
+def test_fuse_averages_agreeing_points_and_takes_the_surer_model_elsewhere() -> None:
+    kps = pose((300, 250))  # MoveNet, score 0.9 everywhere
+    lm = landmarks_from_keypoints(kps)
+    lm[:, 2:] = 0.95  # the landmark model's visibility
+    nose, wrist = COCO_INDEX["nose"], COCO_INDEX["left_wrist"]
+    lm[BLAZEPOSE_FROM_COCO[nose], :2] += [10, 0]  # 10 px off: within 10% of a 400 px pose
+    lm[BLAZEPOSE_FROM_COCO[wrist], :2] += [0, 80]  # 80 px off: they disagree
+    lm[BLAZEPOSE_FROM_COCO[wrist], 2] = 0.2  # and the landmark model is unsure of it
+    thumb = LANDMARK_INDEX["left_thumb"]
+    before = lm[thumb, :2].copy()
+    out = fuse_keypoints(lm, kps)
+    assert out[BLAZEPOSE_FROM_COCO[nose], :2] == pytest.approx(kps[nose, :2] + [5, 0])
+    assert out[BLAZEPOSE_FROM_COCO[nose], 2] == pytest.approx(0.95)  # visibility kept
+    assert out[BLAZEPOSE_FROM_COCO[wrist], :2] == pytest.approx(kps[wrist, :2])
+    assert out[BLAZEPOSE_FROM_COCO[wrist], 2] == pytest.approx(0.9)  # MoveNet's score
+    assert out[thumb, :2] == pytest.approx(before - [0, 80])  # the hand follows the wrist
+    lm[BLAZEPOSE_FROM_COCO[wrist], 2] = 0.99  # the landmark model is surer: it stays
+    assert fuse_keypoints(lm, kps)[BLAZEPOSE_FROM_COCO[wrist], :2] == pytest.approx(
+        lm[BLAZEPOSE_FROM_COCO[wrist], :2]
+    )
+    assert np.array_equal(out[:, 3], lm[:, 3])  # presence untouched
