@@ -24,16 +24,16 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from livematte.errors import ModelError  # noqa: E402
+from livematte.models.download import sha256_file  # noqa: E402
 from livematte.models.tfjs import convert_graph_model  # noqa: E402
+from livematte.outputs import atomic_path  # noqa: E402
 
 NAME = "movenet_multipose"
 OUT_DIR = REPO / "livematte" / "models" / "data"
@@ -58,17 +58,13 @@ LICENSE_SOURCE = {
 }
 
 
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 def check_inputs(src: Path) -> None:
     """Raise ModelError unless both input files exist with their pinned sha256."""
     for name, digest in INPUTS.items():
         path = src / name
         if not path.is_file():
             raise ModelError(f"{path} not found")
-        actual = sha256_bytes(path.read_bytes())
+        actual = sha256_file(path)
         if actual != digest:
             raise ModelError(f"{path}: sha256 {actual}, expected {digest}")
 
@@ -82,7 +78,7 @@ def convert(src: Path) -> tuple[bytes, dict]:
     )
     entry = {
         "onnx": f"{NAME}.onnx",
-        "onnx_sha256": sha256_bytes(onnx_bytes),
+        "onnx_sha256": hashlib.sha256(onnx_bytes).hexdigest(),
         "converter": "scripts/convert_movenet.py (livematte.models.tfjs)",
         "license": "Apache-2.0",
         "license_source": LICENSE_SOURCE,
@@ -92,9 +88,8 @@ def convert(src: Path) -> tuple[bytes, dict]:
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=False) as f:
-        f.write(data)
-    os.replace(f.name, path)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -116,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         committed = manifest.get("models", {}).get(NAME)
         on_disk = args.out / entry["onnx"]
         same = committed == entry and on_disk.is_file() and (
-            sha256_bytes(on_disk.read_bytes()) == entry["onnx_sha256"]
+            sha256_file(on_disk) == entry["onnx_sha256"]
         )
         print("identical to committed files" if same else "DIFFERENT from committed files")
         return 0 if same else 1

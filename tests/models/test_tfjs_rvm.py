@@ -9,7 +9,6 @@ on top of the alpha tolerance.  Skips when ../shared is absent (a bare clone).
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -48,15 +47,19 @@ def _run_steps(session: ort.InferenceSession, src_nhwc: np.ndarray, steps: int =
         yield fgr, pha, state
 
 
-def test_signature_matches_the_official_release(rvm_onnx: bytes) -> None:
+@pytest.mark.parametrize("height, width, states", [
+    (96, 160, [(48, 80), (24, 40), (12, 20), (6, 10)]),
+    (101, 157, [(51, 79), (26, 40), (13, 20), (7, 10)]),  # any size, not only multiples of 16
+])
+def test_signature_matches_the_official_release(rvm_onnx: bytes, height, width, states) -> None:
     session = ort.InferenceSession(rvm_onnx, providers=["CPUExecutionProvider"])
     assert [i.name for i in session.get_inputs()] == ["src", "r1i", "r2i", "r3i", "r4i"]
     assert [o.name for o in session.get_outputs()] == ["fgr", "pha", "r1o", "r2o", "r3o", "r4o"]
-    src = np.random.default_rng(0).random((1, 96, 160, 3), np.float32)
-    fgr, pha, state = next(_run_steps(session, src, 1))
-    assert fgr.shape == (1, 3, 96, 160) and pha.shape == (1, 1, 96, 160)
+    src = np.random.default_rng(0).random((1, height, width, 3), np.float32)
+    *_, (fgr, pha, state) = _run_steps(session, src, 2)
+    assert fgr.shape == (1, 3, height, width) and pha.shape == (1, 1, height, width)
     assert [s.shape[1] for s in state] == [16, 20, 40, 64]
-    assert [s.shape[2:] for s in state] == [(48, 80), (24, 40), (12, 20), (6, 10)]
+    assert [s.shape[2:] for s in state] == states
 
 
 def test_alpha_and_foreground_match_tensorflow(rvm_onnx: bytes) -> None:
@@ -79,3 +82,20 @@ def test_conversion_is_deterministic_and_transpose_free(rvm_onnx: bytes) -> None
     assert hashlib.sha256(convert_rvm(RVM_JSON)).digest() == hashlib.sha256(rvm_onnx).digest()
     ops = [n.op_type for n in onnx.load_from_string(rvm_onnx).graph.node]
     assert ops.count("Transpose") == 0  # NCHW at the boundary, NCHW inside
+
+
+def test_full_branch_with_refiner_matches_tensorflow() -> None:
+    """Binding downsample_ratio to 0.25 keeps RVM's other tf.cond branch: the internal resize
+    and its fast guided filter refiner (box-filter depthwise convs, RealDiv, Square)."""
+    from livematte.models.tfjs import convert_graph_model
+
+    full = MODELS / "reference" / "rvm_full_tf_reference.npz"
+    ref = np.load(full)
+    model = convert_graph_model(RVM_JSON, bind={"downsample_ratio": float(ref["full_ratio"])},
+                                input_shapes={f"r{i}i": (None,) * 4 for i in range(1, 5)})
+    session = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
+    src = ref["full_src_u8"].astype(np.float32) / 255.0
+    fgr, pha, _ = next(_run_steps(session, src, 1))
+    assert np.abs(pha.transpose(0, 2, 3, 1) - ref["full_pha"]).max() <= ALPHA_TOLERANCE
+    want_fgr = ref["full_fgr_f16"].astype(np.float32)
+    assert np.abs(fgr.transpose(0, 2, 3, 1) - want_fgr).max() <= FGR_TOLERANCE

@@ -83,7 +83,6 @@ class Builder:
         self._const_names: dict[tuple[str, tuple[int, ...], bytes], str] = {}
         self._cse: dict[tuple[Any, ...], list[str]] = {}
         self._counter = itertools.count()
-        self.folded = 0
 
     # --- names and constants -------------------------------------------------------------------
 
@@ -172,7 +171,6 @@ class Builder:
             results = ReferenceEvaluator(node, opsets={"": OPSET}).run(None, feeds)
         except Exception as exc:  # the reference implementation raises many kinds
             raise ModelError(f"constant folding of {op_type} failed: {exc}") from None
-        self.folded += 1
         values = []
         for arr, (dt, _rank, perm, _dims) in zip(results, specs, strict=True):
             arr = np.asarray(arr)

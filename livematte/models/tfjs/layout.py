@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+
+from livematte.errors import ModelError
 from livematte.models.tfjs.graph import ONNX_TYPES, Builder, Value, const_value
 
 NCHW_PERM = (0, 3, 1, 2)
@@ -57,6 +59,17 @@ def to_perm(b: Builder, value: Value, perm: Sequence[int] | None) -> Value:
 def logical(b: Builder, value: Value) -> Value:
     """``value`` in TensorFlow's own layout."""
     return to_perm(b, value, None)
+
+
+def same_memory_order(value: Value) -> bool:
+    """True when the stored tensor has the logical one's element order: the perm only moves
+    axes of static size 1 (e.g. [1,H,W,1] stored NCHW), so a Reshape needs no Transpose."""
+    if value.perm is None:
+        return True
+    if value.dims is None:
+        return False
+    moving = [axis for axis in value.perm if value.dims[axis] != 1]
+    return moving == sorted(moving)
 
 
 def cast(b: Builder, value: Value, dtype: np.dtype | type) -> Value:
@@ -131,8 +144,6 @@ def broadcast_dims(values: Sequence[Value], rank: int) -> tuple[int | None, ...]
 
 def static_length(value: Value, where: str) -> int:
     """Length of a 1-D shape-like tensor, which must be known at conversion time."""
-    from livematte.errors import ModelError
-
     if value.is_const:
         return int(value.const.shape[0])
     if value.dims and value.dims[0] is not None:
@@ -148,6 +159,7 @@ __all__ = [
     "drop_axes",
     "int64",
     "logical",
+    "same_memory_order",
     "norm_perm",
     "phys_axis",
     "static_length",

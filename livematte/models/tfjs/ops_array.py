@@ -19,6 +19,7 @@ from livematte.models.tfjs.layout import (
     logical,
     norm_perm,
     phys_axis,
+    same_memory_order,
     static_length,
     unsqueeze,
 )
@@ -53,7 +54,8 @@ def _size(ctx: Context, node: TfNode, values: list[Value]) -> Value:
 
 @emits("Reshape")
 def _reshape(ctx: Context, node: TfNode, values: list[Value]) -> Value:
-    x = logical(ctx.b, values[0])
+    x = values[0]
+    x = x.with_(perm=None) if same_memory_order(x) else logical(ctx.b, x)
     shape = values[1]
     rank = static_length(shape, f"Reshape node {node.name!r}")
     dims = tuple(int(d) if d >= 0 else None for d in shape.const) if shape.is_const else None
@@ -96,7 +98,14 @@ def slice_(ctx: Context, x: Value, starts: list[int], ends: list[int], axes: lis
         return x
     phys = [phys_axis(x, a) for a in axes]
     inputs = [x] + [const_value(v, np.int64) for v in (starts, ends, phys, steps)]
-    return ctx.b.op("Slice", inputs, dtype=x.dtype, rank=x.rank, perm=x.perm)
+    dims = None
+    if x.dims is not None:
+        dims = list(x.dims)
+        for a, start, end, step in zip(axes, starts, ends, steps, strict=True):
+            if dims[a] is not None:
+                dims[a] = len(range(*slice(start, end, step).indices(dims[a])))
+        dims = tuple(dims)
+    return ctx.b.op("Slice", inputs, dtype=x.dtype, rank=x.rank, perm=x.perm, dims=dims)
 
 
 @emits("StridedSlice")
@@ -163,8 +172,8 @@ def _slice(ctx: Context, node: TfNode, values: list[Value]) -> Value:
         return slice_(ctx, x, [b_[i] for i in keep], [e_[i] for i in keep], keep, [1] * len(keep))
     begin, size = int64(ctx.b, begin), int64(ctx.b, size)
     minus_one = binary(ctx, "Equal", size, const_value(np.int64(-1)))
-    end = ctx.b.op("Where", [minus_one, const_value(np.int64(_BIG)), binary(ctx, "Add", begin, size)],
-                   dtype=np.int64, rank=1)
+    stop = binary(ctx, "Add", begin, size)
+    end = ctx.b.op("Where", [minus_one, const_value(np.int64(_BIG)), stop], dtype=np.int64, rank=1)
     axes = [phys_axis(x, a) for a in range(x.rank)]
     return ctx.b.op("Slice", [x, begin, end, const_value(axes, np.int64)], dtype=x.dtype,
                     rank=x.rank, perm=x.perm)

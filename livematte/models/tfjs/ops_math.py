@@ -5,13 +5,12 @@ from __future__ import annotations
 import numpy as np
 
 from livematte.models.tfjs.emit import Context, const_ints, emits, fail
-from livematte.models.tfjs.graph import ONNX_TYPES, Value, const_value
+from livematte.models.tfjs.graph import Value, const_value
 from livematte.models.tfjs.layout import (
     align,
     broadcast_dims,
     cast,
     drop_axes,
-    int64,
     phys_axis,
     unsqueeze,
 )
@@ -201,10 +200,3 @@ def _arg_max(ctx: Context, node: TfNode, values: list[Value]) -> Value:
                    rank=x.rank - 1, perm=drop_axes(x.perm, [axis]), axis=phys_axis(x, axis),
                    keepdims=0)
     return cast(ctx.b, out, tf_dtype(node.get("output_type", "DT_INT64"), node.name))
-
-
-def onnx_type(dtype: np.dtype) -> int:
-    return ONNX_TYPES[np.dtype(dtype)]
-
-
-__all__ = ["activation", "binary", "int64", "onnx_type", "unary"]

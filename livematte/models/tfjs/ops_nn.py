@@ -11,7 +11,7 @@ import numpy as np
 
 from livematte.models.tfjs.emit import Context, const_arg, const_ints, emits, fail
 from livematte.models.tfjs.graph import Value, const_value
-from livematte.models.tfjs.layout import NCHW_PERM, cast, int64, to_perm
+from livematte.models.tfjs.layout import NCHW_PERM, cast, int64, to_perm, unsqueeze
 from livematte.models.tfjs.model import TfNode
 from livematte.models.tfjs.ops_math import activation, binary
 
@@ -61,38 +61,82 @@ def _conv(ctx: Context, node: TfNode, values: list[Value]) -> Value:
         if attrs["dilations"] != [1, 1] or attrs.get("pads") != [0, 0, 0, 0]:
             raise fail(node, "a space-to-batch convolution must be VALID and undilated")
         attrs["dilations"], attrs["pads"] = ctx.dilated[node.name]
-    fused = node.get("fused_ops") or []
-    bias = None
-    args = values[2:]
-    if fused and fused[0] == "BiasAdd":
+    fused = list(node.get("fused_ops") or [])
+    bias, used = None, 2  # inputs: x, filter, then the fused ops' arguments in order
+    if fused[:1] == ["BiasAdd"]:
         bias = const_arg(node, values, 2, "the fused bias").astype(np.float32).ravel()
-        rest = fused[1:]
-    elif fused and fused[0] == "FusedBatchNorm":
+        fused, used = fused[1:], 3
+    elif fused[:1] == ["FusedBatchNorm"]:
         scale, offset, mean, var = (const_arg(node, values, 2 + i, "batch norm") for i in range(4))
         factor = scale / np.sqrt(var + float(node.get("epsilon", 1e-3)))
         weight = weight * factor.reshape(-1, 1, 1, 1)
         bias = (offset - mean * factor).astype(np.float32)
-        rest = fused[1:]
+        fused, used = fused[1:], 6
+    dims = (None, None, None, int(weight.shape[0]))
+    split = _small_tail(ctx, node, weight.shape[1]) if group == 1 else None
+    if split is not None:  # see _small_tail
+        head, tail = split
+        cut = weight.shape[1] - tail.dims[3]
+        y = ctx.b.op("Add", [
+            _conv_node(ctx, head, weight[:, :cut], bias, dims, attrs),
+            _conv_node(ctx, to_perm(ctx.b, tail, NCHW_PERM), weight[:, cut:], None, dims, attrs),
+        ], dtype=np.float32, rank=4, perm=NCHW_PERM, dims=dims)
     else:
-        rest = fused
-    if len(args) > (1 if bias is not None else 0) + (4 if "FusedBatchNorm" in fused else 0) + 1:
-        raise fail(node, f"unexpected fused arguments for {fused}")
-    inputs = [x, const_value(weight.astype(np.float32))]
-    if bias is not None:
-        inputs.append(const_value(bias))
-    y = ctx.b.op("Conv", inputs, dtype=np.float32, rank=4, perm=NCHW_PERM, **attrs)
-    for kind in rest:
+        y = _conv_node(ctx, x, weight, bias, dims, attrs)
+    for kind in fused:
         if kind == "Prelu":
-            y = _prelu(ctx, node, y, values[-1])
+            y = _prelu(ctx, node, y, values[used])
         else:
             y = activation(ctx, kind, y, node)
     return y
 
 
+def _conv_node(ctx: Context, x: Value, weight: np.ndarray, bias: np.ndarray | None,
+               dims: tuple[int | None, ...], attrs: dict[str, object]) -> Value:
+    inputs = [x, const_value(np.ascontiguousarray(weight, np.float32))]
+    if bias is not None:
+        inputs.append(const_value(bias))
+    return ctx.b.op("Conv", inputs, dtype=np.float32, rank=4, perm=NCHW_PERM, dims=dims, **attrs)
+
+
+def _small_tail(ctx: Context, node: TfNode, channels: int) -> tuple[Value, Value] | None:
+    """(head, tail) when the conv reads a channel concat whose last part is a few channels and
+    the others a multiple of 8, e.g. RVM's decoder: features + skip + the 3-channel image.
+
+    ONNX Runtime runs such convs (35..171 input channels) outside its NCHWc kernels; two convs
+    (head: multiple of 8 channels, tail: 3) summed cost 11% less CPU for the whole RVM network
+    at 320x180 (65.0 -> 58.0 ms median, one A/B run; BENCHMARKS.md).  The head is a new concat
+    of the other parts.
+    """
+    producer = ctx.node(node.inputs[0][0])
+    if producer.op != "ConcatV2" or len(producer.inputs) < 3:
+        return None
+    axis = ctx.value(producer.inputs[-1])
+    parts = [ctx.value(ref) for ref in producer.inputs[:-1]]
+    tail = parts[-1]
+    if not axis.is_const or int(axis.const) not in (3, -1) or tail.dims is None:
+        return None
+    small = tail.dims[3]
+    if small is None or small >= 8 or (channels - small) % 8 or channels % 8 == 0:
+        return None
+    head = [to_perm(ctx.b, p, NCHW_PERM) for p in parts[:-1]]
+    if len(head) > 1:
+        dims = (None, None, None, channels - small)
+        head = [ctx.b.op("Concat", head, dtype=np.float32, rank=4, perm=NCHW_PERM, dims=dims,
+                         axis=1)]
+    return head[0], parts[-1]
+
+
 def _prelu(ctx: Context, node: TfNode, y: Value, alpha: Value) -> Value:
-    alpha_nchw = binary(ctx, "Mul", alpha, const_value(np.ones((1, 1, 1, 1), np.float32)))
-    alpha_nchw = to_perm(ctx.b, alpha_nchw, NCHW_PERM)
+    if alpha.rank != 1:
+        raise fail(node, "Prelu alpha must be per channel")
+    alpha_nchw = to_perm(ctx.b, unsqueeze(ctx.b, alpha, [0, 1, 2]), NCHW_PERM)
     return ctx.b.op("PRelu", [y, alpha_nchw], dtype=y.dtype, rank=4, perm=NCHW_PERM)
+
+
+def _same_nc(x: Value) -> tuple[int | None, ...] | None:
+    """Static dims of a pooled or resized NHWC tensor: batch and channels kept."""
+    return None if x.dims is None else (x.dims[0], None, None, x.dims[3])
 
 
 @emits("AvgPool", "MaxPool")
@@ -104,7 +148,8 @@ def _pool(ctx: Context, node: TfNode, values: list[Value]) -> Value:
     if node.op == "AvgPool":
         attrs["count_include_pad"] = 0  # TensorFlow averages over the valid pixels only
     onnx_op = "AveragePool" if node.op == "AvgPool" else "MaxPool"
-    return ctx.b.op(onnx_op, [x], dtype=x.dtype, rank=4, perm=NCHW_PERM, **attrs)
+    return ctx.b.op(onnx_op, [x], dtype=x.dtype, rank=4, perm=NCHW_PERM, dims=_same_nc(x),
+                    **attrs)
 
 
 @emits("ResizeBilinear", "ResizeNearestNeighbor")
@@ -122,12 +167,18 @@ def _resize(ctx: Context, node: TfNode, values: list[Value]) -> Value:
         mode = "half_pixel" if bilinear else "tf_half_pixel_for_nn"
     else:
         mode = "asymmetric"
-    attrs: dict[str, object] = {"mode": "linear" if bilinear else "nearest", "axes": [2, 3],
+    attrs: dict[str, object] = {"mode": "linear" if bilinear else "nearest",
                                 "coordinate_transformation_mode": mode}
+    # Full NCHW sizes rather than Resize's "axes" attribute: ONNX Runtime 1.32 rejects constant
+    # sizes combined with axes, and older runtimes lack axes altogether.
+    shape = ctx.b.op("Shape", [x], dtype=np.int64, rank=1, dims=(4,))
+    batch_channels = ctx.b.op("Slice", [shape, const_value([0], np.int64),
+                                        const_value([2], np.int64)], dtype=np.int64, rank=1)
+    size = ctx.b.op("Concat", [batch_channels, size], dtype=np.int64, rank=1, axis=0)
     if not bilinear:
         attrs["nearest_mode"] = "round_prefer_ceil" if align_corners else "floor"
     y = ctx.b.op("Resize", [x, None, None, size], dtype=np.float32, rank=4, perm=NCHW_PERM,
-                 **attrs)
+                 dims=_same_nc(x), **attrs)
     return cast(ctx.b, y, x.dtype)
 
 
