@@ -29,6 +29,7 @@ from livematte.config import KeypointsConfig, RuntimeConfig
 from livematte.errors import ModelError
 from livematte.models.session import create_session
 from livematte.pipeline.movenet import (
+    MAX_CANDIDATES,
     MovenetPeople,
     decode_movenet,
     largest_first,
@@ -135,7 +136,8 @@ class PersonFinder:
         """MoveNet people, plus N x N tiles where small people may have been missed.
 
         Tiles run when ``grid`` > 1, the image is at least twice ``long_side`` (a tile then
-        sees finer detail than the whole-image pass), fewer than ``max_people`` were found,
+        sees finer detail than the whole-image pass) or larger than ``long_side`` with
+        ``max_people`` above the 6 one pass can return, fewer than ``max_people`` were found,
         and nobody was found or the smallest person found is under half the image's height (a
         portrait, one big person, never pays for them).  Measured by ``eval_keypoints.py``: on
         the COCO/OCHuman photos themselves (640 px) tiles at 384 px found no one the face
@@ -145,7 +147,12 @@ class PersonFinder:
         """
         people = self.movenet(image, long_side)
         h, w = image.shape[:2]
-        if grid > 1 and max(w, h) >= 2 * long_side and len(people) < self.config.max_people:
+        # Twice the size: a tile sees finer detail.  Asked for more people than one pass can
+        # return (6), any photo larger than one pass qualifies.
+        big = max(w, h) >= 2 * long_side or (
+            max(w, h) > long_side and self.config.max_people > MAX_CANDIDATES
+        )
+        if grid > 1 and big and len(people) < self.config.max_people:
             heights = people.boxes[:, 3] - people.boxes[:, 1]
             if len(people) == 0 or float(heights.min()) < TILE_BELOW_HEIGHT * h:
                 parts = [people]

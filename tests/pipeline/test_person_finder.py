@@ -98,3 +98,13 @@ def test_video_mode_uses_detect_size_without_tiles(photo) -> None:
     fake = FakeMovenet(min_block_px=10)
     found = _finder(fake, detect_size=256, image_tiles=2).find(photo, image_mode=False)
     assert fake.inputs == [(1, 160, 256, 3)] and len(found) == 1
+
+
+def test_asking_for_more_people_than_one_pass_gives_tiles_on_smaller_photos(photo) -> None:
+    medium = photo[::2, ::2]  # 1000 px: under twice 384
+    fake = FakeMovenet(min_block_px=10)
+    _finder(fake, max_people=4).find_movenet(medium, 384, 2)
+    assert len(fake.inputs) == 1
+    fake = FakeMovenet(min_block_px=10)
+    _finder(fake, max_people=8).find_movenet(medium, 384, 2)  # more than MoveNet's 6
+    assert len(fake.inputs) == 5
