@@ -101,7 +101,7 @@ def test_video_mode_uses_detect_size_without_tiles(photo) -> None:
 
 
 def test_asking_for_more_people_than_one_pass_gives_tiles_on_smaller_photos(photo) -> None:
-    medium = photo[::2, ::2]  # 1000 px: under twice 384
+    medium = photo[::3, ::3]  # 667 px: under twice 384
     fake = FakeMovenet(min_block_px=10)
     _finder(fake, max_people=4).find_movenet(medium, 384, 2)
     assert len(fake.inputs) == 1
