@@ -245,6 +245,19 @@ class KeypointStage:
             pose_similarity(candidate.keypoints, _coco_pose(o)) > SAME_PERSON_OKS for o in taken
         )
 
+    def _someone_else(
+        self, result: LandmarkResult, candidate: Candidate, candidates: list[Candidate]
+    ) -> bool:
+        """True when ``result`` agrees with the pose of a MoveNet candidate other than its own
+        (a result agreeing with nobody is a poor fit, not a person: one portrait gave two)."""
+        pose = _coco_pose(result.landmarks)
+        return any(
+            c is not candidate
+            and c.keypoints is not None
+            and pose_similarity(c.keypoints, pose) >= max(self.agree_oks, SAME_PERSON_OKS)
+            for c in candidates
+        )
+
     def _detect_people(
         self, image: np.ndarray, taken: list[np.ndarray], image_mode: bool
     ) -> list[_Found]:
@@ -253,7 +266,8 @@ class KeypointStage:
         Without ``image_mode`` only people with landmarks are returned (they can be tracked).
         """
         found: list[_Found] = []
-        for candidate in self.finder.find(image, image_mode):
+        candidates = self.finder.find(image, image_mode)
+        for candidate in candidates:
             if len(taken) >= self.config.max_people:
                 break
             if self._known(candidate, taken):
@@ -274,10 +288,12 @@ class KeypointStage:
                 kps is None or pose_similarity(kps, _coco_pose(result.landmarks)) >= self.agree_oks
             )
             entries: list[tuple[LandmarkResult | None, np.ndarray]] = []
-            if present:
-                if agrees and image_mode and self.fuse and kps is not None:
+            if agrees:
+                if image_mode and self.fuse and kps is not None:
                     result.landmarks = fuse_keypoints(result.landmarks, kps)
-                # A result that slid onto someone else is that someone (unless already known)...
+                entries.append((result, result.landmarks))
+            elif present and self._someone_else(result, candidate, candidates):
+                # A result that slid onto another person MoveNet saw is that person...
                 entries.append((result, result.landmarks))
             if not agrees and kps is not None and image_mode:
                 # ...and the person MoveNet saw keeps MoveNet's keypoints rather than vanishing.

@@ -31,6 +31,7 @@ from livematte.models.session import create_session
 from livematte.pipeline.movenet import (
     MAX_CANDIDATES,
     MovenetPeople,
+    cut_by_tile,
     decode_movenet,
     largest_first,
     merge_people,
@@ -157,7 +158,9 @@ class PersonFinder:
             if len(people) == 0 or float(heights.min()) < TILE_BELOW_HEIGHT * h:
                 parts = [people]
                 for x0, y0, x1, y1 in tiles(w, h, grid):
-                    parts.append(shift(self.movenet(image[y0:y1, x0:x1], long_side), x0, y0))
+                    found = self.movenet(image[y0:y1, x0:x1], long_side)
+                    found = found.select(~cut_by_tile(found.boxes, (x0, y0, x1, y1), (w, h)))
+                    parts.append(shift(found, x0, y0))
                 people = merge_people(MovenetPeople.concat(parts))
         return largest_first(people)
 

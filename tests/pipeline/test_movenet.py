@@ -16,6 +16,7 @@ from livematte.pipeline.movenet import (
     BLAZEPOSE_FROM_COCO,
     COCO_INDEX,
     MovenetPeople,
+    cut_by_tile,
     decode_movenet,
     fuse_keypoints,
     input_size,
@@ -147,6 +148,19 @@ def test_tiles_cover_the_image_with_overlap() -> None:
     assert grid[0][2] - grid[1][0] == 250  # horizontal overlap
     with pytest.raises(ValueError):
         tiles(10, 10, 0)
+
+
+def test_cut_by_tile_only_at_edges_inside_the_image() -> None:
+    # Top-right tile of a 1000x600 image: its left and bottom edges are inner edges.
+    tile, size = (375, 0, 1000, 375), (1000, 600)
+    boxes = np.array([
+        [0, 100, 50, 200],  # touches the inner left edge: cut
+        [200, 300, 260, 375],  # touches the inner bottom edge: cut
+        [500, 0, 625, 100],  # touches the image's own top and right edges: whole
+        [100, 100, 200, 300],  # inside
+    ], np.float32)  # fmt: skip
+    assert cut_by_tile(boxes, tile, size).tolist() == [True, True, False, False]
+    assert not cut_by_tile(boxes, (0, 0, 1000, 600), size).any()  # one tile = the image
 
 
 def _people(poses: list[np.ndarray], scores: list[float]) -> MovenetPeople:
