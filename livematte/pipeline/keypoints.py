@@ -5,15 +5,15 @@ Per frame (``KeypointStage.process``):
 * Finding people: ``person_finder.PersonFinder`` (MoveNet MultiPose by default, with tiles for
   big photos, or MediaPipe's face-based BlazePose detector) proposes a rotated ROI per person.
 * IMAGE mode: candidates largest first; the landmark model runs on a 256x256 crop of each ROI.
-  Its 17 COCO points are fused with MoveNet's (``movenet.fuse_keypoints``).  A person whose
+  Its 17 COCO points are fused with MoveNet's (``coco_landmarks.fuse_keypoints``).  A person whose
   result has a pose flag below ``min_tracking_score``, or disagrees with the MoveNet pose that
-  asked for it (it slid onto someone else, who is then listed in their own right), keeps
-  MoveNet's 17 keypoints instead (``Person.source == "movenet"``, the 16 landmarks COCO lacks
-  at visibility 0) rather than vanishing.  One person = one entry: a candidate whose pose
-  matches someone already found is skipped, and so is a result duplicating one.  People come
-  largest first, ``track_id`` 0, 1, ... in that order.  (A second landmark pass on the ROI
-  implied by the first result changed the mean OKS of matched people by 0.0002 on the shared
-  COCO/OCHuman people for up to twice the landmark cost: not done.)
+  asked for it (it slid onto someone else, then listed in their own right when MoveNet saw
+  them too), keeps MoveNet's 17 keypoints instead (``Person.source == "movenet"``, the 16
+  landmarks COCO lacks at visibility 0) rather than vanishing.  One person = one entry: a
+  candidate whose pose matches someone already found is skipped, and so is a result
+  duplicating one.  People come largest first, ``track_id`` 0, 1, ... in that order.  (A
+  second landmark pass on the ROI implied by the first result changed the mean OKS of matched
+  people by 0.0002 on the shared COCO/OCHuman people for up to twice the cost: not done.)
 * VIDEO / LIVE: each tracked person's ROI comes from the previous frame's auxiliary landmarks
   (hip centre and scale point, heavily smoothed as MediaPipe does), so the detector only runs
   when nobody is tracked, when a track was lost on this frame, and every ``detect_interval``
@@ -47,13 +47,8 @@ from livematte.config import KeypointsConfig, RuntimeConfig
 from livematte.frame import Frame, Mode, Person
 from livematte.models.session import create_session
 from livematte.pipeline.landmark_filter import LandmarkSmoother, OneEuroFilter
-from livematte.pipeline.movenet import (
-    BLAZEPOSE_FROM_COCO,
-    SAME_PERSON_OKS,
-    fuse_keypoints,
-    landmarks_from_keypoints,
-    pose_similarity,
-)
+from livematte.pipeline.coco_landmarks import fuse_keypoints, landmarks_from_keypoints
+from livematte.pipeline.movenet import BLAZEPOSE_FROM_COCO, SAME_PERSON_OKS, pose_similarity
 from livematte.pipeline.person_finder import Candidate, PersonFinder
 from livematte.pipeline.pose_detection import ROI_SCALE, Roi, crop_roi, roi_from_alignment
 from livematte.pipeline.pose_landmarks import (

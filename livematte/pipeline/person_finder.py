@@ -141,8 +141,8 @@ class PersonFinder:
         ``max_people`` above the 6 one pass can return, fewer than ``max_people`` were found,
         and nobody was found or the smallest person found is under half the image's height (a
         portrait, one big person, never pays for them).  Measured by ``eval_keypoints.py``: on
-        the COCO/OCHuman photos themselves (640 px) tiles at 384 px found no one the face
-        detector did not (recall 0.674 either way, 20 more unlabelled people, +20% time), so
+        the COCO/OCHuman photos themselves (640 px) tiles at 384 px found no labelled person the
+        face detector did not (same recall, 20 more unlabelled people, +20% time), so
         they are kept for big photos; on 3x3 mosaics of those photos see BENCHMARKS.md.
         Returns people largest first.
         """

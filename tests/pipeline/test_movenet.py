@@ -12,15 +12,14 @@ from media import SHARED_DATA, STANDING_POSE, needs_shared
 
 from livematte.frame import LANDMARK_INDEX, Person
 from livematte.pipeline.body_parts import analysis_json
+from livematte.pipeline.coco_landmarks import fuse_keypoints, landmarks_from_keypoints
 from livematte.pipeline.movenet import (
     BLAZEPOSE_FROM_COCO,
     COCO_INDEX,
     MovenetPeople,
     cut_by_tile,
     decode_movenet,
-    fuse_keypoints,
     input_size,
-    landmarks_from_keypoints,
     largest_first,
     merge_people,
     movenet_input,

@@ -273,7 +273,8 @@ def test_art_is_reproducible(tmp_path):
 
 @pytest.mark.parametrize("pack", ["party", "bunny", "royal", "angel"])
 def test_movenet_only_people_get_their_head_stickers(pack):
-    from livematte.pipeline.movenet import COCO_NAMES, landmarks_from_keypoints
+    from livematte.pipeline.coco_landmarks import landmarks_from_keypoints
+    from livematte.pipeline.movenet import COCO_NAMES
 
     # A frontal face seen by MoveNet alone: 17 keypoints, the mouth only estimated.
     seen = make_person(240, 130, 24.0).landmarks
