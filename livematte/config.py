@@ -121,7 +121,7 @@ class KeypointsConfig:
     enabled: bool = False
     max_people: int = _ranged(4, 1, 64)
     #: Who finds people: "movenet" (MoveNet MultiPose; recall at OKS >= 0.5 of the shared COCO
-    #: and OCHuman people 0.36 -> 0.67, BENCHMARKS.md "People finding") or "blazepose"
+    #: and OCHuman people 0.36 -> 0.65, BENCHMARKS.md "People finding") or "blazepose"
     #: (MediaPipe's face-based detector, the pipeline before MoveNet).  Landmarks are BlazePose's
     #: either way.
     detector: str = _choice("movenet", "movenet", "blazepose")

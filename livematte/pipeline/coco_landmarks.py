@@ -90,8 +90,8 @@ def fuse_keypoints(landmarks: np.ndarray, kps: np.ndarray) -> np.ndarray:
     visibility (a trained probability of being seen; MoveNet's keypoint scores run lower and
     are no such probability); elsewhere the more confident model's point and score win, and
     the hand, foot and eye-corner landmarks move with their wrist, ankle or eye.  On the
-    shared COCO and OCHuman people this raised the mean OKS of matched people from 0.812
-    (BlazePose landmarks alone) to 0.837 at the same recall; MoveNet alone: 0.830
+    shared COCO and OCHuman people this raised the mean OKS of matched people from 0.809
+    (BlazePose landmarks alone) to 0.835 at the same recall; MoveNet alone: 0.830
     (``scripts/eval_keypoints.py``).
     """
     out = np.array(landmarks, dtype=np.float32, copy=True)
