@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install everything livematte needs on a fresh Debian machine (Python 3.11, no GPU):
 # Debian's Chromium + chromedriver (web-page test) and Xvfb (window test), then a virtual
-# environment in .venv with livematte, the CPU ONNX Runtime, the server and the test tools.
+# environment in .venv with livematte, the CPU ONNX Runtime, the server and the test tools, at the
+# versions pinned in requirements-lock.txt, and Ray for `--engine ray`.
 # Usage: ./install.sh            (GPU users: see README, "CPU or GPU")
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -19,6 +20,13 @@ if [ ${#packages[@]} -gt 0 ]; then
 fi
 
 python3 -m venv .venv
-.venv/bin/pip install -q --upgrade pip
-.venv/bin/pip install -q -e '.[cpu,server,test]'
+# Exactly the versions that were tested (requirements-lock.txt, made by scripts/lock.sh from
+# pyproject.toml's ranges), then livematte itself on top of them without resolving again.
+.venv/bin/pip install -q --upgrade 'pip==26.3'
+.venv/bin/pip install -q -r requirements-lock.txt
+.venv/bin/pip install -q --no-deps -e '.[cpu,server,ray,test]'
+.venv/bin/pip check
+# Compile pymatting's numba kernels into their on-disk cache now (about 50 s on 2 cores), not on
+# the first photo or inside the first test that uses them.
+.venv/bin/python -c 'import pymatting'
 .venv/bin/livematte models verify

@@ -1,6 +1,8 @@
-"""Command-line interface: ``livematte <command> ...``.
+"""Command-line interface: ``livematte <command> ...``: the one parser and the one ``main``.
 
 Fronts stay thin: flags become config overrides (``config_from_args``), then the core runs.
+Subcommands live in ``livematte.commands`` (image, video, cam, serve, keys) and here (doctor,
+models); their registry and shared flags are ``livematte.commands.base``.
 
 Adding a subcommand is one function: decorate a builder that adds its flags to the given
 parser and returns the handler (``Namespace -> exit status``).  Import heavy modules inside the
@@ -30,103 +32,12 @@ import argparse
 import platform
 import sys
 import traceback
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Sequence
 
 from livematte import __version__
-from livematte.errors import ConfigError, LivematteError
-from livematte.server.commands import register as register_server_commands
-
-Handler = Callable[[argparse.Namespace], int | None]
-Builder = Callable[[argparse.ArgumentParser], Handler]
-
-
-@dataclass(frozen=True)
-class _Command:
-    name: str
-    help: str
-    builder: Builder
-
-
-_COMMANDS: dict[str, _Command] = {}
-
-
-def command(name: str, *, help: str) -> Callable[[Builder], Builder]:
-    """Register a subcommand builder (see the module docstring)."""
-
-    def decorate(builder: Builder) -> Builder:
-        if name in _COMMANDS:
-            raise ValueError(f"livematte command {name!r} is registered twice")
-        _COMMANDS[name] = _Command(name, help, builder)
-        return builder
-
-    return decorate
-
-
-register_server_commands(command)
-
-
-# --- shared helpers for fronts -------------------------------------------------------------------
-
-
-def add_config_args(parser: argparse.ArgumentParser, *, preset: str | None = None) -> None:
-    """Add the flags every processing command shares: preset/config, --set, providers, threads."""
-    group = parser.add_argument_group("configuration")
-    group.add_argument(
-        "--preset",
-        default=preset,
-        metavar="NAME|PATH",
-        help="preset name (see livematte.list_presets()) or a TOML file"
-        + (f" (default: {preset})" if preset else ""),
-    )
-    group.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config key, e.g. --set matting.refine=none (repeatable)",
-    )
-    group.add_argument(
-        "--providers",
-        metavar="LIST",
-        help="execution providers in order, e.g. cuda,cpu (cpu is used only if listed)",
-    )
-    group.add_argument("--threads", type=int, metavar="N", help="ONNX Runtime threads (0 = auto)")
-
-
-def parse_overrides(items: Sequence[str]) -> dict[str, str]:
-    """Turn ``["a.b=1", ...]`` into ``{"a.b": "1"}``.
-
-    Raises:
-        ConfigError: an item has no ``=`` or an empty key.
-    """
-    overrides = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"--set expects KEY=VALUE, got {item!r}")
-        overrides[key.strip()] = value.strip()
-    return overrides
-
-
-def config_from_args(args: argparse.Namespace, extra: Mapping[str, Any] | None = None) -> Any:
-    """Build the ``Config`` for a command from ``add_config_args`` flags plus ``extra``.
-
-    Precedence, lowest first: preset, ``extra`` (the command's own flags), ``--set``,
-    ``--providers``/``--threads``.
-    """
-    from livematte.config import load_config
-
-    overrides: dict[str, Any] = dict(extra or {})
-    overrides.update(parse_overrides(getattr(args, "overrides", []) or []))
-    if getattr(args, "providers", None):
-        overrides["runtime.providers"] = args.providers
-    if getattr(args, "threads", None) is not None:
-        overrides["runtime.threads"] = args.threads
-    return load_config(getattr(args, "preset", None), overrides)
-
+from livematte.commands import base
+from livematte.commands.base import Handler, command
+from livematte.errors import LivematteError
 
 # --- doctor --------------------------------------------------------------------------------------
 
@@ -225,7 +136,30 @@ def _doctor_report() -> tuple[list[str], list[str]]:
         lines.append(f"  {name}: {status}")
         if download.is_failure(status):
             problems.append(f"model {name}: {status}")
+    lines.append("matting model (--model auto), per preset:")
+    lines.extend(f"  {line}" for line in _auto_models())
     return lines, problems
+
+
+def _auto_models() -> list[str]:
+    """What ``matting.model = auto`` resolves to for each mode with the default providers."""
+    from livematte.config import load_config
+    from livematte.pipeline.matting_adapters import EMBEDDED, gpu_active, resolve_model
+
+    lines = []
+    for preset in ("photo", "video", "live"):
+        runtime = load_config(preset).runtime
+        name = resolve_model("auto", runtime.mode, runtime.providers)
+        providers = ",".join(runtime.providers)
+        why = ""
+        if name == EMBEDDED:
+            name = "embedded (selfie_segmentation)"
+            if runtime.mode == "live" and not gpu_active(runtime.providers):
+                why = "; no GPU execution provider active, RVM is for GPUs live"
+            else:
+                why = "; pull rvm_mobilenetv3 for hair-level mattes"
+        lines.append(f"{preset}: {name} on {providers}{why}")
+    return lines
 
 
 @command("doctor", help="report versions, providers, codecs, virtual cameras and models")
@@ -259,16 +193,7 @@ def _models(parser: argparse.ArgumentParser) -> Handler:
         from livematte.models import download, registry
 
         if args.models_command == "list":
-            for spec in registry.list_specs():
-                present = registry.model_path(spec).is_file()
-                where = "embedded" if spec.embedded else ("cached" if present else "pullable")
-                if spec.embedded and not present:
-                    where = "MISSING"
-                size = "x".join(map(str, spec.input_size)) if spec.input_size else "any"
-                print(
-                    f"{spec.name:32} {spec.task:15} {size:8} {where:9} "
-                    f"{spec.license:11} {spec.description}"
-                )
+            print("\n".join(_models_table()))
             return 0
         if args.models_command == "verify":
             failed = 0
@@ -276,13 +201,53 @@ def _models(parser: argparse.ArgumentParser) -> Handler:
                 print(f"{name:32} {status}")
                 failed += download.is_failure(status)
             return 1 if failed else 0
-        path = download.pull(
-            args.name, url_override=args.url, force=args.force, progress=_progress()
+        from livematte.models.sources import pull_model
+
+        spec = registry.get_spec(args.name)
+        if not spec.embedded:
+            print(
+                f"{spec.name}: licence {spec.license} ({spec.homepage}); not bundled with "
+                "livematte: you download it for your own use, under its licence",
+                file=sys.stderr,
+            )
+        result = pull_model(
+            spec,
+            url_override=args.url,
+            force=args.force,
+            log=lambda text: print(f"{spec.name}: {text}", file=sys.stderr),
+            progress=_progress(),
         )
-        print(f"{args.name}: {path}", file=sys.stdout)
+        print(f"{spec.name}: source: {result.source}", file=sys.stderr)
+        print(f"{spec.name}: {result.path}", file=sys.stdout)
         return 0
 
     return run
+
+
+def _models_table() -> list[str]:
+    """``models list``: a header row, then one row per model (where its file comes from)."""
+    from livematte.models import registry
+    from livematte.models.download import sha256_file
+
+    rows = [("NAME", "TASK", "INPUT", "STATUS", "LICENCE", "SOURCE", "DESCRIPTION")]
+    for spec in registry.list_specs():
+        path = registry.installed_path(spec)
+        if spec.embedded:
+            status, source = ("embedded" if path else "MISSING"), "package"
+        elif path is None:
+            status, source = "pullable", "-"
+        elif path == registry.converted_path(spec):
+            status, source = "cached", "TF.js, converted"
+        else:
+            status, source = "cached", "official"
+            if sha256_file(path) != spec.sha256:
+                status = "MISMATCH"
+        size = "x".join(map(str, spec.input_size)) if spec.input_size else "any"
+        rows.append((spec.name, spec.task, size, status, spec.license, source, spec.description))
+    return [
+        f"{r[0]:32} {r[1]:15} {r[2]:8} {r[3]:9} {r[4]:11} {r[5]:16} {r[6]}".rstrip()
+        for r in rows
+    ]
 
 
 def _progress() -> Callable[[int, int | None], None] | None:
@@ -304,7 +269,7 @@ def _progress() -> Callable[[int, int | None], None] | None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The full parser with every registered subcommand; handlers are stored as ``_handler``."""
-    import livematte.commands  # noqa: F401  (registers image, video, cam)
+    import livematte.commands  # noqa: F401  (registers image, video, cam, serve, keys)
 
     parser = argparse.ArgumentParser(
         prog="livematte",
@@ -313,7 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"livematte {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for cmd in _COMMANDS.values():
+    for cmd in base.COMMANDS.values():
         child = sub.add_parser(cmd.name, help=cmd.help, description=cmd.help)
         child.set_defaults(_handler=cmd.builder(child))
     return parser

@@ -13,6 +13,7 @@ Example::
 from __future__ import annotations
 
 import dataclasses
+import enum
 import tomllib
 import types
 import typing
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from livematte.errors import ConfigError
+from livematte.frame import Mode
 
 PRESET_DIR = Path(__file__).parent / "configs"
 
@@ -38,7 +40,7 @@ def _ranged(default: float, low: float | None = None, high: float | None = None)
 class RuntimeConfig:
     """How models run and how frames are scheduled."""
 
-    mode: str = _choice("image", "image", "video", "live")
+    mode: Mode = Mode.IMAGE
     #: Execution providers tried in this order; "cpu" must be named to allow CPU at all.
     providers: tuple[str, ...] = ("cpu",)
     #: ONNX Runtime intra-op threads per session; 0 lets ONNX Runtime decide.
@@ -49,9 +51,12 @@ class RuntimeConfig:
 class MattingConfig:
     """Segmentation model, refinement to full resolution and foreground estimation."""
 
-    #: "auto" picks the square or landscape embedded model by aspect ratio; or a registered
-    #: name (selfie_segmentation[_landscape], rvm_mobilenetv3, modnet_photographic) or a path
-    #: to an .onnx file with a supported signature (MediaPipe-, RVM- or MODNet-style).
+    #: "auto": the best installed model for the mode - rvm_mobilenetv3 once pulled, for
+    #: photos and video (and live only when a GPU execution provider is active: ~58 ms per
+    #: 720p frame on one CPU core) - else the embedded segmenter.  "embedded": the square or
+    #: landscape embedded segmenter by aspect ratio (offline, nothing to pull).  Or a
+    #: registered name (selfie_segmentation[_landscape], rvm_mobilenetv3, modnet_photographic)
+    #: or a path to an .onnx file with a supported signature (MediaPipe-, RVM- or MODNet-style).
     model: str = "auto"
     #: How the model input is fitted: "letterbox" keeps the aspect ratio, "stretch" does not.
     #: Stretch measured better with the MediaPipe models (p3m SAD 59 vs 80, golden IoU higher).
@@ -308,6 +313,12 @@ def _coerce(value: Any, hint: Any, key: str, meta: Mapping[str, Any]) -> Any:
         if (low is not None and value < low) or (high is not None and value > high):
             raise ConfigError(f"{key}: {value!r} is outside {low}..{high}")
         return value
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        try:
+            return hint(value)
+        except ValueError:
+            known = ", ".join(str(m.value) for m in hint)
+            raise ConfigError(f"{key}: {value!r} is not one of {known}") from None
     if hint is str:
         if not isinstance(value, str):
             raise ConfigError(f"{key}: expected a string, got {value!r}")

@@ -45,3 +45,8 @@ class ProviderError(ModelError):
 
 class DownloadError(ModelError, ConnectionError):
     """A model download failed (offline, HTTP error, checksum mismatch)."""
+
+
+class TooManyPixelsError(SourceError):
+    """An image has more pixels than the limit (decompression-bomb guard), found from its
+    header before any pixel is decoded."""

@@ -14,12 +14,15 @@ from fractions import Fraction
 import numpy as np
 
 
-class Mode(enum.Enum):
+class Mode(enum.StrEnum):
     """How frames relate to each other.
 
     IMAGE: every frame is independent (no temporal state, detection every time).
     VIDEO: every frame in order, nothing dropped; temporal state carried between frames.
     LIVE: like VIDEO, but stale frames may be dropped so latency never grows.
+
+    A ``str`` enum: ``Mode.LIVE == "live"``, and TOML, JSON and ``--set runtime.mode=live``
+    read and write it as its value.
     """
 
     IMAGE = "image"
@@ -93,6 +96,9 @@ class Frame:
     ``crop_to_image`` 2x3 matrix) for each person with landmarks (``source == "blazepose"``),
     in the order of ``people``, matched by ``track_id``; the matting stage fuses them
     with its whole-frame mask when ``matting.person_roi`` is on.
+
+    ``source_alpha`` is the input's own transparency (HxW uint8, e.g. an RGBA upload); the
+    effects stage multiplies it into ``alpha`` before compositing.
     """
 
     image: np.ndarray
@@ -106,6 +112,7 @@ class Frame:
     person_masks: list = field(default_factory=list)
     output: np.ndarray | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    source_alpha: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.image.dtype != np.uint8 or self.image.ndim != 3 or self.image.shape[2] != 3:

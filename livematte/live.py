@@ -7,7 +7,10 @@ a frame never waits behind another and latency cannot grow.  Sinks that do slow 
 camera, network encoder) have their own sender threads with the same one-slot mailbox.
 
 The window must live on the main thread (Qt/Cocoa), which is why the runner loop is the main
-thread and pumps the window while it waits.  While no frame arrives (camera unplugged,
+thread and pumps the window while it waits; with a window, each frame is processed in a worker
+thread while the main thread keeps pumping, since OpenCV's Qt backend keeps only the last key
+typed since it was pumped (of two presses 100 ms apart during a 300 ms frame, the first was
+lost).  While no frame arrives (camera unplugged,
 stalled, paused) the outputs stay alive: the window shows the last picture with a status line
 and the threaded sinks re-send their last picture.
 
@@ -25,6 +28,7 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -218,6 +222,10 @@ class LiveRunner:
         # The window needs its events pumped often; without one, wake up rarely.
         poll = min((s.poll_interval for s in self.sinks), default=LiveSink.poll_interval)
         item, errors_in_row = None, 0
+        interactive = [s for s in self.sinks if s.takes_input]
+        worker = (
+            ThreadPoolExecutor(1, thread_name_prefix="livematte-process") if interactive else None
+        )
         try:
             while not self._stop.is_set():
                 now = time.monotonic()
@@ -244,7 +252,7 @@ class LiveRunner:
                     continue
                 t_proc = time.monotonic()
                 try:
-                    frame = self.process(captured.frame)
+                    frame = self._process(captured.frame, worker, interactive, poll)
                 except Exception as exc:  # a bad frame costs one frame, not the session
                     stats.errors += 1
                     errors_in_row += 1
@@ -263,8 +271,27 @@ class LiveRunner:
                 for key, value in frame.timings.items():
                     stats.stage_ms.setdefault(key, []).append(value)
         finally:
+            if worker is not None:
+                worker.shutdown(wait=True, cancel_futures=True)
             stats.seconds = time.monotonic() - start
             stats.dropped = self.source.dropped
+
+    def _process(
+        self, frame: Frame, worker: ThreadPoolExecutor | None, interactive: list[LiveSink],
+        poll: float,
+    ) -> Frame:  # fmt: skip
+        """``process(frame)``; with a window, in a worker thread while this (the GUI) thread
+        pumps the window's events, so keys typed meanwhile are each taken in.  Their actions
+        wait in the sink until the frame is done, so the pipeline never changes mid-frame."""
+        if worker is None:
+            return self.process(frame)
+        future = worker.submit(self.process, frame)
+        while True:
+            try:
+                return future.result(timeout=poll)
+            except TimeoutError:
+                for sink in interactive:
+                    sink.pump()
 
     def _status(self) -> str:
         age = self.source.frame_age
@@ -290,11 +317,13 @@ class LiveRunner:
 
 
 class LiveControls:
-    """The real pipeline plus what the hotkeys change in it: background and stickers.
+    """What the hotkeys change, as config: the background and stickers on/off.
 
-    Backgrounds are effects stages built once up front (a bad ``--bg`` fails at start, and
-    cycling costs nothing); toggling stickers removes the sticker stage and the keypoint stage
-    when keypoints run only for the stickers, so "stickers off" also saves their CPU.
+    Each switch is a new config handed to ``build_pipeline`` (its one rule says which stages
+    run: "stickers off" drops the keypoint stage too unless something else needs it, such as
+    ``matting.person_roi``), built from a pool of every stage made so far, so models load once
+    and switching back costs nothing.  Every background is built up front: a bad ``--bg``
+    fails at start, not at its hotkey.
 
     Args:
         pipeline: from ``build_pipeline(config)``.
@@ -302,69 +331,70 @@ class LiveControls:
     """
 
     def __init__(self, pipeline: Any, backgrounds: Sequence[str] = ()) -> None:
-        from livematte.config import replace
-        from livematte.pipeline.effects import EffectsStage
-        from livematte.pipeline.keypoints import KeypointStage
-        from livematte.pipeline.stickers import StickerStage
+        from livematte.api import Pipeline
+        from livematte.pipeline.stickers import stickers_enabled
 
         self.pipeline = pipeline
-        config = pipeline.config
-        self._effects_index = next(
-            (i for i, s in enumerate(pipeline.stages) if isinstance(s, EffectsStage)), None
-        )
-        current = config.effects.background
+        self._base = pipeline.config
+        current = self._base.effects.background
         self.backgrounds = [current] + [b for b in backgrounds if b != current]
-        self._effects: dict[str, Any] = {}
-        if self._effects_index is not None:
-            self._effects[current] = pipeline.stages[self._effects_index]
-            for spec in self.backgrounds[1:]:
-                other = replace(config, {"effects.background": spec})
-                self._effects[spec] = EffectsStage(other.effects, other.runtime)
         self._bg = 0
-        self._optional = [
-            s
-            for s in pipeline.stages
-            if isinstance(s, StickerStage)
-            or (isinstance(s, KeypointStage) and not config.keypoints.enabled)
-        ]
-        self.stickers_on = bool(self._optional)
-        self._all_stages = list(pipeline.stages)
+        self.stickers_on = stickers_enabled(self._base)
+        self._has_stickers = self.stickers_on
+        # Every stage built so far, with its config slices (what build_pipeline reuses).
+        self._pool = Pipeline(list(pipeline.stages), self._base, list(pipeline.slices))
+        for i in range(1, len(self.backgrounds)):
+            self._bg = i
+            self._switch()
+        self._bg = 0
+        self._switch()
+
+    @property
+    def config(self) -> Any:
+        """The config the hotkeys have made of the original one."""
+        from livematte.config import replace
+
+        pack = self._base.stickers.pack if self.stickers_on else ""
+        return replace(
+            self._base,
+            {"effects.background": self.backgrounds[self._bg], "stickers.pack": pack},
+        )
+
+    def _switch(self) -> None:
+        from livematte.api import build_pipeline
+
+        new = build_pipeline(self.config, reuse=self._pool)
+        pooled = {id(stage) for stage in self._pool.stages}
+        for stage, key in zip(new.stages, new.slices, strict=True):
+            if id(stage) not in pooled:
+                self._pool.stages.append(stage)
+                self._pool.slices.append(key)
+        self.pipeline = new
 
     def process(self, frame: Frame) -> Frame:
-        """Run the pipeline on ``frame``."""
+        """Run the current pipeline on ``frame``."""
         return self.pipeline.process(frame)
-
-    def _rebuild(self) -> None:
-        stages = list(self._all_stages)
-        if self._effects_index is not None:
-            stages[self._effects_index] = self._effects[self.backgrounds[self._bg]]
-        if not self.stickers_on:
-            stages = [s for s in stages if not any(s is o for o in self._optional)]
-        self.pipeline.stages = stages
 
     def next_background(self) -> str:
         """Switch to the next background; returns a notice."""
         if len(self.backgrounds) < 2:
             return "only one background: give --bg several times to cycle"
         self._bg = (self._bg + 1) % len(self.backgrounds)
-        self._rebuild()
+        self._switch()
         return f"background: {self.backgrounds[self._bg]}"
 
     def toggle_stickers(self) -> str:
         """Turn stickers (and keypoints that run only for them) off or back on."""
-        if not self._optional:
+        if not self._has_stickers:
             return "no sticker pack: start with --stickers PACK"
         self.stickers_on = not self.stickers_on
-        if self.stickers_on:
-            for stage in self._optional:
-                stage.reset()  # tracks are stale after a pause in tracking
-        self._rebuild()
+        running = {id(stage) for stage in self.pipeline.stages}
+        self._switch()
+        for stage in self.pipeline.stages:
+            if id(stage) not in running:
+                stage.reset()  # back from the pool: its tracks are stale after the pause
         return f"stickers {'on' if self.stickers_on else 'off'}"
 
     def close(self) -> None:
-        """Close the pipeline and the background stages it does not hold right now."""
-        self.pipeline.stages = self._all_stages
-        self.pipeline.close()
-        for spec, stage in self._effects.items():
-            if spec != self.backgrounds[0]:
-                stage.close()
+        """Close every stage built (the pipeline's and those waiting in the pool)."""
+        self._pool.close()

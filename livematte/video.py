@@ -26,11 +26,12 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from livematte.errors import LivematteError, SinkError, SourceError
+from livematte.outputs import IMAGE_FORMATS, refuse_overwriting_input
 from livematte.pipeline.runner import ProcessFn, RunStats, run_video
 from livematte.pipeline.sinks import (
+    CONTAINERS,
     FORMATS,
     default_extension,
-    open_sink,
     resolve_format,
     stderr_notice,
 )
@@ -41,11 +42,13 @@ from livematte.pipeline.sources import (
     natural_key,
     open_source,
 )
+from livematte.pipeline.video_sink import open_sink
 
 
 @dataclass
 class FileResult:
-    """The outcome for one input: written, interrupted (partial kept) or failed (error)."""
+    """The outcome for one input: written, interrupted (partial kept) or failed (error).
+    ``ended_early`` says what a truncated or damaged input lacked (it is still written)."""
 
     input: str
     output: str | None = None
@@ -54,6 +57,7 @@ class FileResult:
     seconds: float = 0.0
     partial: str | None = None
     error: str | None = None
+    ended_early: str | None = None
     stats: RunStats | None = None
 
     @property
@@ -89,17 +93,26 @@ class VideoSummary:
 
     @property
     def exit_code(self) -> int:
-        """0 when every input was written, else the CLI's generic failure status 1."""
+        """0 when every input was written, else the CLI's generic failure status 1.
+
+        An input that ended early (truncated) still counts as written: its output is complete
+        and playable for what the file holds, as with corrupt frames ("N skipped"); the
+        summary line and a notice say what is missing.  Non-zero means an output is missing.
+        """
         return 1 if self.failed else 0
 
     def line(self) -> str:
-        """``done: 250 frames in 10.0 s (25.0 fps), 0 skipped -> out.mp4`` (+ failures)."""
+        """``done: 250 frames in 10.0 s (25.0 fps), 0 skipped -> out.mp4`` (+ inputs that
+        ended early, + failures)."""
         written = [r.output for r in self.results if r.output and not r.error]
         target = written[0] if len(written) == 1 else f"{len(written)} files"
         text = (
             f"done: {self.frames} frames in {self.seconds:.1f} s ({self.fps:.1f} fps), "
             f"{self.skipped} skipped -> {target}"
         )
+        for r in self.results:
+            if r.ended_early:
+                text += f"; {Path(r.input).name} ended early: {r.ended_early}"
         if self.failed:
             text += f"; {len(self.failed)} failed: " + "; ".join(
                 f"{r.input}: {r.error}" for r in self.failed
@@ -108,13 +121,14 @@ class VideoSummary:
 
 
 class Progress:
-    """A one-line progress bar with fps and ETA on a terminal; silent elsewhere."""
+    """A one-line progress bar with fps and ETA on a terminal; silent elsewhere.  An
+    ``estimated`` total (from a duration, not a frame count) is shown as ``~N``."""
 
     def __init__(self, label: str, total: int | None, stream: TextIO | None = None,
-                 enabled: bool = True):  # fmt: skip
+                 enabled: bool = True, estimated: bool = False):  # fmt: skip
         self.stream = stream or sys.stderr
         self.enabled = enabled and hasattr(self.stream, "isatty") and self.stream.isatty()
-        self.label, self.total = label, total
+        self.label, self.total, self.estimated = label, total, estimated
         self._last = 0.0
 
     def __call__(self, done: int, elapsed: float) -> None:
@@ -124,10 +138,12 @@ class Progress:
         self._last = now
         fps = done / elapsed if elapsed > 0 else 0.0
         if self.total:
-            share = min(done / self.total, 1.0)
+            total = max(self.total, done)  # an estimate can be short; never show 103/100
+            share = done / total
             bar = "#" * int(share * 24)
-            eta = (self.total - done) / fps if fps > 0 else 0.0
-            text = (f"{self.label} [{bar:<24}] {share:4.0%} {done}/{self.total} "
+            eta = (total - done) / fps if fps > 0 else 0.0
+            mark = "~" if self.estimated else ""
+            text = (f"{self.label} [{bar:<24}] {share:4.0%} {done}/{mark}{total} "
                     f"{fps:5.1f} fps ETA {int(eta) // 60}:{int(eta) % 60:02d}")  # fmt: skip
         else:
             text = f"{self.label} {done} frames {fps:5.1f} fps"
@@ -172,6 +188,54 @@ def _output_for(source: str, output: Path, fmt: str, batch: bool) -> Path:
     return output / (stem + default_extension("composite" if fmt == "auto" else fmt))
 
 
+@dataclass(frozen=True)
+class OutputPlan:
+    """What :func:`plan_outputs` found: the inputs, one output per input, the format written
+    (never "auto") and whether this is batch mode (``output`` is a folder)."""
+
+    inputs: list[str]
+    targets: list[Path]
+    fmt: str
+    batch: bool
+
+
+def plan_outputs(
+    inputs: str | Path | Sequence[str | Path],
+    output: str | Path,
+    fmt: str = "auto",
+    *,
+    create: bool = True,
+) -> OutputPlan:
+    """Check inputs against the output before anything is decoded or any model loads, and
+    (``create``) create the output folder of batch mode, as ``livematte image`` does.
+
+    Raises:
+        SourceError: a pattern matches nothing.
+        SinkError: unknown format, an extension the format cannot be written to, several
+            inputs into one video file, two inputs with the same output name, or an output
+            that would overwrite its input.
+    """
+    if fmt != "auto" and fmt not in FORMATS:
+        raise SinkError(f"unknown output format {fmt!r}; use one of {', '.join(FORMATS)}")
+    specs = expand_inputs(inputs)
+    output = Path(output)
+    batch = len(specs) > 1 or (output.is_dir() and fmt != "png-seq" and not output.suffix)
+    if batch:
+        if not output.is_dir() and output.suffix.lower() in {*CONTAINERS, *IMAGE_FORMATS}:
+            raise SinkError(f"several inputs need an output folder, not the file {output}")
+        written = resolve_format(output / ("x" + default_extension(fmt)), fmt)
+        targets = [_output_for(spec, output, fmt, True) for spec in specs]
+        if len(set(targets)) != len(targets):
+            raise SinkError("several inputs share a file name; process them in separate folders")
+    else:
+        written, targets = resolve_format(output, fmt), [output]
+    for spec, target in zip(specs, targets, strict=True):
+        refuse_overwriting_input(spec, target)
+    if batch and create:
+        output.mkdir(parents=True, exist_ok=True)
+    return OutputPlan(specs, targets, written, batch)
+
+
 def _one(
     spec: str,
     target: Path,
@@ -189,7 +253,8 @@ def _one(
         reset = getattr(process, "reset", None)
         if callable(reset):
             reset()  # a new file is a new shot: no temporal state carried over
-        bar = Progress(label, source.frame_count, enabled=progress)
+        bar = Progress(label, source.frame_count, enabled=progress,
+                       estimated=source.frame_count_estimated)  # fmt: skip
         sink = open_sink(
             target, fmt, quality=options["quality"], codec=options["codec"],
             preset=options["preset"], passthrough=source.passthrough_streams,
@@ -198,6 +263,14 @@ def _one(
         try:
             with sink:
                 stats = run_video(source, process, sink, on_progress=bar)
+                if source.ended_early:
+                    bar.finish()
+                    result.ended_early = source.ended_early
+                    options["notice"](
+                        f"warning: {Path(spec).name} ended early: {source.ended_early}; "
+                        "truncated or damaged, the output stops there"
+                    )
+                    sink.end_with_video = True  # its other streams are cut or padded to match
         except KeyboardInterrupt as exc:
             bar.finish()
             stats = getattr(exc, "stats", None) or RunStats()
@@ -233,7 +306,7 @@ def transcode(
     Args:
         inputs: a path, folder of images, glob, or a list of them.  More than one video (or an
             existing folder as ``output``) means batch mode: each input becomes
-            ``output/<stem>.<ext>``.
+            ``output/<stem>.<ext>`` (the folder is created when missing).
         output: file (or folder for png-seq / batch).
         process: ``Frame -> Frame`` callable or a Pipeline (``.process``; ``.reset()`` is
             called before each file).
@@ -256,29 +329,19 @@ def transcode(
         KeyboardInterrupt: after finalizing the partial file and printing where it is; the
             summary so far is attached as ``.summary``.
     """
-    if fmt != "auto" and fmt not in FORMATS:
-        raise SinkError(f"unknown output format {fmt!r}; use one of {', '.join(FORMATS)}")
     if on_error not in ("skip", "raise"):
         raise ValueError(f"on_error must be 'skip' or 'raise', got {on_error!r}")
     say = notice or stderr_notice
-    specs = expand_inputs(inputs)
     output = Path(output)
-    batch = len(specs) > 1 or (output.is_dir() and fmt != "png-seq" and not output.suffix)
-    if batch:
-        if not output.is_dir():
-            raise SinkError(f"several inputs need an existing output folder: {output}")
-        resolve_format(output / ("x" + default_extension(fmt)), fmt)
-    else:
-        resolve_format(output, fmt)  # an unknown format/extension fails before any decoding
+    plan = plan_outputs(inputs, output, fmt)
+    specs, batch = plan.inputs, plan.batch
     options = dict(start=start, end=end, fps=fps, quality=quality, codec=codec, preset=preset,
                    notice=say)  # fmt: skip
     summary = VideoSummary()
     for number, spec in enumerate(specs, 1):
-        target = _output_for(spec, output, fmt, batch)
+        target = plan.targets[number - 1]
         label = f"[{number}/{len(specs)}] {Path(spec).name}" if batch else Path(spec).name
         try:
-            if os.path.exists(target) and os.path.exists(spec) and os.path.samefile(spec, target):
-                raise SinkError(f"output would overwrite the input: {target}")
             summary.results.append(_one(spec, target, process, fmt, options, progress, label))
         except KeyboardInterrupt as exc:
             result = getattr(exc, "result", FileResult(spec))

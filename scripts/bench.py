@@ -18,7 +18,6 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -29,6 +28,9 @@ import numpy as np
 
 # Run from a checkout without installing: make `import livematte` find the source tree.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from timing import summarise, timings_ms  # noqa: E402
 
 from livematte import __version__  # noqa: E402
 from livematte.models import create_session, list_specs, model_path  # noqa: E402
@@ -46,30 +48,6 @@ def section(name: str) -> Callable[[Section], Section]:
         return func
 
     return decorate
-
-
-def timings_ms(func: Callable[[], object], warmup: int, runs: int) -> list[float]:
-    """Call ``func`` ``warmup`` times untimed, then ``runs`` times; return each run in ms."""
-    for _ in range(warmup):
-        func()
-    samples = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        func()
-        samples.append((time.perf_counter() - start) * 1000.0)
-    return samples
-
-
-def summarise(samples: list[float]) -> dict[str, float]:
-    """Median, p95, min and mean of millisecond samples."""
-    ordered = sorted(samples)
-    p95 = ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
-    return {
-        "median_ms": round(statistics.median(ordered), 3),
-        "p95_ms": round(p95, 3),
-        "min_ms": round(ordered[0], 3),
-        "mean_ms": round(statistics.fmean(ordered), 3),
-    }
 
 
 def _random_input(shape: list[Any], spec_offset: float, rng: np.random.Generator) -> np.ndarray:

@@ -30,7 +30,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench import summarise, timings_ms  # noqa: E402
+from timing import summarise, timings_ms  # noqa: E402
 
 from livematte.config import load_config  # noqa: E402
 from livematte.frame import LANDMARK_NAMES, Frame, Mode, Person  # noqa: E402

@@ -24,6 +24,15 @@ Sections (all read ../shared/data relative to the repository root unless --data 
   optical-flow step.
 * speed: live pipeline on 1280x720 frames, one core (cv2 and ONNX Runtime 1 thread).
 
+* gray: a grey copy of every p3m portrait, alpha IoU (> 0.5) against the colour input's result.
+* frame_ms: matting per 1280x720 frame in VIDEO mode, one thread: median / min wall, CPU ms.
+
+``--models embedded,rvm_mobilenetv3`` puts other matting models side by side in the same run:
+"<mode>@NAME" rows (photo and guided on p3m, photo on iou and gray, video and perframe -
+RVM's own recurrence, unstabilised - on real clips, video on frame_ms), with ratios against
+the same mode on the embedded model.  Rows without "@" always use the embedded model, whatever
+is installed, and "@NAME" rows use the preset's own person-ROI setting (RVM's gating uses it).
+
 ``--person-roi`` adds a "<mode>+roi" row after each mode (but raw) in the p3m, iou, synthetic
 and video sections: the same settings with ``matting.person_roi`` on, fed the person masks of
 a keypoint stage (the base rows force it off, so both come from the same run); its ratios are
@@ -34,6 +43,8 @@ Usage::
     python scripts/eval_matting.py --json eval.json
     python scripts/eval_matting.py --sections p3m,speed --limit 5
     python scripts/eval_matting.py --sections p3m,iou --person-roi
+    python scripts/eval_matting.py --sections p3m,gray,video,frame_ms \
+        --models embedded,rvm_mobilenetv3
 """
 
 from __future__ import annotations
@@ -81,24 +92,45 @@ MODES = {
 EXTRA: dict[str, str] = {}
 EXTRA_BY_MODE: dict[str, dict[str, str]] = {}
 ROI = "+roi"
+#: "<mode>@<model>": the same mode with another matting model (``--models``).
+AT = "@"
+
+
+def split_model(mode: str) -> tuple[str, str]:
+    """``"photo@rvm_mobilenetv3"`` -> ("photo", "rvm_mobilenetv3"); no "@": the embedded model."""
+    base, _, model = mode.partition(AT)
+    return base, model or "embedded"
 
 
 def make_stage(mode: str, threads: int = 0, foreground: bool = False) -> MattingStage:
-    """Build the matting stage of a named evaluation mode ("<mode>+roi": person ROI on)."""
+    """Build the matting stage of a named evaluation mode ("<mode>+roi": person ROI on;
+    "<mode>@NAME": matting model NAME, else the embedded one whatever is installed)."""
+    mode, model = split_model(mode)
     base = mode.removesuffix(ROI)
     preset, overrides = MODES[base]
     extra = {**EXTRA, **EXTRA_BY_MODE.get(base, {})}
+    roi = mode.endswith(ROI)
+    if model != "embedded":
+        # The model's own preset setting decides (photo: person masks feed RVM's gating).
+        roi = load_config(preset).matting.person_roi or roi
     cfg = load_config(
         preset,
         {
+            "matting.model": model,
             **extra,
             **overrides,
             "runtime.threads": threads,
             "matting.foreground": foreground,
-            "matting.person_roi": mode.endswith(ROI),
+            "matting.person_roi": roi,
         },
     )
     return MattingStage(cfg.matting, cfg.temporal, cfg.runtime)
+
+
+def with_models(modes: list[str], models: list[str], only: tuple[str, ...]) -> list[str]:
+    """``modes`` plus "<mode>@NAME" for each non-embedded model and each mode in ``only``."""
+    extra = [f"{m}{AT}{name}" for name in models if name != "embedded" for m in only]
+    return modes + extra
 
 
 def with_roi(modes: list[str], on: bool) -> list[str]:
@@ -108,7 +140,10 @@ def with_roi(modes: list[str], on: bool) -> list[str]:
 
 def make_keypoints(mode: str, preset_mode: str = "image") -> KeypointStage | None:
     """The keypoint stage feeding a "+roi" mode its person masks (None for other modes)."""
-    if not mode.endswith(ROI):
+    base, model = split_model(mode)
+    preset = MODES[base.removesuffix(ROI)][0]
+    uses = model != "embedded" and load_config(preset).matting.person_roi
+    if not (base.endswith(ROI) or uses):
         return None
     cfg = load_config("default", {"keypoints.enabled": True, "runtime.mode": preset_mode})
     return KeypointStage(cfg.keypoints, cfg.runtime)
@@ -220,7 +255,34 @@ def section_p3m(data: Path, modes: list[str], limit: int) -> dict:
                     "ms": ms,
                 }
             )
-    return {m: _mean(r) | {"per_image": r} for m, r in rows.items()}
+    return {m: _mean(r) | _worst(r) | {"per_image": r} for m, r in rows.items()}
+
+
+def _worst(rows: list[dict]) -> dict:
+    worst = max(rows, key=lambda r: r["sad"])
+    return {"worst_sad": worst["sad"], "worst_image": worst["image"]}
+
+
+def section_gray(data: Path, modes: list[str], limit: int) -> dict:
+    """A grey copy of every p3m portrait: alpha IoU (> 0.5) against the colour input's result."""
+    folder = data / "matting" / "p3m_pseudo_gt"
+    paths = sorted(folder.glob("*.jpg"))[:limit]
+    out: dict[str, dict] = {}
+    for m in modes:
+        stage, keypoints = make_stage(m), make_keypoints(m)
+        per = {}
+        for path in paths:
+            image = cv2.imread(str(path))
+            grey = cv2.cvtColor(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
+            colour, _ = run_image(stage, image, keypoints)
+            mono, _ = run_image(stage, grey, keypoints)
+            per[path.name] = iou(mono > 0.5, colour > 0.5)
+        out[m] = {
+            "gray_iou": float(np.mean(list(per.values()))),
+            "min_gray_iou": float(min(per.values())),
+            "per_image": per,
+        }
+    return out
 
 
 def _coco_masks(json_path: Path) -> dict[str, np.ndarray]:
@@ -525,6 +587,30 @@ def section_speed(data: Path, n: int = 100) -> dict:
     return out
 
 
+def section_frame_ms(data: Path, modes: list[str], n: int = 20) -> dict:
+    """Matting ms per 1280x720 frame in VIDEO mode, one thread (median, min, CPU ms)."""
+    cv2.setNumThreads(1)
+    clip = data / "video" / "pixabay_thumbs_up.mp4"
+    frames = [cv2.resize(f, (1280, 720)) for f in _video_frames(clip, n + 3)]
+    out = {}
+    for m in modes:
+        stage, keypoints = make_stage(m, threads=1), make_keypoints(m, "video")
+        wall, cpu = [], []
+        for i, image in enumerate(frames):
+            t, c = time.perf_counter(), time.process_time()
+            process(stage, Frame(image=image, index=i, mode=Mode.VIDEO), keypoints)
+            if i >= 3:  # warm-up
+                wall.append((time.perf_counter() - t) * 1e3)
+                cpu.append((time.process_time() - c) * 1e3)
+        out[m] = {
+            "median_ms": float(np.median(wall)),
+            "min_ms": float(np.min(wall)),
+            "cpu_ms": float(np.median(cpu)),
+            "fps": 1e3 / float(np.median(wall)),
+        }
+    return out
+
+
 def _mean(rows: list[dict]) -> dict:
     keys = [k for k in rows[0] if k != "image"]
     return {k: float(np.mean([r[k] for r in rows])) for k in keys}
@@ -541,6 +627,8 @@ def _table(title: str, rows: dict[str, dict], cols: list[str], base: str | None 
                 continue
             cell = f"{v:.4g}" if isinstance(v, float) else str(v)
             ref = mode.removesuffix(ROI) if mode.endswith(ROI) else base
+            if AT in mode:
+                ref = mode.split(AT)[0]  # another model: against the same mode, embedded
             b = rows.get(ref, {}).get(c) if ref else None
             if b and mode != ref and isinstance(v, float) and c != "ms":
                 cell += f" ({v / b:.2f}x)"
@@ -553,7 +641,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     parser.add_argument("--json", type=Path, help="write all results here")
-    parser.add_argument("--sections", default="p3m,iou,synthetic,fringe,video,lag,speed")
+    parser.add_argument(
+        "--sections", default="p3m,gray,iou,synthetic,fringe,video,lag,frame_ms,speed"
+    )
     parser.add_argument("--limit", type=int, default=100, help="max p3m photos")
     parser.add_argument(
         "--set",
@@ -561,6 +651,12 @@ def main(argv: list[str] | None = None) -> int:
         default=[],
         metavar="KEY=VALUE",
         help="config override applied to every mode (repeatable)",
+    )
+    parser.add_argument(
+        "--models",
+        default="embedded",
+        help="matting models side by side, e.g. embedded,rvm_mobilenetv3 (pulled); adds "
+        "'<mode>@NAME' rows for photo (p3m, iou, gray) and video (video, frame_ms)",
     )
     parser.add_argument(
         "--person-roi",
@@ -576,21 +672,40 @@ def main(argv: list[str] | None = None) -> int:
     if not args.data.is_dir():
         parser.error(f"data folder not found: {args.data}")
     sections = set(args.sections.split(","))
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
     results: dict[str, dict] = {}
     names = ["p_015cd10e", "p_0865636e", "p_819ea202"]
     if "p3m" in sections:
         results["p3m"] = section_p3m(
-            args.data, with_roi(["raw", "live", "guided", "photo"], roi), args.limit
+            args.data,
+            with_models(
+                with_roi(["raw", "live", "guided", "photo"], roi), models, ("guided", "photo")
+            ),
+            args.limit,
         )
         print(
             _table(
                 "p3m_pseudo_gt (means; lower is better)",
                 results["p3m"],
-                ["sad", "mse", "grad", "conn", "ms"],
+                ["sad", "mse", "grad", "conn", "worst_sad", "worst_image", "ms"],
+            )
+        )
+    if "gray" in sections:
+        results["gray"] = section_gray(
+            args.data, with_models(["photo"], models, ("photo",)), args.limit
+        )
+        print(
+            _table(
+                "grey copy of each p3m portrait: IoU (alpha > 0.5) vs the colour result",
+                results["gray"],
+                ["gray_iou", "min_gray_iou"],
+                base=None,
             )
         )
     if "iou" in sections:
-        results["iou"] = section_iou(args.data, with_roi(["raw", "live", "photo"], roi))
+        results["iou"] = section_iou(
+            args.data, with_models(with_roi(["raw", "live", "photo"], roi), models, ("photo",))
+        )
         print(
             _table(
                 "person IoU (alpha > 0.5; higher is better)",
@@ -623,7 +738,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"| {k} | {v:.3f} |")
     if "video" in sections:
         results["video"] = section_video(
-            args.data, with_roi(["raw", "live", "video"], roi) + ["video-noflow"]
+            args.data,
+            with_models(
+                with_roi(["raw", "live", "video"], roi) + ["video-noflow"],
+                models,
+                ("perframe", "video"),
+            ),
         )
         print(
             _table(
@@ -639,6 +759,18 @@ def main(argv: list[str] | None = None) -> int:
                 "stabilised vs per-frame matte on real clips (% of person area; lower is better)",
                 results["lag"],
                 ["left_pct", "missing_pct", "worst_pct"],
+                base=None,
+            )
+        )
+    if "frame_ms" in sections:
+        results["frame_ms"] = section_frame_ms(
+            args.data, with_models(["video"], models, ("video",))
+        )
+        print(
+            _table(
+                "matting per 1280x720 frame, VIDEO mode, one thread (ms)",
+                results["frame_ms"],
+                ["median_ms", "min_ms", "cpu_ms", "fps"],
                 base=None,
             )
         )

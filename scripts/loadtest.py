@@ -12,7 +12,7 @@ Phases (each bounded in requests and in time):
    code, and a good request afterwards must still succeed.
 3. 1080p: median latency of one 1920x1080 photo through /api/v1/matting, one at a time.
 
-By default it starts its own server (``python -m livematte.server.commands serve``) on a free
+By default it starts its own server (``python -m livematte serve``) on a free
 port with ``--require-key`` and a fresh key database holding one high-rate key, so the key
 checks run too.  Example::
 
@@ -103,14 +103,14 @@ def rss_mb(pid: int | None) -> float | None:
 
 def start_server(args: argparse.Namespace, keys_db: str) -> tuple[subprocess.Popen, str, str]:
     env = dict(os.environ, LIVEMATTE_KEYS_DB=keys_db)
-    create = [sys.executable, "-m", "livematte.server.commands", "keys", "create"]
+    create = [sys.executable, "-m", "livematte", "keys", "create"]
     token = subprocess.run(
         [*create, "--name", "loadtest", "--rate", "100000"],
         env=env, cwd=ROOT, check=True, capture_output=True, text=True,
     ).stdout.strip()  # fmt: skip
     port = free_port()
     cmd = [
-        sys.executable, "-m", "livematte.server.commands", "serve", "--host", "127.0.0.1",
+        sys.executable, "-m", "livematte", "serve", "--host", "127.0.0.1",
         "--port", str(port), "--preset", args.preset, "--workers", str(args.workers),
         "--queue", str(args.queue), "--require-key", "--log-level", "warning",
     ]  # fmt: skip

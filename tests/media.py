@@ -40,16 +40,48 @@ def needs_shared(*parts: str) -> pytest.MarkDecorator:
 
 
 def write_h264(
-    path: str | Path, images: Iterable[np.ndarray], fps: int = 30, **options: str
+    path: str | Path,
+    images: Iterable[np.ndarray],
+    fps: int = 30,
+    *,
+    audio_lead: float | None = None,
+    **options: str,
 ) -> str:
     """Encode BGR ``images`` (all one size) as an H.264 file at ``fps``; returns the path.
 
-    ``options`` go to libx264 after ``preset=ultrafast`` (e.g. ``crf="10"``).
+    ``options`` go to libx264 after ``preset=ultrafast`` (e.g. ``crf="10"``).  With
+    ``audio_lead`` (seconds) a 48 kHz stereo AAC tone as long as the video is added, written
+    that far ahead of the video in file order (negative: behind), as cameras that write in
+    chunks do; an .mp4/.mov then gets its index up front, so a truncated copy still opens.
     """
     import av
 
-    with av.open(str(path), "w") as container:
-        stream = None
+    images = list(images)
+    total = len(images) / fps
+    mov = Path(path).suffix.lower() in (".mp4", ".mov")
+    # Packets go to the file in the order given (no re-interleaving by time), x264 without
+    # its look-ahead, so the lead written is the lead in the file.
+    layout = {} if audio_lead is None else {"max_interleave_delta": "1"}
+    if audio_lead is not None and mov:
+        layout["movflags"] = "faststart"
+    samples = 0
+    with av.open(str(path), "w", options=layout) as container:
+        stream = sound = None
+        if audio_lead is not None:
+            options = {"tune": "zerolatency", **options}
+            sound = container.add_stream("aac", rate=48000)
+            sound.layout = "stereo"
+
+        def audio_until(end: float) -> None:
+            nonlocal samples
+            while sound is not None and samples < min(end, total) * 48000:
+                t = (samples + np.arange(1024)) / 48000.0
+                tone = (0.2 * np.sin(2 * np.pi * 440.0 * t)).astype(np.float32)
+                chunk = av.AudioFrame.from_ndarray(np.stack([tone, tone]), "fltp", "stereo")
+                chunk.sample_rate, chunk.pts, chunk.time_base = 48000, samples, Fraction(1, 48000)
+                container.mux(sound.encode(chunk))
+                samples += 1024
+
         for i, image in enumerate(images):
             if stream is None:
                 stream = container.add_stream("libx264", rate=fps)
@@ -59,6 +91,35 @@ def write_h264(
             picture = av.VideoFrame.from_ndarray(image, format="bgr24")
             picture.pts, picture.time_base = i, Fraction(1, fps)
             container.mux(stream.encode(picture))
+            audio_until((i + 1) / fps + (audio_lead or 0.0))
         if stream is not None:
             container.mux(stream.encode())
+        audio_until(total)
+        if sound is not None:
+            container.mux(sound.encode())
     return str(path)
+
+
+@pytest.fixture(name="umask", params=[0o022, 0o077], ids=["umask022", "umask077"])
+def umask_fixture(request: pytest.FixtureRequest):
+    """``umask``: run the test under each umask (``from media import umask_fixture`` first)."""
+    import os
+
+    old = os.umask(request.param)
+    yield request.param
+    os.umask(old)
+
+
+def file_mode(path: str | Path) -> int:
+    """The permission bits of ``path`` (0o644, ...)."""
+    import stat
+
+    return stat.S_IMODE(Path(path).stat().st_mode)
+
+
+def truncated_copy(path: str | Path, share: float, target: str | Path) -> str:
+    """The first ``share`` of ``path``'s bytes as ``target`` (a download or recording cut
+    short); returns the target path."""
+    data = Path(path).read_bytes()
+    Path(target).write_bytes(data[: int(len(data) * share)])
+    return str(target)

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from livematte import cli
+from livematte.commands import base
 from livematte.errors import ConfigError, SourceError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -84,10 +85,10 @@ def test_usage_errors_exit_2(capsys):
     ],
 )
 def test_registered_command_errors(monkeypatch, capsys, raised, code, message):
-    monkeypatch.setattr(cli, "_COMMANDS", dict(cli._COMMANDS))
+    monkeypatch.setattr(base, "COMMANDS", dict(base.COMMANDS))
 
-    @cli.command("explode", help="raise for the test")
-    def _explode(parser: argparse.ArgumentParser) -> cli.Handler:
+    @base.command("explode", help="raise for the test")
+    def _explode(parser: argparse.ArgumentParser) -> base.Handler:
         def run(args: argparse.Namespace) -> int:
             raise raised
 
@@ -99,18 +100,18 @@ def test_registered_command_errors(monkeypatch, capsys, raised, code, message):
 
 
 def test_duplicate_command_is_refused(monkeypatch):
-    monkeypatch.setattr(cli, "_COMMANDS", dict(cli._COMMANDS))
+    monkeypatch.setattr(base, "COMMANDS", dict(base.COMMANDS))
     with pytest.raises(ValueError, match="twice"):
-        cli.command("doctor", help="again")(lambda parser: lambda args: 0)
+        base.command("doctor", help="again")(lambda parser: lambda args: 0)
 
 
 def test_config_flags_become_overrides():
     parser = argparse.ArgumentParser()
-    cli.add_config_args(parser, preset="live")
+    base.add_config_args(parser, preset="live")
     args = parser.parse_args(
         ["--set", "matting.refine=none", "--providers", "cuda,cpu", "--threads", "2"]
     )
-    config = cli.config_from_args(args, {"temporal.enabled": False})
+    config = base.config_from_args(args, {"temporal.enabled": False})
     assert config.runtime.mode == "live"
     assert config.matting.refine == "none"
     assert config.runtime.providers == ("cuda", "cpu")
@@ -121,4 +122,4 @@ def test_config_flags_become_overrides():
 @pytest.mark.parametrize("item", ["novalue", "=3"])
 def test_bad_set_items(item):
     with pytest.raises(ConfigError, match="KEY=VALUE"):
-        cli.parse_overrides([item])
+        base.parse_overrides([item])

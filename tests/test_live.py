@@ -224,8 +224,8 @@ def test_real_pipeline_live_to_vcam_and_stream(clip, vcam_backend, tmp_path):
     from livematte.live import LiveControls
 
     config = load_config("live", {"effects.background": "#00ff00", "runtime.threads": 1})
-    with build_pipeline(config) as pipeline:
-        controls = LiveControls(pipeline, ["blur:4", "transparent"])
+    controls = LiveControls(build_pipeline(config), ["blur:4", "transparent"])
+    try:
         vcam = []
 
         def sinks(size, fps):
@@ -238,6 +238,8 @@ def test_real_pipeline_live_to_vcam_and_stream(clip, vcam_backend, tmp_path):
         stats = runner.run()
         assert controls.next_background() == "background: blur:4"
         assert controls.toggle_stickers().startswith("no sticker pack")
+    finally:
+        controls.close()
     assert stats.processed >= 10 and not stats.threads_left
     assert {"segment", "effects", "wait"} <= set(stats.stage_ms)
     assert vcam[0].delivered >= 10 and RecordingBackend.last.size == (160, 120)
@@ -268,26 +270,49 @@ def test_controls_cycle_backgrounds_and_toggle_stickers():
     from livematte.live import LiveControls
     from livematte.pipeline.effects import EffectsStage
     from livematte.pipeline.keypoints import KeypointStage
+    from livematte.pipeline.matting import MattingStage
     from livematte.pipeline.stickers import StickerStage
 
+    def stage(kind):
+        return next(s for s in controls.pipeline.stages if isinstance(s, kind))
+
     config = load_config("stream", {"stickers.pack": "party", "effects.background": "white"})
-    with build_pipeline(config) as pipeline:
-        controls = LiveControls(pipeline, ["#ff0000", "white"])
-        assert controls.backgrounds == ["white", "#ff0000"]
-        first = next(s for s in pipeline.stages if isinstance(s, EffectsStage))
-        assert controls.next_background() == "background: #ff0000"
-        second = next(s for s in pipeline.stages if isinstance(s, EffectsStage))
-        assert second is not first and second.spec.kind == "color"
-        assert controls.toggle_stickers() == "stickers off"
-        kinds = {type(s) for s in pipeline.stages}
-        assert StickerStage not in kinds and KeypointStage not in kinds  # CPU saved too
-        frame = controls.process(Frame(image=np.full((72, 128, 3), 90, np.uint8)))
-        assert frame.output is not None and tuple(frame.output[0, 0]) == (0, 0, 255)
-        assert controls.toggle_stickers() == "stickers on"
-        assert {StickerStage, KeypointStage} <= {type(s) for s in pipeline.stages}
-        controls.next_background()
-        assert next(s for s in pipeline.stages if isinstance(s, EffectsStage)) is first
-        controls.close()
+    controls = LiveControls(build_pipeline(config), ["#ff0000", "white"])
+    assert controls.backgrounds == ["white", "#ff0000"]
+    first, matting = stage(EffectsStage), stage(MattingStage)
+    assert controls.next_background() == "background: #ff0000"
+    second = stage(EffectsStage)
+    assert second is not first and second.spec.kind == "color"
+    assert stage(MattingStage) is matting  # models stay loaded
+    assert controls.toggle_stickers() == "stickers off"
+    kinds = {type(s) for s in controls.pipeline.stages}
+    assert StickerStage not in kinds and KeypointStage not in kinds  # CPU saved too
+    frame = controls.process(Frame(image=np.full((72, 128, 3), 90, np.uint8)))
+    assert frame.output is not None and tuple(frame.output[0, 0]) == (0, 0, 255)
+    keypoints = next(s for s in controls._pool.stages if isinstance(s, KeypointStage))
+    assert controls.toggle_stickers() == "stickers on"
+    assert stage(KeypointStage) is keypoints and StickerStage in {
+        type(s) for s in controls.pipeline.stages
+    }
+    controls.next_background()
+    assert stage(EffectsStage) is first
+    controls.close()
+
+
+def test_stickers_off_keeps_the_keypoints_matting_needs():
+    # With matting.person_roi the keypoint stage serves matting too: the sticker hotkey used
+    # to remove it (LiveControls re-derived build_pipeline's rule, wrongly).
+    build_pipeline, load_config = real_pipeline_or_skip()
+    from livematte.live import LiveControls
+    from livematte.pipeline.keypoints import KeypointStage
+    from livematte.pipeline.stickers import StickerStage
+
+    config = load_config("live", {"stickers.pack": "party", "matting.person_roi": True})
+    controls = LiveControls(build_pipeline(config))
+    assert controls.toggle_stickers() == "stickers off"
+    kinds = {type(s) for s in controls.pipeline.stages}
+    assert KeypointStage in kinds and StickerStage not in kinds
+    controls.close()
 
 
 def test_cam_command_end_to_end(clip, tmp_path):
@@ -348,31 +373,6 @@ def test_cam_errors_are_one_line(args, status, message, clip):
 
 
 # --- window under Xvfb ---------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def x_display():
-    """A display: the one we run under, or a private Xvfb; skipped when neither exists."""
-    if os.environ.get("DISPLAY"):
-        yield os.environ["DISPLAY"]
-        return
-    xvfb = shutil.which("Xvfb")
-    if xvfb is None:
-        pytest.skip("window test needs a display: no DISPLAY and no Xvfb (apt install xvfb)")
-    # -displayfd: Xvfb picks a free display number and writes it once it accepts clients.
-    server = subprocess.Popen(
-        [xvfb, "-displayfd", "1", "-screen", "0", "1280x800x24", "-nolisten", "tcp"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    number = server.stdout.readline().strip() if server.stdout else ""
-    if not number.isdigit():
-        server.kill()
-        pytest.skip("Xvfb could not start")
-    yield f":{number}"
-    server.terminate()
-    server.wait(5)
 
 
 @pytest.mark.display

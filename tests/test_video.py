@@ -9,11 +9,11 @@ import av
 import cv2
 import numpy as np
 import pytest
-from media import SHARED_DATA, needs_shared
+from media import SHARED_DATA, needs_shared, truncated_copy, write_h264
 
 from livematte.errors import SinkError, SourceError
 from livematte.frame import Frame
-from livematte.pipeline.sources import open_source, write_clip
+from livematte.pipeline.sources import SyntheticSource, open_source, write_clip
 from livematte.video import Progress, expand_inputs, transcode
 
 SHARED_VIDEO = SHARED_DATA / "video"
@@ -70,6 +70,52 @@ def test_single_file_composite_keeps_frames_and_audio(clips, tmp_path):
     assert frames == 25 and audio_end == pytest.approx(1.0, abs=0.05)
     line = summary.line()
     assert line.startswith("done: 25 frames in ") and "0 skipped" in line and "out.mp4" in line
+
+
+def _stream_ends(path):
+    """Where each stream of ``path`` ends (last packet's pts + duration), in seconds."""
+    ends: dict[str, float] = {}
+    with av.open(str(path)) as container:
+        for packet in container.demux():
+            if packet.pts is not None:
+                end = float((packet.pts + (packet.duration or 0)) * packet.time_base)
+                ends[packet.stream.type] = max(ends.get(packet.stream.type, 0.0), end)
+    return ends
+
+
+def test_intact_input_says_nothing_about_ending_early(clips, tmp_path):
+    summary = transcode(clips / "b.mp4", tmp_path / "b.mkv", DiscMatte(), progress=False)
+    assert summary.results[0].ended_early is None and "ended early" not in summary.line()
+
+
+@pytest.mark.parametrize(
+    "ext, lead, output",
+    [
+        ("mp4", 0.5, "out.mp4"),  # audio runs ahead in the file: trimmed (copied AAC)
+        ("mkv", 0.5, "out.mkv"),
+        ("mp4", -0.3, "out.mp4"),  # audio behind: padded with silence (copied AAC)
+        ("mkv", -0.3, "out.webm"),  # padded while re-encoding to Opus
+    ],
+)
+def test_truncated_input_is_reported_and_its_audio_ends_with_the_video(tmp_path, ext, lead,
+                                                                       output):  # fmt: skip
+    images = (frame.image for frame in SyntheticSource(160, 120, 50, 25))
+    full = write_h264(tmp_path / f"full.{ext}", images, 25, audio_lead=lead)
+    cut = truncated_copy(full, 0.6, tmp_path / f"cut.{ext}")
+    source_ends = _stream_ends(cut)
+    assert abs(source_ends["audio"] - source_ends["video"]) > 0.2  # the problem is there
+    notices = []
+    summary = transcode(cut, tmp_path / output, DiscMatte(), progress=False,
+                        notice=notices.append)  # fmt: skip
+    assert summary.exit_code == 0  # written and playable; the warning says what is missing
+    ends = _stream_ends(tmp_path / output)
+    assert ends["video"] == pytest.approx(summary.frames / 25, abs=1e-3)
+    assert abs(ends["audio"] - ends["video"]) <= 0.025  # within one audio packet
+    count = "50" if ext == "mp4" else "~50"  # mp4 stores a frame count, Matroska a duration
+    seconds = f"{summary.frames / 25:.2f} of 2.00 s"
+    phrase = f"cut.{ext} ended early: {summary.frames} of {count} frames ({seconds})"
+    assert 10 < summary.frames < 40 and phrase in summary.line()
+    assert any(phrase in n for n in notices)
 
 
 def test_prores_alpha_output_decodes_back_with_alpha(clips, tmp_path):
@@ -154,7 +200,8 @@ def test_batch_can_stop_at_the_first_error(clips, tmp_path):
         ("clips/a.mp4", "out.mp4", "hdr", SinkError, "unknown output format"),
         ("clips/a.mp4", "out.xyz", "auto", SinkError, "unsupported output extension"),
         ("clips/a.mp4", "clips/a.mp4", "auto", SinkError, "overwrite the input"),
-        (["clips/a.mp4", "clips/b.mp4"], "nowhere", "auto", SinkError, "existing output folder"),
+        (["clips/a.mp4", "clips/b.mp4"], "out.mp4", "auto", SinkError, "not the file"),
+        ("clips/a.mp4", "seq.mp4", "png-seq", SinkError, "writes a folder"),
     ],
 )
 def test_bad_input_and_output_fail_with_one_line(clips, tmp_path, inp, out, fmt, error, message):
@@ -166,6 +213,23 @@ def test_bad_input_and_output_fail_with_one_line(clips, tmp_path, inp, out, fmt,
         transcode(inputs, place(out), DiscMatte(), fmt=fmt, progress=False)
     assert "\n" not in str(info.value)
     assert not (tmp_path / "out.mp4").exists()
+
+
+def test_batch_creates_its_output_folder_as_image_does(clips, tmp_path):
+    out = tmp_path / "new" / "folder"
+    summary = transcode([clips / "a.mp4", clips / "b.mp4"], out, DiscMatte(), progress=False)
+    assert summary.exit_code == 0
+    assert sorted(p.name for p in out.iterdir()) == ["a.mp4", "b.mp4"]
+
+
+def test_batch_refuses_inputs_with_one_output_name_before_decoding(clips, tmp_path):
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    (other / "a.mp4").write_bytes((clips / "a.mp4").read_bytes())
+    with pytest.raises(SinkError, match="share a file name"):
+        transcode([clips / "a.mp4", other / "a.mp4"], tmp_path / "out", DiscMatte(),
+                  progress=False)  # fmt: skip
+    assert not (tmp_path / "out").exists()
 
 
 def test_expand_inputs(clips):
@@ -192,6 +256,12 @@ def test_progress_bar_on_a_terminal_only():
     quiet = Tty()
     Progress("in.mp4", 100, stream=quiet, enabled=False)(50, 2.0)
     assert quiet.getvalue() == ""
+    guess = Tty()  # a total from a duration is an estimate, and never below the frames done
+    Progress("in.mkv", 100, stream=guess, estimated=True)(50, 2.0)
+    assert "50/~100" in guess.getvalue()
+    over = Tty()
+    Progress("in.mkv", 100, stream=over, estimated=True)(103, 2.0)
+    assert "103/~103" in over.getvalue() and "100%" in over.getvalue()
 
 
 @needs_shared("video")

@@ -1,3 +1,6 @@
-"""The processing fronts of the CLI; importing this package registers their subcommands."""
+"""The CLI's subcommands; importing this package registers them (``livematte.commands.base``).
 
-from livematte.commands import cam, image, video  # noqa: F401
+Import order is the order ``livematte --help`` lists them.
+"""
+
+from livematte.commands import image, video, cam, serve  # noqa: F401, I001

@@ -20,9 +20,10 @@ import sys
 import threading
 from pathlib import Path
 
-from livematte.cli import Handler, add_config_args, command, config_from_args
+from livematte.commands.base import Handler, add_config_args, command, config_from_args
 from livematte.commands.effect_flags import add_effect_args, effect_overrides
 from livematte.errors import ConfigError
+from livematte.frame import Mode
 
 _SIZE = re.compile(r"^(\d+)\s*[xX*]\s*(\d+)$")
 
@@ -135,7 +136,7 @@ def _cam(parser: argparse.ArgumentParser) -> Handler:
         size = parse_size(args.size) if args.size else None
         if args.fps is not None and args.fps <= 0:
             raise ConfigError(f"--fps must be positive, got {args.fps}")
-        extra: dict[str, object] = {"runtime.mode": "live"}
+        extra: dict[str, object] = {"runtime.mode": Mode.LIVE}
         if args.bg:
             extra["effects.background"] = args.bg[0]
         extra.update(effect_overrides(args))
@@ -189,7 +190,9 @@ def _run(args: argparse.Namespace, config, *, size, window: bool):
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, lambda *_: runner.stop("terminated"))
     try:
-        return runner.run()
+        stats = runner.run()
+        print(f"livematte: matting model {pipeline.matting_model()}", file=sys.stderr)
+        return stats
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import tempfile
 import urllib.error
@@ -23,8 +24,17 @@ from collections.abc import Callable
 from pathlib import Path
 
 from livematte import __version__
+from livematte.atomic import publish
 from livematte.errors import DownloadError, ModelError
-from livematte.models.registry import ModelSpec, get_spec, list_specs, model_path
+from livematte.models.registry import (
+    ModelSpec,
+    converted_path,
+    get_spec,
+    installed_path,
+    list_specs,
+    model_path,
+    provenance_path,
+)
 
 #: ``verify`` statuses.
 OK = "ok"
@@ -32,6 +42,7 @@ MISSING = "missing"  # an embedded file is absent: the install is broken
 NOT_DOWNLOADED = "not downloaded"  # an external model nobody pulled: fine
 MISMATCH = "checksum mismatch"
 NO_CHECKSUM = "no checksum"  # embedded file present but no manifest entry to check it against
+CONVERTED = "ok (converted locally)"  # pulled as TF.js, converted; matches its provenance record
 
 _CHUNK = 1 << 20
 
@@ -96,7 +107,7 @@ def pull(
                 f"checksum mismatch for {spec.name!r} from {url}: expected {spec.sha256}, "
                 f"got {digest}; the file was not kept"
             )
-        os.replace(tmp, dest)
+        publish(tmp, dest)  # mkstemp's 0600 -> what the umask gives any file
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
@@ -143,21 +154,34 @@ def verify(specs: list[ModelSpec] | None = None) -> list[tuple[str, str]]:
     """Check the sha256 of every embedded and cached model.
 
     Returns:
-        ``(name, status)`` pairs; status is one of ``OK``, ``MISSING`` (embedded file absent),
+        ``(name, status)`` pairs; status is one of ``OK``, ``CONVERTED`` (a locally converted
+        model matching its provenance record), ``MISSING`` (embedded file absent),
         ``NOT_DOWNLOADED`` (external model never pulled: not a problem), ``MISMATCH``,
         ``NO_CHECKSUM`` (embedded file present but the manifest has no entry for it).
     """
     results = []
     for spec in specs if specs is not None else list_specs():
-        path = model_path(spec)
+        path = installed_path(spec) or model_path(spec)
         if not path.is_file():
             status = MISSING if spec.embedded else NOT_DOWNLOADED
+        elif path == converted_path(spec):
+            # Converted here: checked against the digest recorded when it was written (its
+            # inputs were checked against pinned sha256s before the conversion).
+            expected = _recorded_sha256(provenance_path(spec))
+            status = CONVERTED if sha256_file(path) == expected else MISMATCH
         elif spec.sha256 is None:
             status = NO_CHECKSUM
         else:
             status = OK if sha256_file(path) == spec.sha256 else MISMATCH
         results.append((spec.name, status))
     return results
+
+
+def _recorded_sha256(record: Path) -> str | None:
+    try:
+        return json.loads(record.read_text(encoding="utf-8")).get("onnx_sha256")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def is_failure(status: str) -> bool:

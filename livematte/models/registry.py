@@ -204,6 +204,27 @@ def model_path(spec: ModelSpec | str) -> Path:
     return cache_dir() / spec.filename
 
 
+def converted_path(spec: ModelSpec | str) -> Path:
+    """Where a model converted locally from another format (``models.sources``) is kept."""
+    return cache_dir() / f"{get_spec(spec).name}.tfjs.onnx"
+
+
+def provenance_path(spec: ModelSpec | str) -> Path:
+    """The record of where a converted model came from; written last, so it marks completion."""
+    return cache_dir() / f"{get_spec(spec).name}.tfjs.json"
+
+
+def installed_path(spec: ModelSpec | str) -> Path | None:
+    """The model file in place: embedded or official first, else a complete converted one."""
+    spec = get_spec(spec)
+    official = model_path(spec)
+    if official.is_file():
+        return official
+    if not spec.embedded and converted_path(spec).is_file() and provenance_path(spec).is_file():
+        return converted_path(spec)
+    return None
+
+
 @lru_cache(maxsize=1)
 def load_manifest() -> Mapping[str, Any]:
     """The converter's ``MANIFEST.json`` as a dict, or ``{}`` when it is not there yet."""

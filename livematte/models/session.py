@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from livematte.errors import ModelError, ProviderError
-from livematte.models.registry import ModelSpec, cache_dir, get_spec, model_path
+from livematte.models.registry import ModelSpec, cache_dir, get_spec, installed_path, model_path
 
 #: Short provider names users type, mapped to ONNX Runtime's names.
 PROVIDERS: dict[str, str] = {
@@ -34,6 +34,8 @@ PROVIDERS: dict[str, str] = {
     "cpu": "CPUExecutionProvider",
 }
 _SHORT = {full: short for short, full in PROVIDERS.items()}
+#: Short names of the providers that run on a GPU (or another accelerator).
+GPU_PROVIDERS = frozenset({"tensorrt", "cuda", "directml", "coreml"})
 
 _NO_RUNTIME = (
     "ONNX Runtime is not installed: run pip install 'livematte[cpu]' "
@@ -255,7 +257,7 @@ def create_session(
     )
 
 
-_GPU = {PROVIDERS[k] for k in ("tensorrt", "cuda")}
+_GPU = {PROVIDERS[k] for k in ("tensorrt", "cuda")}  # the ones livematte[gpu] installs
 
 
 def _explain(skipped: Mapping[str, str]) -> str:
@@ -279,7 +281,7 @@ def _locate(spec_or_name: ModelSpec | str | os.PathLike[str]) -> tuple[ModelSpec
             raise ModelError(f"model file not found: {path}")
         return None, path
     spec = get_spec(spec_or_name)
-    path = model_path(spec)
+    path = installed_path(spec) or model_path(spec)
     if not path.is_file():
         if spec.embedded:
             raise ModelError(

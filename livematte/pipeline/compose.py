@@ -1,10 +1,15 @@
-"""Alpha blending, shared by the effects and sticker stages.
+"""Compositing, the one module for it: alpha blending, fitting pictures to a size, cropping to
+the subject, alpha to uint8.  Used by the effects and sticker stages, ID photos, the sinks and
+the server.
 
 Everything works on BGR ``uint8`` pictures and ``float32`` alpha in 0..1 and leans on OpenCV
 kernels (``cv2.blendLinear``, ``cv2.warpAffine``), which are several times faster than numpy
-broadcasting at 720p and release the GIL.  Scratch memory lives in a ``Compositor`` that keeps its
-buffers between frames; the *output* of a frame is always a fresh array, because sinks may still be
-reading the previous frame's output from another thread.
+broadcasting at 720p and release the GIL.  Arithmetic between an array and a Python number is done
+in numpy, never with ``cv2.subtract(1.0, a)`` / ``cv2.multiply(a, k)``: OpenCV's bindings take an
+array of at most 4 elements in a column (1x1, 4x1) for a Scalar, and OpenCV 5.1 then returns the
+array unchanged (a 1x1 blend of 200 over 0 at alpha 1.0 gave 161).  Scratch memory lives in a
+``Compositor`` that keeps its buffers between frames; the *output* of a frame is always a fresh
+array, because sinks may still be reading the previous frame's output from another thread.
 
 Example::
 
@@ -20,6 +25,8 @@ import cv2
 import numpy as np
 
 _EPS = 1e-6
+#: Pictures with at most this many pixels are blended in numpy (see the module docstring).
+_TINY = 16
 
 
 class Compositor:
@@ -31,7 +38,7 @@ class Compositor:
     def _inverse(self, alpha: np.ndarray) -> np.ndarray:
         if self._inv is None or self._inv.shape != alpha.shape:
             self._inv = np.empty(alpha.shape, np.float32)
-        cv2.subtract(1.0, alpha, dst=self._inv)
+        np.subtract(np.float32(1.0), alpha, out=self._inv)
         return self._inv
 
     def blend(
@@ -51,6 +58,11 @@ class Compositor:
         alpha = _as_float_alpha(alpha)
         if out is None:
             out = np.empty_like(foreground)
+        if alpha.size <= _TINY:
+            # A few pixels: numpy, so no OpenCV binding can take an array for a Scalar.
+            a = alpha[..., None]
+            np.copyto(out, np.rint(foreground * a + background * (1.0 - a)).astype(np.uint8))
+            return out
         # blendLinear divides by (w1 + w2), which is 1 here, so it is an exact lerp.
         cv2.blendLinear(foreground, background, alpha, self._inverse(alpha), dst=out)
         return out
@@ -64,10 +76,66 @@ class Compositor:
 
 
 def alpha_to_u8(alpha: np.ndarray) -> np.ndarray:
-    """float 0..1 (or uint8) alpha to rounded uint8 0..255."""
+    """float 0..1 (or uint8) alpha to rounded uint8 0..255 (saturating)."""
     if alpha.dtype == np.uint8:
         return alpha
     return cv2.convertScaleAbs(alpha, alpha=255.0, beta=0.0)
+
+
+def cover_fit(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Scale ``image`` to fill ``size`` = (width, height) and centre-crop; never distorts."""
+    w, h = size
+    ih, iw = image.shape[:2]
+    if iw * h > w * ih:  # source wider than target: crop its sides
+        cw, ch = ih * w / h, float(ih)
+    else:
+        cw, ch = float(iw), iw * h / w
+    x0 = int(round((iw - cw) / 2))
+    y0 = int(round((ih - ch) / 2))
+    crop = image[y0 : y0 + max(int(round(ch)), 1), x0 : x0 + max(int(round(cw)), 1)]
+    if crop.shape[1] == w and crop.shape[0] == h:
+        return np.ascontiguousarray(crop)
+    shrink = crop.shape[1] > w
+    return cv2.resize(crop, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+
+
+def fit_pixels(image: np.ndarray, max_pixels: int) -> np.ndarray:
+    """Downscale (area filter) so that width*height <= ``max_pixels``; smaller images pass."""
+    h, w = image.shape[:2]
+    if w * h <= max_pixels:
+        return image
+    scale = (max_pixels / (w * h)) ** 0.5
+    size = (max(1, int(w * scale)), max(1, int(h * scale)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+
+
+def content_box(
+    alpha8: np.ndarray, margin: tuple[float, str] = (0.0, "px")
+) -> tuple[int, int, int, int] | None:
+    """(left, top, right, bottom) around alpha > ~5 %, grown by ``margin`` = (value, "px"|"%"
+    of the subject's width/height); None when nothing is opaque enough."""
+    mask = alpha8 > 12
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if rows.size == 0:
+        return None
+    left, right, top, bottom = int(cols[0]), int(cols[-1]) + 1, int(rows[0]), int(rows[-1]) + 1
+    value, unit = margin
+    if unit == "%":
+        mx, my = (right - left) * value / 100.0, (bottom - top) * value / 100.0
+    else:
+        mx = my = value
+    return (left - round(mx), top - round(my), right + round(mx), bottom + round(my))
+
+
+def crop_padded(array: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    """Cut ``box`` = (left, top, right, bottom) out of ``array``; parts outside are zero
+    (transparent for BGRA and mattes)."""
+    left, top, right, bottom = box
+    h, w = array.shape[:2]
+    out = np.zeros((bottom - top, right - left, *array.shape[2:]), array.dtype)
+    sx, sy, ex, ey = max(left, 0), max(top, 0), min(right, w), min(bottom, h)
+    out[sy - top : ey - top, sx - left : ex - left] = array[sy:ey, sx:ex]
+    return out
 
 
 def _as_float_alpha(alpha: np.ndarray) -> np.ndarray:

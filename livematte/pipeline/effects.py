@@ -38,7 +38,7 @@ from livematte.config import EffectsConfig, RuntimeConfig
 from livematte.errors import ConfigError, SourceError
 from livematte.frame import Frame
 from livematte.outputs import read_image
-from livematte.pipeline.compose import Compositor
+from livematte.pipeline.compose import Compositor, cover_fit
 
 #: Named colours, BGR.  Blue and red are the common ID-photo backgrounds.
 NAMED_COLOURS: dict[str, tuple[int, int, int]] = {
@@ -66,11 +66,18 @@ class BackgroundSpec:
     path: Path | None = None
 
 
-def parse_background(spec: str) -> BackgroundSpec:
+def parse_background(spec: str, *, files: bool = True) -> BackgroundSpec:
     """Parse a ``--bg`` value (grammar in the module docstring).
 
+    Args:
+        files: whether the spec may name an image or video file; False for specs from a
+            remote client (the server), which must not reach the server's files: anything
+            that is not a keyword, a colour or a blur is then an error, and the file system
+            is never looked at.
+
     Raises:
-        ConfigError: malformed colour or blur, or text that is neither a keyword nor a path.
+        ConfigError: malformed colour or blur, or text that is neither a keyword nor a path
+            (nor a keyword, colour or blur, when ``files`` is False).
         SourceError: the spec names a file that does not exist.
     """
     text = spec.strip()
@@ -99,6 +106,9 @@ def parse_background(spec: str) -> BackgroundSpec:
             hx = "".join(c * 2 for c in hx)
         r, g, b = (int(hx[i : i + 2], 16) for i in (0, 2, 4))
         return BackgroundSpec("color", color=(b, g, r))
+    if not files:
+        grammar = _GRAMMAR.removesuffix(", or an image/video file")
+        raise ConfigError(f"effects.background: {spec!r} is not one of: {grammar}")
     path = Path(text).expanduser()
     looks_like_path = path.suffix != "" or "/" in text or "\\" in text
     if path.is_file():
@@ -107,23 +117,6 @@ def parse_background(spec: str) -> BackgroundSpec:
     if looks_like_path:
         raise SourceError(f"background file not found: {text}")
     raise ConfigError(f"effects.background: {spec!r} is not one of: {_GRAMMAR}")
-
-
-def cover_fit(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Scale ``image`` to fill ``size`` = (width, height) and centre-crop; never distorts."""
-    w, h = size
-    ih, iw = image.shape[:2]
-    if iw * h > w * ih:  # source wider than target: crop its sides
-        cw, ch = ih * w / h, float(ih)
-    else:
-        cw, ch = float(iw), iw * h / w
-    x0 = int(round((iw - cw) / 2))
-    y0 = int(round((ih - ch) / 2))
-    crop = image[y0 : y0 + max(int(round(ch)), 1), x0 : x0 + max(int(round(cw)), 1)]
-    if crop.shape[1] == w and crop.shape[0] == h:
-        return np.ascontiguousarray(crop)
-    shrink = crop.shape[1] > w
-    return cv2.resize(crop, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
 
 
 def grade(image: np.ndarray, dim: float, desaturate: float) -> np.ndarray:
@@ -288,14 +281,23 @@ class EffectsStage:
         ConfigError / SourceError: from ``parse_background``; SourceError for unreadable media.
     """
 
-    def __init__(self, config: EffectsConfig, runtime: RuntimeConfig | None = None) -> None:
+    def __init__(
+        self,
+        config: EffectsConfig,
+        runtime: RuntimeConfig | None = None,
+        *,
+        image: np.ndarray | None = None,
+    ) -> None:
         self.config = config
-        self.spec = parse_background(config.background)
+        # ``image``: a background picture already in memory (an upload), instead of the spec.
+        self.spec = BackgroundSpec("image") if image is not None else parse_background(
+            config.background
+        )
         self._comp = Compositor()
-        self._image: np.ndarray | None = None
+        self._image: np.ndarray | None = image
         self._video: VideoBackground | None = None
         self._blur: LensBlur | None = None
-        if self.spec.kind == "image":
+        if self.spec.kind == "image" and self._image is None:
             assert self.spec.path is not None
             self._image = read_image(self.spec.path)
         elif self.spec.kind == "video":
@@ -352,6 +354,10 @@ class EffectsStage:
                 alpha = alpha.astype(np.float32) / (255.0 if alpha.dtype == np.uint8 else 1.0)
             if alpha.shape != (h, w):
                 alpha = cv2.resize(alpha, (w, h), interpolation=cv2.INTER_LINEAR)
+            if frame.source_alpha is not None:
+                # The input's own transparency stays transparent, whatever the matte says.
+                alpha = alpha * (frame.source_alpha.astype(np.float32) * np.float32(1 / 255))
+                frame.alpha = alpha
         if self.transparent:
             ones = np.ones((h, w), np.float32) if alpha is None else alpha
             frame.output = self._comp.bgra(fg, ones)
@@ -395,6 +401,6 @@ def light_wrap(
     spread = cv2.GaussianBlur(1.0 - a_s, (0, 0), sigma)
     b_s = cv2.GaussianBlur(b_s, (0, 0), sigma)
     m = cv2.resize(spread, (w, h), interpolation=cv2.INTER_LINEAR)
-    cv2.multiply(m, float(strength), dst=m)
+    m *= np.float32(strength)  # numpy, not cv2.multiply: see compose.py on tiny arrays
     bb = cv2.resize(b_s, (w, h), interpolation=cv2.INTER_LINEAR)
-    return cv2.blendLinear(bb, foreground, m, 1.0 - m)
+    return Compositor().blend(bb, foreground, m)

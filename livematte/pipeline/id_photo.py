@@ -18,8 +18,8 @@ Supported sizes (all at 300 dpi; head = chin-to-crown height / photo height)::
 Aliases: 35x45, eu, uk, schengen, icao -> passport; 2x2 -> us; one-inch -> 1inch;
 two-inch -> 2inch; cn-passport, cn-visa -> 33x48.
 
-Files get their DPI written in: PNG ``pHYs`` chunk, JPEG JFIF density (OpenCV writes neither, so
-``encode_image`` patches the encoded bytes itself).
+Files get their DPI written in: PNG ``pHYs`` and ``eXIf`` chunks (see ``set_png_dpi``), JPEG JFIF
+density (OpenCV writes neither, so ``encode_image`` patches the encoded bytes itself).
 
 Example::
 
@@ -29,12 +29,14 @@ Example::
 
 from __future__ import annotations
 
+import io
 import math
 import struct
 import time
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import cv2
@@ -44,7 +46,7 @@ from livematte.config import EffectsConfig, RuntimeConfig
 from livematte.errors import ConfigError, SinkError, SourceError
 from livematte.frame import Frame, Mode, Person, largest_person
 from livematte.outputs import atomic_path
-from livematte.pipeline.effects import cover_fit
+from livematte.pipeline.compose import cover_fit
 from livematte.pipeline.sinks import stderr_notice
 from livematte.pipeline.stickers import anchor_points, fold_angle
 
@@ -295,8 +297,36 @@ def _png_chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
+def _exif_resolution(dpi: float) -> bytes:
+    """A big-endian TIFF/EXIF block holding only XResolution, YResolution (rationals) and
+    ResolutionUnit = inch: the exact DPI, which pHYs (integer pixels per metre) cannot hold."""
+    num, den = Fraction(dpi).limit_denominator(10_000).as_integer_ratio()
+    entries = [  # tag, type (5 = RATIONAL, 3 = SHORT), count, value or offset
+        (0x011A, 5, 1, struct.pack(">I", 50)),
+        (0x011B, 5, 1, struct.pack(">I", 58)),
+        (0x0128, 3, 1, struct.pack(">HH", 2, 0)),
+    ]
+    ifd = struct.pack(">H", len(entries)) + b"".join(
+        struct.pack(">HHI", tag, kind, count) + value for tag, kind, count, value in entries
+    )
+    # header (8) + IFD (2 + 3 * 12) + next-IFD offset (4) = 50: the two rationals follow
+    return (
+        b"MM\x00\x2a"
+        + struct.pack(">I", 8)
+        + ifd
+        + struct.pack(">I", 0)
+        + (struct.pack(">II", num, den) * 2)
+    )
+
+
 def set_png_dpi(png: bytes, dpi: float) -> bytes:
-    """Return ``png`` with a ``pHYs`` chunk (pixels per metre) right after ``IHDR``."""
+    """Return ``png`` with its resolution right after ``IHDR``, in two chunks: ``pHYs`` (pixels
+    per metre, what most viewers read) and ``eXIf`` (the exact value in dots per inch).
+
+    pHYs holds whole pixels per metre, so 300 dpi is stored as 11811 (= 299.9994 dpi, the
+    nearest it can say; 11812 would be 300.0248); the eXIf chunk (PNG 1.5 / 3rd edition)
+    carries 300/1 exactly, for readers of EXIF (exiftool, Photoshop, Pillow ``getexif``).
+    """
     if png[:8] != b"\x89PNG\r\n\x1a\n":
         raise ValueError("not a PNG")
     ppm = int(round(dpi / 0.0254))
@@ -305,10 +335,11 @@ def set_png_dpi(png: bytes, dpi: float) -> bytes:
         (length,) = struct.unpack(">I", png[pos : pos + 4])
         kind = png[pos + 4 : pos + 8]
         end = pos + 12 + length
-        if kind != b"pHYs":  # drop any existing one
+        if kind not in (b"pHYs", b"eXIf"):  # drop any existing one
             out.append(png[pos:end])
         if kind == b"IHDR":
             out.append(_png_chunk(b"pHYs", struct.pack(">IIB", ppm, ppm, 1)))
+            out.append(_png_chunk(b"eXIf", _exif_resolution(dpi)))
         pos = end
     return b"".join(out)
 
@@ -325,20 +356,17 @@ def set_jpeg_dpi(jpeg: bytes, dpi: float) -> bytes:
 
 
 def read_dpi(data: bytes) -> tuple[float, float] | None:
-    """(x, y) DPI stored in PNG or JPEG bytes, or None when there is none."""
-    if data[:8] == b"\x89PNG\r\n\x1a\n":
-        pos = 8
-        while pos < len(data):
-            (length,) = struct.unpack(">I", data[pos : pos + 4])
-            if data[pos + 4 : pos + 8] == b"pHYs":
-                x, y, unit = struct.unpack(">IIB", data[pos + 8 : pos + 17])
-                return (x * 0.0254, y * 0.0254) if unit == 1 else None
-            pos += 12 + length
-        return None
-    if data[:4] == b"\xff\xd8\xff\xe0" and data[6:11] == b"JFIF\x00":
-        unit, x, y = struct.unpack(">BHH", data[13:18])
-        return {1: (float(x), float(y)), 2: (x * 2.54, y * 2.54)}.get(unit)
-    return None
+    """(x, y) DPI stored in image bytes as Pillow reads it (PNG: the exact EXIF resolution
+    when present, else pHYs), or None when there is none."""
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as img:
+        exif = img.getexif()
+        scale = {2: 1.0, 3: 2.54}.get(int(exif.get(0x0128, 2)))  # ResolutionUnit inch / cm
+        if img.format == "PNG" and scale and 0x011A in exif and 0x011B in exif:
+            return (float(exif[0x011A]) * scale, float(exif[0x011B]) * scale)
+        dpi = img.info.get("dpi")
+        return (float(dpi[0]), float(dpi[1])) if dpi else None
 
 
 def encode_image(image: np.ndarray, ext: str, dpi: float, quality: int = 95) -> bytes:

@@ -113,7 +113,7 @@ class KeypointStage:
 
     Example::
 
-        stage = KeypointStage(KeypointsConfig(enabled=True), RuntimeConfig(mode="video"))
+        stage = KeypointStage(KeypointsConfig(enabled=True), RuntimeConfig(mode=Mode.VIDEO))
         people = stage.process(frame).people
     """
 

@@ -80,10 +80,13 @@ class LiveSink:
         delivered: pictures delivered (repeats excluded); ``repeated``: keep-alive re-sends.
         latencies: (monotonic delivery time, capture-to-delivery ms) per delivered frame.
         poll_interval: longest the runner may wait for a frame between ``poll``/``idle`` calls.
+        takes_input: the sink reads the user's keys, so the runner calls ``pump`` every
+            ``poll_interval`` while a frame is processed too.
     """
 
     name = "sink"
     poll_interval = 0.1
+    takes_input = False
 
     def __init__(self) -> None:
         self.delivered = 0
@@ -103,6 +106,9 @@ class LiveSink:
 
     def idle(self, status: str = "") -> None:
         """Called by the runner while no new frame arrives (``status`` says why)."""
+
+    def pump(self) -> None:
+        """Take in the user's input without drawing (see ``takes_input``)."""
 
     def close(self) -> None:
         """Release the device; safe to call twice."""

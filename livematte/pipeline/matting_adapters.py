@@ -4,8 +4,9 @@
   fixed size; output person probability).  Letterbox: the frame is scaled to fit and padded
   with black, and the padding is cropped out of the output; stretch: scaled to fill.
 * ``RobustVideoMattingAdapter`` - RVM's published ONNX signature (``src`` [B,3,H,W] RGB 0..1,
-  recurrent ``r1i..r4i``, ``downsample_ratio`` [1] fp32 -> ``fgr, pha, r1o..r4o``).  The
-  adapter owns the four state tensors and resets them on resolution change and in IMAGE mode.
+  recurrent ``r1i..r4i``, ``downsample_ratio`` [1] fp32 -> ``fgr, pha, r1o..r4o``), or the
+  same without ``downsample_ratio`` (converted from the TF.js export: the low-resolution
+  branch).  The adapter owns the four state tensors and resets them on resolution change.
 * ``MODNetAdapter`` - MODNet's published ONNX signature (``[1,3,H,W]`` RGB normalised to
   -1..1, short side scaled to 512 when the frame is outside 512, H and W multiples of 32;
   output matte ``[1,1,H,W]``).
@@ -30,6 +31,12 @@ LANDSCAPE = "selfie_segmentation_landscape"
 #: Aspect ratio (w/h) above which "auto" picks the 256x144 model: the geometric mean of 1:1 and
 #: 16:9, i.e. where both models waste the same share of their input on padding.
 LANDSCAPE_ASPECT = math.sqrt(16 / 9)
+#: ``matting.model`` values that are not model names.
+AUTO = "auto"
+EMBEDDED = "embedded"
+#: Models "auto" prefers, best first, when installed: RVM beat the embedded segmenter on
+#: every p3m figure (BENCHMARKS.md, "RVM").
+AUTO_MODELS = ("rvm_mobilenetv3",)
 
 
 @dataclass
@@ -157,6 +164,11 @@ class SelfieSegmentationAdapter:
 class RobustVideoMattingAdapter:
     """RVM-signature recurrent matting model; owns the four recurrent state tensors.
 
+    Two signatures share it: the official ONNX (``downsample_ratio`` input, RVM's own refiner
+    upsamples to the input size) and the low-resolution branch converted from the TF.js
+    export (no ratio input: the network runs at the size it is given, the caller shrinks the
+    frame).  ``predict_at`` runs either at an explicit working size with ratio 1.
+
     Args:
         session: object with ``run(dict) -> dict``.
         downsample_ratio: RVM's internal downsampling; 0 = auto (long side 512 px, as RVM's
@@ -167,12 +179,23 @@ class RobustVideoMattingAdapter:
     recurrent = True
     STATES = ("r1i", "r2i", "r3i", "r4i")
     OUTPUTS = ("r1o", "r2o", "r3o", "r4o")
+    #: Working sizes are rounded to this: the encoder downsamples by 16 before its decoder
+    #: upsamples again, and other sizes misalign its skip connections.
+    MULTIPLE = 16
 
     def __init__(self, session: Any, downsample_ratio: float = 0.0, max_side: int = 1920) -> None:
         self.session = session
         self.downsample_ratio = float(downsample_ratio)
         self.max_side = int(max_side)
         self.dtype = _input_dtype(session, "src")
+        shapes = _shapes(session)
+        self.has_ratio = "downsample_ratio" in shapes
+        # Zero initial states: [1, C, 1, 1] where the model declares C (the converted model
+        # needs it), else RVM's documented [1, 1, 1, 1].
+        self._zeros = [
+            np.zeros((1, c if isinstance(c, int) and c > 0 else 1, 1, 1), self.dtype)
+            for c in (_dim(shapes.get(name), 1) for name in self.STATES)
+        ]
         self._state: list[np.ndarray] | None = None
         self._key: tuple[int, int, float] | None = None
 
@@ -188,21 +211,42 @@ class RobustVideoMattingAdapter:
         if hasattr(self.session, "reset"):
             self.session.reset()
 
+    def working_size(self, width: int, height: int, ratio: float | None = None) -> tuple[int, int]:
+        """(w, h) the network sees for a frame: ``ratio`` of it, sides multiples of 16."""
+        s = min(1.0, self.max_side / max(height, width))
+        if ratio is None:
+            ratio = self.downsample_ratio or min(1.0, 512.0 / (max(height, width) * s))
+        m = self.MULTIPLE
+        return (
+            max(m, round(width * s * ratio / m) * m),
+            max(m, round(height * s * ratio / m) * m),
+        )
+
     def predict(self, image: np.ndarray) -> CoarseMatte:
         """Alpha and foreground of one frame, carrying the state from the previous one."""
         h, w = image.shape[:2]
+        if not self.has_ratio:
+            return self.predict_at(image, self.working_size(w, h))
         s = min(1.0, self.max_side / max(h, w))
         size = (max(1, round(w * s)), max(1, round(h * s)))
-        content = resize_image(image, size)
         ratio = self.downsample_ratio or min(1.0, 512.0 / max(size))
-        key = (size[0], size[1], ratio)
+        return self._run(resize_image(image, size), ratio)
+
+    def predict_at(self, image: np.ndarray, size: tuple[int, int]) -> CoarseMatte:
+        """Run the network at exactly ``size`` = (w, h) (no internal resize, no refiner)."""
+        return self._run(resize_image(image, size), 1.0)
+
+    def _run(self, content: np.ndarray, ratio: float) -> CoarseMatte:
+        key = (content.shape[1], content.shape[0], ratio)
         if key != self._key:  # state tensors are shaped by the (downsampled) resolution
             self.reset()
             self._key = key
         src = cv2.cvtColor(content, cv2.COLOR_BGR2RGB).transpose(2, 0, 1)[None]
         src = (src.astype(np.float32) * (1.0 / 255.0)).astype(self.dtype, copy=False)
-        state = self._state or [np.zeros((1, 1, 1, 1), self.dtype)] * 4
-        feed = {"src": src, "downsample_ratio": np.array([ratio], np.float32)}
+        state = self._state or self._zeros
+        feed = {"src": src}
+        if self.has_ratio:
+            feed["downsample_ratio"] = np.array([ratio], np.float32)
         feed.update(zip(self.STATES, state, strict=True))
         out = self.session.run(feed)
         self._state = [np.asarray(out[name]) for name in self.OUTPUTS]
@@ -210,6 +254,10 @@ class RobustVideoMattingAdapter:
         fgr = np.asarray(out["fgr"], np.float32)[0].transpose(1, 2, 0)
         fgr = cv2.cvtColor(np.clip(fgr * 255.0 + 0.5, 0, 255).astype(np.uint8), cv2.COLOR_RGB2BGR)
         return CoarseMatte(np.clip(pha, 0.0, 1.0), content, fgr)
+
+
+def _dim(shape: list[Any] | None, index: int) -> Any:
+    return shape[index] if shape is not None and len(shape) > index else None
 
 
 class MODNetAdapter:
@@ -257,7 +305,7 @@ def adapter_for_session(session: Any, config: MattingConfig) -> MattingAdapter:
     """
     shapes = _shapes(session)
     names = list(shapes)
-    if {"src", "r1i", "r2i", "r3i", "r4i", "downsample_ratio"} <= set(names):
+    if {"src", *RobustVideoMattingAdapter.STATES} <= set(names):
         return RobustVideoMattingAdapter(session, config.downsample_ratio)
     shape = shapes[names[0]] if len(names) == 1 else []
     if len(shape) == 4 and shape[1] == 3:
@@ -269,12 +317,45 @@ def adapter_for_session(session: Any, config: MattingConfig) -> MattingAdapter:
         )
     raise ModelError(
         f"model inputs {shapes} match no supported signature: MediaPipe-style NHWC image, "
-        "RVM (src, r1i..r4i, downsample_ratio) or MODNet-style [1,3,H,W]"
+        "RVM (src, r1i..r4i[, downsample_ratio]) or MODNet-style [1,3,H,W]"
     )
 
 
 def choose_model(name: str, width: int, height: int) -> str:
-    """Resolve "auto" to the square or landscape embedded model for a frame size."""
-    if name != "auto":
+    """Resolve "embedded" to the square or landscape embedded model for a frame size."""
+    if name not in (EMBEDDED, AUTO):
         return name
     return LANDSCAPE if width / max(height, 1) > LANDSCAPE_ASPECT else SQUARE
+
+
+def resolve_model(name: str, mode: str, providers: tuple[str, ...] | list[str]) -> str:
+    """What ``matting.model`` means for a pipeline: "auto" becomes the best installed model.
+
+    "auto": the first of ``AUTO_MODELS`` that is installed (pulled), for photos and video;
+    live frames stay on the embedded model unless a GPU execution provider is active (one of
+    ``providers`` is a GPU provider this ONNX Runtime offers), because RVM costs ~58 ms per
+    720p frame on one CPU core against ~5 ms for the embedded segmenter.  Otherwise, and for
+    "embedded", the embedded segmenter ("embedded"); any other name or path passes through.
+    """
+    if name != AUTO:
+        return name
+    if mode == "live" and not gpu_active(providers):
+        return EMBEDDED
+    from livematte.models.registry import installed_path
+
+    for candidate in AUTO_MODELS:
+        if installed_path(candidate) is not None:
+            return candidate
+    return EMBEDDED
+
+
+def gpu_active(providers: tuple[str, ...] | list[str]) -> bool:
+    """True when a requested GPU execution provider is in this ONNX Runtime build."""
+    from livematte.models.session import GPU_PROVIDERS, available_providers
+
+    try:
+        available = set(available_providers())
+    except ModelError:
+        return False
+    return any(p.strip().lower() in GPU_PROVIDERS and p.strip().lower() in available
+               for p in providers)

@@ -4,7 +4,8 @@ Sinks are context managers.  ``send(frame)`` checks dtype and shape; leaving the
 finalizes: on success the file written under a temporary name in the target folder is moved
 into place; on ``KeyboardInterrupt`` the encoder is flushed and the container closed, so the
 part done is playable, and it is kept as ``NAME.partial.EXT`` (``sink.partial_path``); on any
-other error the temporary file is removed.
+other error the temporary file is removed.  Modes follow the umask, and temporaries a killed
+run left behind are removed by the next run for that output (see :mod:`livematte.atomic`).
 
 What a sink writes from a frame depends on the *format* (see :func:`frame_pixels`):
 
@@ -20,6 +21,7 @@ greenscreen    foreground over chroma green, by alpha
 
 Example::
 
+    # open_sink lives in livematte.pipeline.video_sink (it picks a sink class from this module)
     with open_sink("out.mov", "prores4444", passthrough=source.passthrough_streams) as sink:
         for frame in frames:
             sink.send(frame)
@@ -28,11 +30,10 @@ Example::
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sys
-import tempfile
-from collections.abc import Callable, Sequence
-from fractions import Fraction
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,7 @@ import cv2
 import numpy as np
 
 from livematte import outputs
+from livematte.atomic import make_temporary, publish
 from livematte.errors import SinkError
 from livematte.frame import Frame
 
@@ -76,6 +78,8 @@ def resolve_format(path: str | Path, fmt: str = "auto") -> str:
     if fmt not in FORMATS:
         raise SinkError(f"unknown output format {fmt!r}; use one of {', '.join(FORMATS)}")
     if fmt == "png-seq":
+        if suffix in CONTAINERS and not Path(path).is_dir():
+            raise SinkError(f"--format png-seq writes a folder, not the video file {path}")
         return fmt
     if suffix not in CONTAINERS:
         raise SinkError(
@@ -178,11 +182,14 @@ class Sink:
         frames: frames accepted so far.
         path: where the result is (after a successful exit).
         partial_path: where the part done was kept after Ctrl-C, else None.
+        end_with_video: set before the ``with`` block ends when the input ended early: the
+            other streams (audio) are then cut or padded to end with the video.
     """
 
     frames: int = 0
     path: Path | None = None
     partial_path: Path | None = None
+    end_with_video: bool = False
 
     def send(self, frame: Frame) -> None:
         """Write one frame (checked for dtype/shape)."""
@@ -262,6 +269,10 @@ class ImageSink(Sink):
         self.frames += 1
 
 
+#: What a PNG sequence folder holds (a stale temporary one is removed only if that is all).
+_SEQUENCE_ENTRIES = re.compile(r"frame_\d{6}\.png|timestamps\.txt")
+
+
 class PngSequenceSink(Sink):
     """Frames as ``frame_000000.png`` ... in a folder (RGBA for the alpha formats), plus
     ``timestamps.txt`` (mkvmerge "timestamp format v2", ms per frame) so VFR timing survives.
@@ -279,12 +290,8 @@ class PngSequenceSink(Sink):
         self.compression = compression
         if self.path.exists() and (not self.path.is_dir() or any(self.path.iterdir())):
             raise SinkError(f"output folder exists and is not empty: {self.path}")
-        parent = self.path.parent if str(self.path.parent) else Path(".")
-        _check_folder(parent)
-        try:
-            self._tmp = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", dir=parent))
-        except OSError as exc:
-            raise SinkError(f"cannot write in {parent}: {exc.strerror}") from None
+        _check_folder(self.path.parent if str(self.path.parent) else Path("."))
+        self._tmp = make_temporary(self.path, "tmp", directory=True, entries=_SEQUENCE_ENTRIES)
         self._times: list[str] = []
 
     def send(self, frame: Frame) -> None:
@@ -306,7 +313,7 @@ class PngSequenceSink(Sink):
             (self._tmp / "timestamps.txt").write_text(text, encoding="utf-8")
         if target.is_dir():
             target.rmdir()  # checked empty at construction
-        os.replace(self._tmp, target)
+        publish(self._tmp, target)
 
     def close(self) -> None:
         self._finish(self.path)
@@ -319,40 +326,3 @@ class PngSequenceSink(Sink):
             self._finish(self.partial_path)
         else:
             shutil.rmtree(self._tmp, ignore_errors=True)
-
-
-def open_sink(
-    path: str | Path,
-    fmt: str = "auto",
-    *,
-    quality: str | int = "high",
-    codec: str | None = None,
-    preset: str = "veryfast",
-    passthrough: Sequence[Any] = (),
-    rate: Fraction | None = None,
-    notice: Notice | None = None,
-) -> Sink:
-    """The sink for ``path`` and ``fmt`` (see :func:`resolve_format`): a
-    :class:`PngSequenceSink` for png-seq, else a :class:`VideoFileSink`.
-
-    Args:
-        quality: low | medium | high | max, or a CRF number for x264/x265/VP9.
-        codec: "h264" (default for composite and the passes), "h265"/"hevc"; ignored by the
-            alpha formats, which fix their codec.
-        preset: x264/x265 speed preset.
-        passthrough: source streams (audio, subtitles, data) to copy or re-encode.
-        rate: nominal frame rate (encoder rate control; timestamps still come from frames).
-        notice: called with one-line notices (audio re-encoded, stream skipped, ...).
-
-    Raises:
-        SinkError: unknown format, bad extension, missing/unwritable folder.
-    """
-    from livematte.pipeline.video_sink import VideoFileSink  # it builds on this module
-
-    fmt = resolve_format(path, fmt)
-    if fmt == "png-seq":
-        return PngSequenceSink(path, fmt)
-    return VideoFileSink(
-        path, fmt, quality=quality, codec=codec, preset=preset, passthrough=passthrough,
-        rate=rate, notice=notice or stderr_notice,
-    )  # fmt: skip

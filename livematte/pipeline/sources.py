@@ -39,6 +39,15 @@ _COLORSPACE_UNSPECIFIED = 2
 _GLOB_CHARS = re.compile(r"[*?\[]")
 
 
+def _clock_seconds(text: str) -> float | None:
+    """``"00:00:02.000000000"`` (a Matroska DURATION tag) -> 2.0; None when not a clock."""
+    match = re.fullmatch(r"(\d+):(\d{2}):(\d{2}(?:\.\d+)?)", text.strip())
+    if not match:
+        return None
+    hours, minutes, seconds = match.groups()
+    return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+
+
 def natural_key(path: str | Path) -> list[Any]:
     """Sort key that orders ``frame2.png`` before ``frame10.png``."""
     return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", str(path))]
@@ -64,11 +73,17 @@ class Source:
     Attributes:
         skipped: frames (or packets) that were corrupt and skipped, counted as they happen.
         frame_count: expected number of frames, or None when unknown (for progress/ETA).
+        frame_count_estimated: ``frame_count`` comes from a duration, not a count.
+        ended_early: after iterating, what the input lacks when it stopped before its own
+            declared end (truncated or damaged), e.g. ``"23 of 50 frames (0.92 of 2.00 s)"``;
+            else None.
         passthrough_streams: PyAV streams whose packets ``items()`` yields besides frames.
     """
 
     skipped: int = 0
     frame_count: int | None = None
+    frame_count_estimated: bool = False
+    ended_early: str | None = None
     passthrough_streams: Sequence[Any] = ()
     name: str = "source"
 
@@ -162,25 +177,57 @@ class VideoFileSource(Source):
             if passthrough
             else []
         )
-        self.duration = self._duration()
+        start_time = self.stream.start_time
+        self._first = float(start_time * self.time_base) if start_time is not None else 0.0
+        self._end, self._end_is_video = self._declared_end()
+        #: The video's declared length in seconds (None when the file does not say).
+        self.duration = None if self._end is None else self._end - self._first
         self.frame_count = self._estimate_frames()
+        self.ended_early = None
         tag = self.stream.metadata.get("rotate")
         # The legacy tag is clockwise; VideoFrame.rotation is counter-clockwise.
         self._tag_rotation = -int(tag) if tag and tag.lstrip("-").isdigit() else 0
 
-    def _duration(self) -> float | None:
+    def _declared_end(self) -> tuple[float | None, bool]:
+        """Where the file says the video ends, in seconds on its timeline, and whether that is
+        the video stream's own word (else the container's, which also covers audio that runs
+        past the last frame)."""
         if self.stream.duration is not None:
-            return float(self.stream.duration * self.time_base)
+            return self._first + float(self.stream.duration * self.time_base), True
+        # Matroska stores no stream duration, but FFmpeg and mkvmerge tag each track with the
+        # end of its last packet.
+        tag = _clock_seconds(self.stream.metadata.get("DURATION", ""))
+        if tag is not None:
+            return tag, True
         if self.container.duration is not None:
-            return self.container.duration / 1_000_000
-        return None
+            return (self.container.start_time or 0) / 1e6 + self.container.duration / 1e6, False
+        return None, False
 
     def _estimate_frames(self) -> int | None:
         total = self.stream.frames or None
-        if self.duration is not None and (total is None or self.start or self.end):
-            span = min(self.end or self.duration, self.duration) - (self.start or 0.0)
+        if self._end is not None and (total is None or self.start or self.end):
+            span = min(self.end or self._end, self._end) - max(self.start or 0.0, self._first)
             total = max(0, round(span * float(self.rate)))
+            self.frame_count_estimated = True
         return total
+
+    def _check_end(self, frames: int, video_end: float, other_end: float) -> None:
+        """Set ``ended_early`` when decoding stopped well before the declared end: by more
+        than two frames (a last frame's duration, rounding), and, when only the container's
+        duration is known, with the other streams stopping early too (else the video is just
+        shorter than its audio)."""
+        if self._end is None:
+            return
+        expected = self._end if self.end is None else min(self.end, self._end)
+        reached = video_end if self._end_is_video else max(video_end, other_end)
+        if reached >= expected - 2.0 / float(self.rate):
+            return
+        count = "?" if self.frame_count is None else str(self.frame_count)
+        count = "~" + count if self.frame_count_estimated else count
+        origin = max(self.start or 0.0, self._first)
+        self.ended_early = (
+            f"{frames} of {count} frames ({video_end - origin:.2f} of {expected - origin:.2f} s)"
+        )
 
     def _seek(self) -> None:
         if not self.start:
@@ -229,12 +276,14 @@ class VideoFileSource(Source):
         last_pts: int | None = None
         index = 0
         video_done = False
+        video_end = other_end = 0.0  # seconds reached, in the file's timeline
         tic = time.perf_counter()
         for packet in self.container.demux(self.stream, *self.passthrough_streams):
             if packet.stream.index != self.stream.index:
                 if packet.dts is None or packet.pts is None:
                     continue  # flush packet of a copied stream
                 t = float(packet.pts * packet.time_base)
+                other_end = max(other_end, t + float((packet.duration or 0) * packet.time_base))
                 if self.start and t + float((packet.duration or 0) * packet.time_base) <= start_s:
                     continue
                 if self.end is not None and t >= self.end:
@@ -285,6 +334,7 @@ class VideoFileSource(Source):
                     pts = last_pts + 1
                     self.fixed_timestamps += 1
                 last_pts = pts
+                video_end = t + float((vframe.duration or 0) * self.time_base or 1 / self.rate)
                 image, alpha = self._to_bgr(vframe)
                 frame = Frame(
                     image=image,
@@ -300,6 +350,7 @@ class VideoFileSource(Source):
                 tic = time.perf_counter()
             if video_done and not self.passthrough_streams:
                 break
+        self._check_end(index, video_end, other_end)
 
     def close(self) -> None:
         self.container.close()

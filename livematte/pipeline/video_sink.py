@@ -6,8 +6,7 @@ rules every sink follows are described in :mod:`livematte.pipeline.sinks`.
 from __future__ import annotations
 
 import contextlib
-import os
-import tempfile
+from collections import deque
 from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
@@ -16,12 +15,15 @@ from typing import Any
 import cv2
 import numpy as np
 
+from livematte.atomic import make_temporary, publish
 from livematte.errors import SinkError
 from livematte.frame import Frame
+from livematte.pipeline.silence import silence_packets
 from livematte.pipeline.sinks import (
     CONTAINERS,
     QUALITIES,
     Notice,
+    PngSequenceSink,
     Sink,
     _check_folder,
     frame_pixels,
@@ -56,6 +58,9 @@ _COPYABLE: dict[str, dict[str, frozenset[str] | None]] = {
     "webm": {"audio": frozenset({"opus", "vorbis"}), "subtitle": frozenset({"webvtt"})},
 }  # fmt: skip
 _REENCODE_AUDIO = {"mp4": "aac", "mov": "aac", "matroska": "libopus", "webm": "libopus"}
+#: Packets further ahead of the video than this are not interleaving slack: FFmpeg's own
+#: interleaving limit (max_interleave_delta) is 10 s, so nothing is held longer.
+_HOLD_LIMIT_S = 10.0
 
 
 class VideoFileSink(Sink):
@@ -65,6 +70,9 @@ class VideoFileSink(Sink):
     timestamps are the frames' own ``pts``/``time_base``.  Audio packets are copied when the
     container takes their codec, else decoded and re-encoded (AAC for mp4/mov, Opus for
     webm/mkv); subtitles are copied when possible; anything else is skipped with a notice.
+    Packets that start after the last frame written are held until the video reaches them,
+    so with ``end_with_video`` set (the input ended early) the ones past the video's end are
+    dropped on close, and audio that stops short is padded with silence, so both end together.
 
     Raises:
         SinkError: bad extension/format, missing/unwritable folder, wrong frame size/dtype,
@@ -92,16 +100,8 @@ class VideoFileSink(Sink):
         self.codec, self.pix_fmt, self.options = self._codec_settings(codec)
         self.passthrough = list(passthrough)
         self.frames = 0
-        folder = self.path.parent if str(self.path.parent) else Path(".")
-        _check_folder(folder)
-        try:
-            handle, name = tempfile.mkstemp(
-                prefix=f".{self.path.stem}.", suffix=".tmp" + self.path.suffix, dir=folder
-            )
-        except OSError as exc:
-            raise SinkError(f"cannot write in {folder}: {exc.strerror}") from None
-        os.close(handle)
-        self._tmp = Path(name)
+        _check_folder(self.path.parent if str(self.path.parent) else Path("."))
+        self._tmp = make_temporary(self.path, "tmp")
         self._container: Any = None
         self._video: Any = None
         self._size: tuple[int, int] | None = None
@@ -110,6 +110,11 @@ class VideoFileSink(Sink):
         self._copy: dict[int, Any] = {}  # source stream index -> output stream
         self._recode: dict[int, tuple[Any, Any]] = {}  # index -> (source stream, output stream)
         self._flattened = False
+        self.end_with_video = False
+        self._held: deque[tuple[float, Any]] = deque()  # (start s, packet) ahead of the video
+        self._video_end = 0.0  # seconds: the end of the last frame written
+        self._last_time: float | None = None
+        self._audio_ends: dict[int, float] = {}  # output stream index -> seconds
 
     def _codec_settings(self, codec: str | None) -> tuple[str, str, dict[str, str]]:
         level = self.quality if isinstance(self.quality, str) else None
@@ -199,6 +204,10 @@ class VideoFileSink(Sink):
 
         try:
             for packet in packets:
+                if packet.stream.type == "audio" and packet.pts is not None:
+                    end = float((packet.pts + (packet.duration or 0)) * packet.time_base)
+                    index = packet.stream.index
+                    self._audio_ends[index] = max(self._audio_ends.get(index, 0.0), end)
                 self._container.mux(packet)
         except av.error.FFmpegError as exc:
             raise SinkError(f"cannot write {self.path}: {exc.strerror or exc}") from None
@@ -232,20 +241,39 @@ class VideoFileSink(Sink):
         )
         time_base = self._video.codec_context.time_base
         if frame.pts is not None and frame.time_base is not None:
-            vframe.pts = round(frame.pts * frame.time_base / time_base)
+            seconds = frame.pts * frame.time_base
         else:
-            vframe.pts = round(frame.index / (self.rate or Fraction(25)) / time_base)
+            seconds = frame.index / (self.rate or Fraction(25))
+        vframe.pts = round(seconds / time_base)
         vframe.time_base = time_base
         try:
             self._mux(self._video.encode(vframe))
         except av.error.FFmpegError as exc:
             raise SinkError(f"encoding {self.path} failed: {exc.strerror or exc}") from None
         self.frames += 1
+        step = float(seconds) - self._last_time if self._last_time is not None else 0.0
+        self._last_time = float(seconds)
+        self._video_end = float(seconds) + (step or 1 / float(self.rate or 25))
+        self._release()
 
     def send_packet(self, packet: Any) -> None:
         if self._container is None:
             self._pending.append(packet)
             return
+        start = float(packet.pts * packet.time_base) if packet.pts is not None else 0.0
+        if self._held or start >= self._video_end:
+            self._held.append((start, packet))  # file order is kept: all wait behind the first
+            self._release()
+        else:
+            self._dispatch(packet)
+
+    def _release(self) -> None:
+        held = self._held
+        while held and (held[0][0] < self._video_end
+                        or held[-1][0] - self._video_end > _HOLD_LIMIT_S):  # fmt: skip
+            self._dispatch(held.popleft()[1])
+
+    def _dispatch(self, packet: Any) -> None:
         index = packet.stream.index
         if index in self._copy:
             packet.stream = self._copy[index]
@@ -266,7 +294,18 @@ class VideoFileSink(Sink):
 
     # -- finishing -------------------------------------------------------------------------
 
-    def _flush(self) -> None:
+    def _end_with_video(self) -> None:
+        """Drop held packets (all start at or after the video's end); say how much went."""
+        ends = [
+            start + float((packet.duration or 0) * packet.time_base)
+            for start, packet in self._held
+            if packet.stream.type == "audio"
+        ]
+        self._held.clear()
+        if ends:
+            self.notice(f"audio cut by {max(ends) - self._video_end:.2f} s to end with the video")
+
+    def _flush(self, pad: bool = False) -> None:
         import av
 
         for source, out in self._recode.values():
@@ -276,6 +315,10 @@ class VideoFileSink(Sink):
             except av.error.FFmpegError:
                 pass
             self._mux(out.encode(None))
+        for out in [*self._copy.values(), *(o for _, o in self._recode.values())]:
+            end = self._audio_ends.get(out.index)
+            if pad and out.type == "audio" and end is not None:
+                self._pad_silence(out, end)
         self._mux(self._video.encode(None))
         try:
             self._container.close()
@@ -283,13 +326,40 @@ class VideoFileSink(Sink):
             raise SinkError(f"cannot finish {self.path}: {exc.strerror or exc}") from None
         self._container = None
 
+    def _pad_silence(self, out: Any, end: float) -> None:
+        """Silence from ``end`` to the video's end in audio stream ``out`` (copied or
+        re-encoded), made by an encoder of the same codec whose setup matches the stream's."""
+        ctx = out.codec_context
+        gap = self._video_end - end
+        try:
+            packets = silence_packets(ctx, gap)
+        except Exception as exc:  # noqa: BLE001 - no matching encoder: say so, keep the file
+            self.notice(f"audio stream #{out.index} ends {gap:.2f} s before the video; "
+                        f"not padded ({exc})")  # fmt: skip
+            return
+        if not packets:
+            return
+        rate = ctx.sample_rate
+        position = round(end * rate)
+        for packet in packets:
+            packet.time_base = Fraction(1, rate)
+            packet.pts = packet.dts = position
+            position += packet.duration
+            packet.stream = out
+        self._mux(packets)
+        self.notice(f"audio padded with {gap:.2f} s of silence to end with the video")
+
     def close(self) -> None:
         if self._container is None:
             self._tmp.unlink(missing_ok=True)
             raise SinkError(f"no frames to write to {self.path} (empty input or trim range)")
         try:
-            self._flush()
-            os.replace(self._tmp, self.path)
+            if self.end_with_video:
+                self._end_with_video()
+            while self._held:
+                self._dispatch(self._held.popleft()[1])
+            self._flush(pad=self.end_with_video)
+            publish(self._tmp, self.path)
         except OSError as exc:
             self._tmp.unlink(missing_ok=True)
             if isinstance(exc, SinkError):
@@ -306,6 +376,41 @@ class VideoFileSink(Sink):
                     self._container.close()
         if keep_partial and self.frames:
             self.partial_path = self.path.with_name(f"{self.path.stem}.partial{self.path.suffix}")
-            os.replace(self._tmp, self.partial_path)
+            publish(self._tmp, self.partial_path)
         else:
             self._tmp.unlink(missing_ok=True)
+
+
+def open_sink(
+    path: str | Path,
+    fmt: str = "auto",
+    *,
+    quality: str | int = "high",
+    codec: str | None = None,
+    preset: str = "veryfast",
+    passthrough: Sequence[Any] = (),
+    rate: Fraction | None = None,
+    notice: Notice | None = None,
+) -> Sink:
+    """The sink for ``path`` and ``fmt`` (see :func:`resolve_format`): a
+    :class:`PngSequenceSink` for png-seq, else a :class:`VideoFileSink`.
+
+    Args:
+        quality: low | medium | high | max, or a CRF number for x264/x265/VP9.
+        codec: "h264" (default for composite and the passes), "h265"/"hevc"; ignored by the
+            alpha formats, which fix their codec.
+        preset: x264/x265 speed preset.
+        passthrough: source streams (audio, subtitles, data) to copy or re-encode.
+        rate: nominal frame rate (encoder rate control; timestamps still come from frames).
+        notice: called with one-line notices (audio re-encoded, stream skipped, ...).
+
+    Raises:
+        SinkError: unknown format, bad extension, missing/unwritable folder.
+    """
+    fmt = resolve_format(path, fmt)
+    if fmt == "png-seq":
+        return PngSequenceSink(path, fmt)
+    return VideoFileSink(
+        path, fmt, quality=quality, codec=codec, preset=preset, passthrough=passthrough,
+        rate=rate, notice=notice or stderr_notice,
+    )  # fmt: skip

@@ -51,6 +51,7 @@ _KEYS = {
     27: "quit",
 }
 _HELP_SECONDS = 8.0
+_MAX_KEYS_PER_PUMP = 16  # a bound, so a stuck key cannot hold the loop
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 
@@ -82,15 +83,61 @@ def checkerboard(size: tuple[int, int], cell: int = 16) -> np.ndarray:
     return np.repeat(board[:, :, None], 3, axis=2)
 
 
+def _text_width(text: str, scale: float) -> int:
+    return cv2.getTextSize(text, _FONT, scale, 1)[0][0]
+
+
+def _wrap(text: str, width: int, scale: float) -> list[str]:
+    """``text`` in lines no wider than ``width`` px, broken between its items ("  ") first,
+    then between words; a word wider than ``width`` stays whole (see ``fit_text``)."""
+    lines: list[str] = []
+    for group in text.split("  "):
+        words = [group] if _text_width(group, scale) <= width else group.split(" ")
+        for number, word in enumerate(words):
+            joined = lines[-1] + (" " if number else "  ") + word if lines else word
+            if lines and _text_width(joined, scale) <= width:
+                lines[-1] = joined
+            else:
+                lines.append(word)
+    return [line.strip() for line in lines if line.strip()]
+
+
+def fit_text(lines: list[str], width: int, scale: float = 0.5) -> tuple[list[str], float]:
+    """Lay ``lines`` out within ``width`` px: wrapped (items, then words), and at a smaller
+    scale only when a single word is still too wide (never below 0.3, about 9 px high).
+
+    Returns:
+        The wrapped lines and the scale to draw them at.
+    """
+    width = max(width, 1)
+    words = [w for line in lines for w in line.split()]
+    widest = max((_text_width(w, scale) for w in words), default=0)
+    if widest > width:
+        scale = max(0.3, scale * width / widest)
+    return [out for line in lines for out in _wrap(line, width, scale)], scale
+
+
 def draw_text(
-    image: np.ndarray, lines: list[str], origin: tuple[int, int], scale: float = 0.5
+    image: np.ndarray,
+    lines: list[str],
+    origin: tuple[int, int],
+    scale: float = 0.5,
+    *,
+    from_bottom: bool = False,
 ) -> None:
-    """Draw lines of text on a dark band so they read on any background (in place)."""
+    """Draw lines of text on a dark band so they read on any background (in place), wrapped
+    to the image's width (see ``fit_text``).  ``origin`` is the first line's baseline, or the
+    last one's with ``from_bottom``."""
     if not lines:
         return
     x, y = origin
+    x = max(6, min(x, image.shape[1] // 2))
+    lines, scale = fit_text(lines, image.shape[1] - x - 8, scale)
     step = int(22 * scale / 0.5)
-    width = max(cv2.getTextSize(t, _FONT, scale, 1)[0][0] for t in lines) + 12
+    if from_bottom:
+        y -= step * (len(lines) - 1)
+    y = max(y, step - 4)
+    width = max(_text_width(t, scale) for t in lines) + 12
     top, bottom = max(0, y - step + 4), min(image.shape[0], y + step * (len(lines) - 1) + 8)
     band = image[top:bottom, max(0, x - 6) : x - 6 + width]
     band[:] = (band.astype(np.uint16) * 2 // 5).astype(np.uint8)  # darken, keep a hint behind
@@ -112,6 +159,7 @@ class WindowSink(LiveSink):
 
     name = "window"
     poll_interval = 0.01  # the GUI needs its events pumped often
+    takes_input = True
 
     def __init__(
         self,
@@ -167,16 +215,18 @@ class WindowSink(LiveSink):
             return image
         image = image.copy()  # other sinks may hold this very array: never draw on it
         if self.overlay and frame is not None:
-            lines = [f"{self._fps:5.1f} fps   latency {self._latency:5.1f} ms"]
+            # Items two spaces apart: lines wrap between them to fit narrow windows.
+            lines = [f"{self._fps:.1f} fps  latency {self._latency:.1f} ms"]
             stages = [f"{k} {v:.1f}" for k, v in frame.timings.items() if k != "total"]
             if stages:
-                lines.append("ms: " + "  ".join(stages))
+                lines.append("ms:  " + "  ".join(stages))
             draw_text(image, lines, (10, 22))
         if self.view == "matte":
-            draw_text(image, ["matte (m: back to output)"], (10, image.shape[0] - 12))
+            draw_text(image, ["matte (m: back to output)"], (10, image.shape[0] - 12),
+                      from_bottom=True)  # fmt: skip
         if helping:
             lines = [f"{k}: {text}" for k, _, text in HOTKEYS]
-            draw_text(image, lines, (10, image.shape[0] - 12 - 20 * len(lines)))
+            draw_text(image, lines, (10, image.shape[0] - 32), from_bottom=True)
         if self.status:
             draw_text(image, [self.status], (image.shape[1] // 2 - 120, image.shape[0] // 2), 0.8)
         return image
@@ -187,18 +237,15 @@ class WindowSink(LiveSink):
         self._pump()
 
     def _pump(self) -> None:
-        key = cv2.waitKey(1)
-        if key != -1:
-            action = _KEYS.get(key & 0xFF)
-            if action == "matte":
-                self.view = "matte" if self.view == "output" else "output"
-            elif action == "overlay":
-                self.overlay = not self.overlay
-            elif action == "help":
-                self.show_help = not (self.show_help and self._help_visible())
-                self._opened_at = time.monotonic()
-            elif action is not None:
-                self._actions.append(action)
+        # Every key the GUI holds: Win32 and GTK queue them, one per call.  (Qt keeps only the
+        # last key since it was pumped, so the runner pumps every 10 ms while a frame is
+        # processed, see LiveSink.takes_input; two presses 100 ms apart lost the first before.)
+        read = getattr(cv2, "pollKey", None) or (lambda: cv2.waitKey(1))
+        for _ in range(_MAX_KEYS_PER_PUMP):
+            key = read()
+            if key == -1:
+                break
+            self._key(key)
         if not self._shown:
             return  # before the first picture the window is legitimately not visible yet
         # Closing the window with the mouse: highgui reports it as no longer visible.
@@ -208,6 +255,18 @@ class WindowSink(LiveSink):
             visible = -1
         if visible < 1 and "quit" not in self._actions:
             self._actions.append("quit")
+
+    def _key(self, key: int) -> None:
+        action = _KEYS.get(key & 0xFF)
+        if action == "matte":
+            self.view = "matte" if self.view == "output" else "output"
+        elif action == "overlay":
+            self.overlay = not self.overlay
+        elif action == "help":
+            self.show_help = not (self.show_help and self._help_visible())
+            self._opened_at = time.monotonic()
+        elif action is not None:
+            self._actions.append(action)
 
     def _help_visible(self) -> bool:
         return time.monotonic() - self._opened_at < _HELP_SECONDS
@@ -242,6 +301,10 @@ class WindowSink(LiveSink):
             self._last_idle_draw = now
             self._show(self._decorate(self._last_image, self._last_frame))
         else:
+            self._pump()
+
+    def pump(self) -> None:
+        if self._open:
             self._pump()
 
     def poll(self) -> list[str]:

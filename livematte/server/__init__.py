@@ -1,8 +1,10 @@
 """``livematte serve``: the portrait-matting HTTP API and web page.
 
 ``create_app`` builds the ASGI app (``livematte.server.app``); ``KeyStore`` manages API keys
-(``livematte.server.keys``); error codes are in ``livematte.server.errors``.  Nothing is
-imported eagerly: the CLI imports ``livematte.server.commands`` on every run, and FastAPI,
+(``livematte.server.keys``); who may call is decided in ``livematte.server.access``; the
+sockets of ``livematte serve`` (timeouts, connection cap) are guarded by
+``livematte.server.net``; error codes are in ``livematte.server.errors``.  Nothing is
+imported eagerly: the CLI imports ``livematte.commands.serve`` on every run, and FastAPI,
 OpenCV and Pillow must load only when a server command actually runs.
 """
 

@@ -5,8 +5,11 @@ only moves bytes).  Admission is counted, not queued without end: at most ``work
 requests are in flight; the next one is told "busy" (1201/503) at once, so a burst costs the
 client one round trip instead of a hung connection, and the server's memory stays bounded.
 
-Each worker thread builds its own ``Pipeline`` once (models load once per worker, sessions are
-never shared between threads) and reuses it for every request: IMAGE mode is stateless.
+Each worker thread keeps its own ``Pipeline`` (sessions are never shared between threads): the
+same pipeline ``livematte image`` builds, from the server's preset plus the request's look
+(``RenderOptions.look``: background, stickers, ID photo, ... as the CLI's flags set them).
+``Pipeline.rebuild`` keeps every stage whose config did not change, so the models load once per
+worker; IMAGE mode is stateless.
 """
 
 from __future__ import annotations
@@ -23,6 +26,9 @@ from typing import Any
 import cv2
 import numpy as np
 
+from livematte.errors import SourceError
+from livematte.frame import Frame, Mode
+from livematte.pipeline.compose import fit_pixels
 from livematte.server import errors as E
 from livematte.server.errors import ApiError
 from livematte.server.images import (
@@ -32,7 +38,6 @@ from livematte.server.images import (
     DecodedImage,
     RenderOptions,
     decode_image,
-    fit_pixels,
     render,
 )
 from livematte.server.keys import DEFAULT_RATE
@@ -48,8 +53,9 @@ class ServerSettings:
     """Everything about serving that is not the pipeline's config.
 
     Attributes:
-        keyless: "auto" (no key needed from a loopback client addressing a loopback host),
-            "on" (nobody needs a key), "off" (everybody does).
+        keyless: "auto" (no key needed from a loopback client addressing a loopback host,
+            until a key is created), "on" (nobody needs a key), "off" (everybody does); a
+            key that is sent is checked in every mode (``livematte.server.access``).
         workers: inference threads, each with its own pipeline.
         queue: requests allowed to wait for a worker; beyond that: 1201 busy.
         rate: default requests per second per key (a key's own ``rate`` wins).
@@ -57,6 +63,10 @@ class ServerSettings:
         max_batch: files per request.
         max_request_bytes: the whole multipart body.
         warmup: build every worker's pipeline at startup (fail fast on a missing model).
+        header_timeout / body_timeout: seconds a client has to send a request's headers /
+            its whole body before its connection is closed (``livematte serve`` only: they
+            are enforced by its connection guard, ``livematte.server.net``).
+        max_connections: open connections at once; more are answered 503 and closed.
     """
 
     keyless: str = "auto"
@@ -68,25 +78,55 @@ class ServerSettings:
     max_batch: int = 16
     max_request_bytes: int = 100 * 1024 * 1024
     warmup: bool = True
+    # 10 s: a browser or curl sends its headers in one packet, even on a slow link; a client
+    # that trickles them is holding a connection slot, not making a request.
+    header_timeout: float = 10.0
+    # 120 s: two 15 MB photos over a 2 Mbit/s uplink; a bound on a slow body, not a rate.
+    body_timeout: float = 120.0
+    # Browsers open at most 6 connections per host; 100 leaves room for many clients while
+    # a flood of idle sockets (slowloris) cannot grow without end.
+    max_connections: int = 100
 
     def __post_init__(self) -> None:
         if self.keyless not in ("auto", "on", "off"):
             raise ValueError(f"keyless must be auto, on or off, got {self.keyless!r}")
         if self.workers < 1 or self.queue < 0 or self.max_batch < 1 or not self.rate > 0:
             raise ValueError("workers and max_batch must be >= 1, queue >= 0, rate > 0")
+        if not (self.header_timeout > 0 and self.body_timeout > 0 and self.max_connections >= 1):
+            raise ValueError("header and body timeouts must be > 0, max_connections >= 1")
 
 
 @dataclass
 class MattingResult:
-    """What the server needs from the pipeline for one picture."""
+    """What an injected ``process`` (tests) returns in place of the keypoint + matting stages."""
 
     alpha: np.ndarray  # HxW float32 0..1
     foreground: np.ndarray | None  # HxWx3 uint8 BGR, decontaminated; None: use the input
-    analysis: dict | None = None  # analysis_json(...) when asked for
+    analysis: dict | None = None  # the bodyAnalysis to answer, when asked for
+
+
+class _InjectedFront:
+    """A stage standing in for keypoints + matting: ``process(bgr, analysis)`` fills the matte."""
+
+    def __init__(self, process: Callable[[np.ndarray, bool], MattingResult], analysis: bool):
+        self._process, self._analysis = process, analysis
+        self.analysis: dict | None = None
+
+    def process(self, frame: Frame) -> Frame:
+        result = self._process(frame.image, self._analysis)
+        frame.alpha, frame.foreground = result.alpha, result.foreground
+        self.analysis = result.analysis
+        return frame
+
+    def reset(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
 
 def server_config(config: Any, workers: int) -> Any:
-    """The pipeline config the server runs: IMAGE mode, transparent, no stickers.
+    """The pipeline config the server runs: the preset (default "photo") in IMAGE mode.
 
     ``config`` is a ``Config``, a preset name/path, or None for the "photo" preset.  With
     several workers and ``runtime.threads = 0`` each session gets its share of the cores, so
@@ -96,15 +136,10 @@ def server_config(config: Any, workers: int) -> Any:
 
     if not isinstance(config, Config):
         config = load_config(config or "photo")
-    runtime = replace(config.runtime, mode="image")
+    runtime = replace(config.runtime, mode=Mode.IMAGE)
     if runtime.threads == 0 and workers > 1:
         runtime = replace(runtime, threads=max(1, (os.cpu_count() or 1) // workers))
-    return replace(
-        config,
-        runtime=runtime,
-        effects=replace(config.effects, background="transparent"),
-        stickers=replace(config.stickers, pack=""),
-    )
+    return replace(config, runtime=runtime)
 
 
 class Engine:
@@ -113,7 +148,8 @@ class Engine:
     Args:
         config: see ``server_config``; models load lazily, per worker (or in ``warmup``).
         settings: ServerSettings.
-        process: ``(bgr, analysis) -> MattingResult`` replacing the real pipeline (tests).
+        process: ``(bgr, analysis) -> MattingResult`` standing in for the keypoint and
+            matting stages (tests); the rest of the pipeline runs as usual.
     """
 
     def __init__(
@@ -124,14 +160,27 @@ class Engine:
     ):
         self.settings = settings
         # Loaded now (cheap) so a bad preset fails at startup, not on the first request.
-        self._config = None if process is not None else server_config(config, settings.workers)
-        self._process = process or self._pipeline_process
+        self._config = server_config(config, settings.workers)
+        self._inject = process
         self._executor = ThreadPoolExecutor(settings.workers, thread_name_prefix="livematte")
         self._capacity = settings.workers + settings.queue
         self._in_flight = 0
         self._lock = threading.Lock()
         self._local = threading.local()
-        self._pipelines: list[Any] = []
+        self._pipelines: dict[int, Any] = {}  # thread id -> its current pipeline
+
+    def matting_model(self) -> str:
+        """The matting model and provider the workers use (``X-Livematte-Model``)."""
+        if self._inject is not None:
+            return "custom"  # a test's process function stands in for the models
+        with self._lock:
+            pipelines = list(self._pipelines.values())
+        if pipelines:
+            return str(pipelines[0].matting_model())
+        from livematte.pipeline.matting_adapters import resolve_model
+
+        runtime = self._config.runtime
+        return resolve_model(self._config.matting.model, runtime.mode, runtime.providers)
 
     # --- admission -------------------------------------------------------------------------
 
@@ -179,13 +228,13 @@ class Engine:
 
         A barrier holds every task until all have started, so each lands on its own thread.
         """
-        if self._config is None:  # an injected ``process``: no pipeline to build
+        if self._inject is not None:  # no models to load
             return
         barrier = threading.Barrier(self.settings.workers, timeout=600)
 
         def warm() -> None:
             try:
-                self._process(np.full((64, 64, 3), 128, np.uint8), False)
+                self._frame(np.full((64, 64, 3), 128, np.uint8), None, RenderOptions(), False)
             except BaseException:
                 barrier.abort()  # release the others at once; this error ends the startup
                 raise
@@ -199,7 +248,7 @@ class Engine:
     def close(self) -> None:
         """Stop the pool and close every pipeline."""
         self._executor.shutdown(wait=True, cancel_futures=True)
-        for pipeline in self._pipelines:
+        for pipeline in self._pipelines.values():
             try:
                 pipeline.close()
             except Exception:  # closing must never hide the shutdown
@@ -229,6 +278,8 @@ class Engine:
                 outcomes.append(self._one(data, options, analysis, background))
             except ApiError as exc:
                 outcomes.append(exc)
+            except SourceError as exc:  # the pipeline's word on this picture, e.g. no face
+                outcomes.append(ApiError(E.UNSUITABLE_IMAGE, str(exc)))
             except MemoryError:
                 outcomes.append(ApiError(E.TOO_MANY_PIXELS, "out of memory for this image"))
             except Exception as exc:
@@ -247,36 +298,53 @@ class Engine:
             if input_alpha is not None and input_alpha.shape[:2] != bgr.shape[:2]:
                 size = (bgr.shape[1], bgr.shape[0])
                 input_alpha = cv2.resize(input_alpha, size, interpolation=cv2.INTER_AREA)
-        result = self._process(bgr, analysis)
-        foreground = result.foreground if result.foreground is not None else bgr
-        encoded, ext = render(
-            result.alpha, foreground, options, input_alpha=input_alpha, bg_image=background
-        )
-        return encoded, ext, result.analysis
+        frame, body = self._frame(bgr, input_alpha, options, analysis, background)
+        encoded, ext = render(frame, options)
+        return encoded, ext, body
 
-    def _pipeline(self, analysis: bool) -> Any:
-        """This thread's pipeline for matting alone or matting + keypoints (built once)."""
-        cache = getattr(self._local, "pipelines", None)
-        if cache is None:
-            cache = self._local.pipelines = {}
-        if analysis not in cache:
-            from livematte.api import build_pipeline
+    def _frame(
+        self,
+        bgr: np.ndarray,
+        input_alpha: np.ndarray | None,
+        options: RenderOptions,
+        analysis: bool,
+        background: np.ndarray | None = None,
+    ) -> tuple[Frame, dict | None]:
+        """Run this thread's pipeline, set up for this request, on one picture."""
+        from livematte.config import replace as with_overrides
 
-            config = self._config
-            if analysis:
-                config = replace(config, keypoints=replace(config.keypoints, enabled=True))
-            cache[analysis] = build_pipeline(config)
-            with self._lock:
-                self._pipelines.append(cache[analysis])
-        return cache[analysis]
-
-    def _pipeline_process(self, bgr: np.ndarray, analysis: bool) -> MattingResult:
-        from livematte.frame import Frame
-
-        frame = self._pipeline(analysis).process(Frame(image=bgr))
-        body = None
+        overrides = options.overrides
         if analysis:
+            overrides["keypoints.enabled"] = True
+        config = with_overrides(self._config, overrides)
+        pipeline = self._pipeline(config, analysis)
+        if background is not None:
+            pipeline.set_background(background)
+        frame = pipeline.process(Frame(image=bgr, source_alpha=input_alpha))
+        body = None
+        if isinstance(pipeline.stages[0], _InjectedFront):
+            body = pipeline.stages[0].analysis
+        elif analysis:
             from livematte.pipeline.body_parts import analysis_json
 
             body = analysis_json(frame.people, frame.size)
-        return MattingResult(frame.alpha, frame.foreground, body)
+        return frame, body
+
+    def _pipeline(self, config: Any, analysis: bool) -> Any:
+        """This thread's pipeline for ``config``: its stages whose config is unchanged are kept
+        (models load once per thread), the others are made anew."""
+        from livematte.api import build_pipeline
+
+        current = getattr(self._local, "pipeline", None)
+        if current is None:
+            front = None if self._inject is None else [_InjectedFront(self._inject, analysis)]
+            current = build_pipeline(config, front=front)
+        elif self._inject is not None:
+            current.close()
+            current = build_pipeline(config, front=[_InjectedFront(self._inject, analysis)])
+        else:
+            current = current.rebuild(config)
+        self._local.pipeline = current
+        with self._lock:
+            self._pipelines[threading.get_ident()] = current
+        return current

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import io
 import struct
-import warnings
 import zipfile
 from dataclasses import dataclass
 
@@ -42,6 +41,10 @@ from PIL import (  # noqa: F401 - importing a plugin registers it; preinit() lac
     WebPImagePlugin,
 )
 
+from livematte.errors import TooManyPixelsError
+from livematte.frame import Frame
+from livematte.outputs import MAX_PIXELS, open_header
+from livematte.pipeline.compose import alpha_to_u8, content_box, crop_padded
 from livematte.server.errors import (
     CORRUPT_IMAGE,
     EMPTY_FILE,
@@ -53,8 +56,6 @@ from livematte.server.errors import (
 
 #: Upload limit per file: the hosted service's "15MB以下".
 MAX_FILE_BYTES = 15 * 1024 * 1024
-#: Pixel limit: 40 MP covers a 7300x5500 camera photo; a 20000x20000 bomb (400 MP) fails.
-MAX_PIXELS = 40_000_000
 #: Pillow format names Image.open may try.  MPO (the multi-picture JPEG of phones and
 #: cameras) has no entry of its own: the JPEG opener returns it.
 FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP")
@@ -108,13 +109,9 @@ def open_checked(data: bytes, *, max_bytes: int, max_pixels: int) -> Image.Image
     if len(data) > max_bytes:
         raise ApiError(TOO_LARGE, f"file is {_mb(len(data))}; the limit is {_mb(max_bytes)}")
     try:
-        with warnings.catch_warnings():
-            # Pillow warns above its own limit; ours is checked just below and is stricter.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data), formats=FORMATS)
-    except Image.DecompressionBombError as exc:
-        # Pillow refuses outright at twice its limit, before we see the size.
-        raise ApiError(TOO_MANY_PIXELS, f"{TOO_MANY_PIXELS.msg}: {exc}") from None
+        img = open_header(io.BytesIO(data), max_pixels=max_pixels, formats=FORMATS)
+    except TooManyPixelsError as exc:
+        raise ApiError(TOO_MANY_PIXELS, str(exc)) from None
     except UnidentifiedImageError:
         if _looks_like_ours(data):
             raise ApiError(CORRUPT_IMAGE, "the image header is corrupt") from None
@@ -125,12 +122,6 @@ def open_checked(data: bytes, *, max_bytes: int, max_pixels: int) -> Image.Image
     width, height = img.size
     if width <= 0 or height <= 0:
         raise ApiError(CORRUPT_IMAGE, f"the image has an empty size {width}x{height}")
-    if width * height > max_pixels:
-        raise ApiError(
-            TOO_MANY_PIXELS,
-            f"image is {width}x{height} = {width * height / 1e6:.1f} MP; "
-            f"the limit is {max_pixels / 1e6:.1f} MP",
-        )
     return img
 
 
@@ -230,10 +221,11 @@ MEDIA_TYPES = {"png": "image/png", "jpg": "image/jpeg", "zip": "application/zip"
 
 @dataclass(frozen=True)
 class RenderOptions:
-    """What the client asked the cut-out to look like (the optional form fields).
+    """What the client asked for (the optional form fields).
 
     Attributes:
-        background: BGR colour to composite on, or None.
+        look: config overrides for the picture itself (background, stickers, ID photo, dim,
+            ...), the keys the CLI's flags set (``livematte.server.form.parse_look``).
         crop: crop to the people (alpha's bounding box) plus ``margin``.
         margin: (value, unit) with unit "px" or "%" (of the subject's width/height).
         preview: scale the input to at most ``PREVIEW_PIXELS`` first.
@@ -242,65 +234,20 @@ class RenderOptions:
         channels: "rgba" for the cut-out, "alpha" for the matte only.
     """
 
-    background: tuple[int, int, int] | None = None
+    look: tuple[tuple[str, object], ...] = ()
     crop: bool = False
     margin: tuple[float, str] = (0.0, "px")
     preview: bool = False
     format: str = "png"
     channels: str = "rgba"
 
-
-def fit_pixels(image: np.ndarray, max_pixels: int) -> np.ndarray:
-    """Downscale (area filter) so that width*height <= ``max_pixels``; smaller images pass."""
-    h, w = image.shape[:2]
-    if w * h <= max_pixels:
-        return image
-    scale = (max_pixels / (w * h)) ** 0.5
-    size = (max(1, int(w * scale)), max(1, int(h * scale)))
-    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-
-
-def cover(image: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Scale and centre-crop ``image`` to fill width x height (CSS ``object-fit: cover``)."""
-    h, w = image.shape[:2]
-    scale = max(width / w, height / h)
-    size = (max(width, round(w * scale)), max(height, round(h * scale)))
-    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-    big = cv2.resize(image, size, interpolation=interp)
-    top, left = (size[1] - height) // 2, (size[0] - width) // 2
-    return big[top : top + height, left : left + width]
-
-
-def _crop_box(alpha8: np.ndarray, margin: tuple[float, str]) -> tuple[int, int, int, int] | None:
-    """(left, top, right, bottom) around alpha > ~5 %, grown by the margin; None if empty."""
-    mask = alpha8 > 12
-    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-    if rows.size == 0:
-        return None
-    left, right, top, bottom = int(cols[0]), int(cols[-1]) + 1, int(rows[0]), int(rows[-1]) + 1
-    value, unit = margin
-    if unit == "%":
-        mx, my = (right - left) * value / 100.0, (bottom - top) * value / 100.0
-    else:
-        mx = my = value
-    return (left - round(mx), top - round(my), right + round(mx), bottom + round(my))
-
-
-def _crop(array: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
-    """Cut ``box`` out of ``array``; parts outside the image are zero (transparent)."""
-    left, top, right, bottom = box
-    h, w = array.shape[:2]
-    out = np.zeros((bottom - top, right - left, *array.shape[2:]), array.dtype)
-    sx, sy, ex, ey = max(left, 0), max(top, 0), min(right, w), min(bottom, h)
-    out[sy - top : ey - top, sx - left : ex - left] = array[sy:ey, sx:ex]
-    return out
-
-
-def composite(fg: np.ndarray, alpha8: np.ndarray, bg: np.ndarray) -> np.ndarray:
-    """fg * a + bg * (1 - a) in integer arithmetic (uint16 keeps memory low on big photos)."""
-    a = alpha8[..., None].astype(np.uint16)
-    out = fg.astype(np.uint16) * a + bg.astype(np.uint16) * (255 - a) + 127
-    return (out // 255).astype(np.uint8)
+    @property
+    def overrides(self) -> dict[str, object]:
+        """``look`` as a dict, with the JPEG rule: no transparency, so white by default."""
+        found = dict(self.look)
+        if self.format == "jpg" and found.get("effects.background", "transparent") == "transparent":
+            found["effects.background"] = "white"
+        return found
 
 
 def _encode(image: np.ndarray, fmt: str) -> tuple[bytes, str]:
@@ -310,51 +257,34 @@ def _encode(image: np.ndarray, fmt: str) -> tuple[bytes, str]:
     return encode_png(image), "png"
 
 
-def render(
-    alpha: np.ndarray,
-    foreground: np.ndarray,
-    options: RenderOptions,
-    *,
-    input_alpha: np.ndarray | None = None,
-    bg_image: np.ndarray | None = None,
-) -> tuple[bytes, str]:
-    """Turn a matte and its foreground into the bytes the client asked for.
+def render(frame: Frame, options: RenderOptions) -> tuple[bytes, str]:
+    """Turn a processed frame into the bytes the client asked for.
 
-    Args:
-        alpha: HxW float32 0..1 (or uint8) from the pipeline.
-        foreground: HxWx3 uint8 BGR, colour-decontaminated.
-        options: the request's RenderOptions.
-        input_alpha: the upload's own transparency (multiplied in, so it stays transparent).
-        bg_image: BGR background picture (already decoded); scaled to cover the output.
+    The picture is ``frame.output``, exactly as the pipeline composited it (what
+    ``livematte image`` writes); ``crop``, ``channels`` and the zip only cut or pick from it.
 
     Returns:
         (data, extension) with extension "png", "jpg" or "zip" (see ``MEDIA_TYPES``).
     """
-    if alpha.dtype != np.uint8:
-        alpha8 = np.clip(alpha * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    output = frame.output if frame.output is not None else frame.image
+    fg = frame.foreground if frame.foreground is not None else frame.image
+    if frame.alpha is not None:
+        alpha8 = alpha_to_u8(frame.alpha)
     else:
-        alpha8 = alpha
-    if input_alpha is not None:
-        alpha8 = ((alpha8.astype(np.uint16) * input_alpha + 127) // 255).astype(np.uint8)
-    fg = foreground
+        alpha8 = np.full(frame.image.shape[:2], 255, np.uint8)
     if options.crop:
-        box = _crop_box(alpha8, options.margin)
+        box = content_box(alpha8, options.margin)
         if box is not None:  # nobody found: keep the whole picture rather than fail
-            alpha8, fg = _crop(alpha8, box), _crop(fg, box)
+            if output.shape[2] == 3:  # a composite has nothing to show past its edges
+                h, w = alpha8.shape
+                box = (max(box[0], 0), max(box[1], 0), min(box[2], w), min(box[3], h))
+            alpha8, fg = crop_padded(alpha8, box), crop_padded(fg, box)
+            output = crop_padded(output, box)
     if options.format == "zip":
         return make_zip({"color.jpg": encode_jpeg(fg), "alpha.png": encode_png(alpha8)}), "zip"
     if options.channels == "alpha":
         return _encode(alpha8, options.format)
-    h, w = alpha8.shape
-    bg = None
-    if bg_image is not None:
-        bg = cover(bg_image, w, h)
-    elif options.background is not None or options.format == "jpg":
-        bg = np.empty((h, w, 3), np.uint8)
-        bg[:] = options.background or (255, 255, 255)
-    if bg is None:
-        return encode_png(np.dstack([fg, alpha8])), "png"
-    return _encode(composite(fg, alpha8, bg), options.format)
+    return _encode(output, options.format)
 
 
 def make_zip(files: dict[str, bytes]) -> bytes:

@@ -13,16 +13,21 @@ token are kept in clear as a public *prefix* (shown by ``keys list``, used to fi
 hash is then compared with ``hmac.compare_digest`` so the comparison takes the same time
 whatever the input.
 
-A key's ``calls`` is its balance (None = unlimited).  ``charge`` decrements it in one
-conditional ``UPDATE`` (``... WHERE calls >= n``), so two concurrent requests can never spend
-the same last call, and the server calls it only after a request succeeded.
+A key's ``calls`` is its balance (None = unlimited).  The server *holds* a request's calls
+before any work (``reserve``: one conditional ``UPDATE ... WHERE calls >= n RETURNING calls``,
+so two concurrent requests can never hold the same last call, and each learns the balance
+right after its own hold) and *settles* them after it (``settle``: the calls of the files that
+failed go back, ``used`` counts the ones that succeeded).  So a key with no calls left is
+refused before its image is decoded, and only successes are paid for.  A server killed
+between the two keeps the held calls spent.
 
 Example::
 
     store = KeyStore()                       # default path
     key, token = store.create(name="ci", calls=100)
     assert store.verify(token) == key        # ApiKey, or None for a bad/revoked token
-    store.charge(key.id)                     # True while the balance lasts
+    left = store.reserve(key.id, 2)          # 98 (None: unlimited); BalanceError if short
+    store.settle(key.id, held=2, used=1)     # one file failed: its call comes back -> 99
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ import secrets
 import sqlite3
 import threading
 import time
+from collections.abc import Hashable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,6 +77,10 @@ class KeyStoreError(LivematteError, LookupError):
     """A key id that does not exist, or an operation that makes no sense for that key."""
 
     exit_code = 2
+
+
+class BalanceError(KeyStoreError):
+    """The key's balance does not cover the calls asked for (``reserve``)."""
 
 
 @dataclass(frozen=True)
@@ -232,41 +242,75 @@ class KeyStore:
                 found = ApiKey(*row[1:])
         return found if found is not None and found.active else None
 
-    def charge(self, key_id: int, n: int = 1) -> bool:
-        """Spend ``n`` calls after a success; False when the balance no longer covers them.
+    def has_keys(self) -> bool:
+        """True once any key was ever created (revoked ones count: revoking every key must
+        not quietly reopen a keyless server)."""
+        with self._lock:
+            return self._db.execute("SELECT 1 FROM keys LIMIT 1").fetchone() is not None
 
-        One conditional UPDATE, so concurrent requests cannot overspend.
+    def reserve(self, key_id: int, n: int = 1) -> int | None:
+        """Hold ``n`` calls before the work; return the balance left after this hold
+        (None: unlimited).  One conditional UPDATE, so concurrent requests cannot overspend
+        and each sees its own balance.  Settle every hold with ``settle``.
+
+        Raises:
+            BalanceError: fewer than ``n`` calls left (the message says how many).
+            KeyStoreError: the key was revoked or deleted meanwhile.
         """
         with self._lock:
-            cur = self._db.execute(
-                "UPDATE keys SET calls = calls - ?, used = used + ?, last_used = ? "
-                "WHERE id = ? AND revoked IS NULL AND (calls IS NULL OR calls >= ?)",
-                (n, n, time.time(), key_id, n),
+            row = self._db.execute(
+                "UPDATE keys SET calls = calls - ? "
+                "WHERE id = ? AND revoked IS NULL AND (calls IS NULL OR calls >= ?) "
+                "RETURNING calls",
+                (n, key_id, n),
+            ).fetchone()
+        if row is not None:
+            return row[0]
+        key = self.get(key_id)
+        if not key.active:
+            raise KeyStoreError(f"API key {key_id} is revoked")
+        raise BalanceError(f"{key.calls} calls left for {n} files")
+
+    def settle(self, key_id: int, held: int, used: int) -> None:
+        """End a ``reserve(key_id, held)``: ``used`` calls are spent, the rest come back."""
+        if not 0 <= used <= held:
+            raise ValueError(f"used must be 0..{held}, got {used}")
+        with self._lock:
+            self._db.execute(
+                "UPDATE keys SET calls = calls + ?, used = used + ?, "
+                "last_used = CASE WHEN ? > 0 THEN ? ELSE last_used END WHERE id = ?",
+                (held - used, used, used, time.time(), key_id),
             )
-        return cur.rowcount == 1
 
 
 class RateLimiter:
-    """Per-key token buckets: ``rate`` requests per second with a burst of ``max(1, rate)``.
+    """Token buckets: ``rate`` requests per second with a burst of ``max(1, rate)``, one per
+    key id (keyed requests) or per client address (keyless ones).
 
     In memory, per server process (the server runs one process with a worker pool, so this
-    is the whole truth).  The bucket count is bounded by the number of keys.
+    is the whole truth).  Buckets idle long enough to be full again are dropped once there
+    are more than ``max_buckets``, so a keyless server seen by many addresses stays small.
     """
 
-    def __init__(self, clock=time.monotonic):
+    def __init__(self, clock=time.monotonic, max_buckets: int = 4096):
         self._clock = clock
         self._lock = threading.Lock()
-        self._buckets: dict[int, tuple[float, float]] = {}  # key id -> (tokens, last time)
+        self._max = max_buckets
+        # bucket -> (tokens, last time, seconds to refill completely)
+        self._buckets: dict[Hashable, tuple[float, float, float]] = {}
 
-    def acquire(self, key_id: int, rate: float) -> float:
+    def acquire(self, bucket: Hashable, rate: float) -> float:
         """Take one token: 0.0 when allowed, else seconds until a token is available."""
         burst = max(1.0, rate)
         now = self._clock()
         with self._lock:
-            tokens, last = self._buckets.get(key_id, (burst, now))
+            if len(self._buckets) > self._max:
+                self._buckets = {b: v for b, v in self._buckets.items() if now - v[1] < v[2]}
+            tokens, last, _ = self._buckets.get(bucket, (burst, now, 0.0))
             tokens = min(burst, tokens + (now - last) * rate)
+            refill = burst / rate
             if tokens >= 1.0:
-                self._buckets[key_id] = (tokens - 1.0, now)
+                self._buckets[bucket] = (tokens - 1.0, now, refill)
                 return 0.0
-            self._buckets[key_id] = (tokens, now)
+            self._buckets[bucket] = (tokens, now, refill)
             return (1.0 - tokens) / rate

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from tfjs_graphs import T, GraphWriter, convert_and_run
+from tfjs_graphs import GraphWriter, T, convert_and_run
 
 pytest.importorskip("onnxruntime")
 RNG = np.random.default_rng(3)

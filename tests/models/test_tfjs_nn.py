@@ -8,7 +8,7 @@ import hashlib
 import numpy as np
 import onnx
 import pytest
-from tfjs_graphs import T, GraphWriter, conv2d_nhwc, convert_and_run, resize_bilinear_tf
+from tfjs_graphs import GraphWriter, T, conv2d_nhwc, convert_and_run, resize_bilinear_tf
 
 from livematte.errors import ModelError
 from livematte.models.tfjs import convert_graph_model

@@ -36,6 +36,20 @@ def test_blend_matches_reference(size):
     assert np.abs(out2.astype(np.int16) - _ref_blend(f, b, a)[: h // 2 + 1]).max() <= 1
 
 
+@pytest.mark.parametrize("h", range(1, 6))
+@pytest.mark.parametrize("w", range(1, 6))
+def test_blend_tiny_pictures(h, w):
+    # OpenCV's bindings read arrays of <= 4 elements in a column as a Scalar: 1x1 and 4x1
+    # pictures came out wrong on OpenCV 5.1 (200 over 0 at alpha 1.0 gave 161).
+    f = RNG.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    b = RNG.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    a = RNG.random((h, w), dtype=np.float32)
+    a.flat[0] = 1.0
+    out = Compositor().blend(f, b, a)
+    assert np.abs(out.astype(np.int16) - _ref_blend(f, b, a)).max() <= 1
+    assert (out.reshape(-1, 3)[0] == f.reshape(-1, 3)[0]).all()
+
+
 def test_blend_endpoints_are_exact_and_uint8_alpha_accepted():
     f = np.full((5, 7, 3), 200, np.uint8)
     b = np.full((5, 7, 3), 10, np.uint8)

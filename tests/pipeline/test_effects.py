@@ -11,11 +11,12 @@ import pytest
 from livematte.config import load_config
 from livematte.errors import ConfigError, SourceError
 from livematte.frame import Frame
+from livematte.pipeline.compose import cover_fit
 from livematte.pipeline.effects import (
     NAMED_COLOURS,
     EffectsStage,
     LensBlur,
-    cover_fit,
+    light_wrap,
     parse_background,
 )
 
@@ -280,3 +281,13 @@ def test_light_wrap_touches_only_the_edges():
     d_fg = np.abs(edge - FG).sum(axis=1).mean()
     d_bg = np.abs(edge - blue).sum(axis=1).mean()
     assert d_fg > 0.2 * np.abs(blue - FG).sum() and d_bg < np.abs(blue - FG).sum()
+
+
+
+@pytest.mark.parametrize("w,h", [(1, 1), (1, 4), (4, 1), (3, 2)])
+def test_light_wrap_on_tiny_pictures(w, h):
+    # cv2.multiply(m, k) left 1x1 arrays unchanged on OpenCV 5.1 (scalar ambiguity).
+    fg = np.full((h, w, 3), 200, np.uint8)
+    bg = np.zeros((h, w, 3), np.uint8)
+    out = light_wrap(fg, bg, np.zeros((h, w), np.float32), 0.5)
+    assert np.abs(out.astype(int) - 100).max() <= 2

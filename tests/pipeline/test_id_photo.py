@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import math
+import struct
 
 import cv2
 import numpy as np
@@ -137,14 +139,29 @@ def test_sizes_table_has_every_size():
 def test_dpi_metadata(ext, dpi):
     img = np.random.default_rng(0).integers(0, 256, (31, 17, 3), dtype=np.uint8)
     data = encode_image(img, ext, dpi)
-    got = read_dpi(data)
-    assert got is not None and abs(got[0] - dpi) < 0.01 and abs(got[1] - dpi) < 0.01
+    assert read_dpi(data) == (dpi, dpi)  # exactly: 300, not 299.9994
     decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     assert decoded.shape == img.shape
     if ext == ".png":
         assert np.array_equal(decoded, img)
-        # Re-encoding replaces the chunk rather than adding a second one.
-        assert read_dpi(encode_image(decoded, ".png", 150)) == pytest.approx((150, 150), 1e-3)
+        # Re-encoding replaces the chunks rather than adding second ones.
+        again = encode_image(decoded, ".png", 150)
+        assert read_dpi(again) == (150.0, 150.0)
+        assert again.count(b"pHYs") == 1 and again.count(b"eXIf") == 1
+
+
+def test_png_dpi_reads_back_exactly_in_pillow():
+    from PIL import Image
+
+    data = encode_image(np.zeros((8, 8, 3), np.uint8), ".png", 300)
+    with Image.open(io.BytesIO(data)) as img:
+        exif = img.getexif()
+        # EXIF XResolution, YResolution, ResolutionUnit (2 = inch): the exact value
+        assert (exif[0x011A], exif[0x011B], exif[0x0128]) == (300, 300, 2)
+        # pHYs can only hold whole pixels per metre: the nearest to 300 dpi, 11811
+        assert img.info["dpi"] == pytest.approx((300, 300), abs=0.0127)
+    phys = data.index(b"pHYs")
+    assert struct.unpack(">IIB", data[phys + 4 : phys + 13]) == (11811, 11811, 1)
 
 
 def test_write_image_is_atomic_and_tagged(tmp_path):

@@ -25,7 +25,7 @@ from livematte.pipeline.live_sinks import (
     output_image,
     stream_format,
 )
-from livematte.pipeline.window import WindowSink, checkerboard, hotkey_help
+from livematte.pipeline.window import WindowSink, checkerboard, fit_text, hotkey_help
 
 BLUE = (200, 50, 10)
 
@@ -300,6 +300,7 @@ class FakeHighgui:
         monkeypatch.setattr(cv2, "namedWindow", lambda *a: None)
         monkeypatch.setattr(cv2, "imshow", lambda _, image: self.shown.append(image.copy()))
         monkeypatch.setattr(cv2, "waitKey", lambda _: self.keys.pop(0) if self.keys else -1)
+        monkeypatch.setattr(cv2, "pollKey", lambda: self.keys.pop(0) if self.keys else -1)
         monkeypatch.setattr(cv2, "getWindowProperty", lambda *a: self.visible)
         monkeypatch.setattr(cv2, "destroyWindow", lambda *a: None)
         monkeypatch.setenv("DISPLAY", ":fake")
@@ -331,14 +332,14 @@ def test_window_closed_with_the_mouse_means_quit(monkeypatch):
 
 def test_window_shows_transparency_over_a_checkerboard_and_leaves_output_alone(monkeypatch):
     gui = FakeHighgui().install(monkeypatch)
-    frame = transparent((64, 48))
+    frame = transparent((320, 240))  # the overlay (wrapped to the width) stays at the top
     with WindowSink(overlay=True) as window:
         window.show_help = False
         window.send(frame, time.monotonic())
         window.idle("camera lost - reconnecting (2 s)")
     shown = gui.shown[0]
-    assert shown.shape == (48, 64, 3)
-    assert set(np.unique(shown[40:, 40:])) <= {140, 200}  # board (overlay is at the top)
+    assert shown.shape == (240, 320, 3)
+    assert set(np.unique(shown[100:, :])) <= {140, 200}  # board (overlay is at the top)
     assert not frame.output.any()  # drawing happened on a copy
     assert len(gui.shown) == 2  # idle redraws with the status
 
@@ -355,3 +356,43 @@ def test_hotkey_help_lists_every_key():
     text = hotkey_help()
     for key in ("b", "s", "m", "space", "o", "h", "q, Esc"):
         assert f"  {key} " in text
+
+
+#: Stage timings as ``livematte cam --stickers party`` reports them (the runner adds "wait").
+CAM_TIMINGS = {"decode": 17.8, "segment": 8.5, "refine": 1.2, "temporal": 23.9,
+               "foreground": 12.3, "keypoints": 31.6, "stickers": 4.4, "effects": 1.5,
+               "wait": 3.2, "total": 104.2}  # fmt: skip
+
+
+def _overlay_ink(monkeypatch, width: int, status: str = "") -> tuple[int, int]:
+    """Render the overlay (and a status line) over black at ``width`` x 360; return the
+    number of text pixels and the rightmost column that has any."""
+    gui = FakeHighgui().install(monkeypatch)
+    frame = solid((width, 360), (0, 0, 0))
+    frame.timings = dict(CAM_TIMINGS)
+    with WindowSink(overlay=True) as window:
+        window.show_help = False
+        window.send(frame, time.monotonic())
+        if status:
+            window.idle(status)
+    text = gui.shown[-1].max(axis=2) > 128
+    columns = np.flatnonzero(text.any(axis=0))
+    return int(text.sum()), int(columns.max())
+
+
+@pytest.mark.parametrize("width", [320, 480, 640, 1280])
+def test_overlay_fits_any_width_from_320(monkeypatch, width):
+    # The reference: the same text on a canvas wide enough for every line as it is.
+    ink, right = _overlay_ink(monkeypatch, width)
+    wide_ink, _ = _overlay_ink(monkeypatch, 3000)
+    assert right < width - 4  # nothing runs into the edge: no text is cut off
+    assert ink >= 0.9 * wide_ink  # every glyph is there (wrapped, or drawn a little smaller)
+    ink, right = _overlay_ink(monkeypatch, width, "camera lost - reconnecting (12 s)")
+    assert right < width - 4
+
+
+def test_fit_text_wraps_between_items_and_shrinks_only_a_word_too_wide():
+    lines, scale = fit_text(["ms:  decode 17.8  segment 8.5  refine 1.2  temporal 23.9"], 300)
+    assert scale == 0.5 and lines == ["ms:  decode 17.8  segment 8.5  refine 1.2", "temporal 23.9"]
+    lines, scale = fit_text(["pneumonoultramicroscopic"], 120)
+    assert lines == ["pneumonoultramicroscopic"] and 0.3 <= scale < 0.5

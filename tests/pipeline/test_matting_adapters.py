@@ -147,11 +147,13 @@ def test_stage_owns_recurrent_state_by_mode(rvm_path):
     assert float(adapter.state[0].ravel()[0]) == 3
     assert frame.alpha.shape == (64, 96) and frame.foreground.shape == (64, 96, 3)
     stage.process(Frame(image=image, mode=Mode.IMAGE))  # IMAGE mode: stateless
+    assert adapter.state is None  # the photo passes start from zeros and leave none behind
+    stage.process(Frame(image=grey(64, 96, 128), index=0, mode=Mode.VIDEO))  # new resolution
     assert float(adapter.state[0].ravel()[0]) == 1
-    stage.process(Frame(image=grey(64, 96, 128), mode=Mode.VIDEO))  # resolution change
-    assert float(adapter.state[0].ravel()[0]) == 1
-    stage.process(Frame(image=grey(64, 96, 128), mode=Mode.VIDEO))
+    stage.process(Frame(image=grey(64, 96, 128), index=1, mode=Mode.VIDEO))
     assert float(adapter.state[0].ravel()[0]) == 2
+    stage.process(Frame(image=grey(64, 96, 128), index=7, mode=Mode.VIDEO))  # a seek
+    assert float(adapter.state[0].ravel()[0]) == 1
     stage.reset()
     assert adapter.state is None
     stage.close()

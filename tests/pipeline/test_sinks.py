@@ -4,11 +4,20 @@ atomic writes, Ctrl-C partials and one-line errors."""
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
 from fractions import Fraction
+from pathlib import Path
 
 import av
 import numpy as np
 import pytest
+from media import (
+    REPO,
+    file_mode,
+    umask_fixture,  # noqa: F401 - the umask fixture
+)
 
 from livematte.errors import SinkError
 from livematte.frame import Frame
@@ -19,11 +28,10 @@ from livematte.pipeline.sinks import (
     NullSink,
     PngSequenceSink,
     frame_pixels,
-    open_sink,
     resolve_format,
 )
 from livematte.pipeline.sources import SyntheticSource, open_source, write_clip
-from livematte.pipeline.video_sink import VideoFileSink
+from livematte.pipeline.video_sink import VideoFileSink, open_sink
 
 W, H, N = 160, 120, 12
 
@@ -304,6 +312,7 @@ def test_send_checks_dtype_and_shape(fmt, kind, message):
         ("out.mov", "webm-alpha", "needs a .webm or .mkv file"),
         ("out.mp4", "hdr", "unknown output format 'hdr'"),
         ("missing/out.mp4", "auto", "output folder does not exist"),
+        ("seq.mp4", "png-seq", "png-seq writes a folder, not the video file"),
     ],
 )
 def test_bad_outputs_raise_one_line_sink_errors(tmp_path, name, fmt, message):
@@ -372,3 +381,55 @@ def test_image_memory_and_null_sinks(tmp_path):
         for frame in _frames(3):
             null.send(frame)
     assert null.frames == 3
+
+
+def test_every_output_follows_the_umask(tmp_path, umask):
+    expected_file, expected_dir = 0o666 & ~umask, 0o777 & ~umask
+    _write(tmp_path / "out.mp4")
+    _write(tmp_path / "seq", "png-seq")
+    with ImageSink(tmp_path / "cut.png") as sink:
+        sink.send(next(_frames(1)))
+    assert file_mode(tmp_path / "out.mp4") == expected_file
+    assert file_mode(tmp_path / "cut.png") == expected_file
+    assert file_mode(tmp_path / "seq") == expected_dir
+    assert {file_mode(p) for p in (tmp_path / "seq").iterdir()} == {expected_file}
+    with pytest.raises(KeyboardInterrupt), open_sink(tmp_path / "cut.mp4") as sink:
+        sink.send(next(_frames(1)))
+        raise KeyboardInterrupt
+    assert file_mode(sink.partial_path) == expected_file
+
+
+_KILLED_WRITER = """
+import sys, time
+from pathlib import Path
+import numpy as np
+from livematte.frame import Frame
+from livematte.pipeline.video_sink import open_sink
+
+sink = open_sink(Path(sys.argv[1]), notice=lambda m: None)
+for i in range(5):
+    frame = Frame(image=np.full((64, 64, 3), 40 * i, np.uint8), index=i)
+    frame.alpha = np.ones((64, 64), np.float32)
+    sink.send(frame)
+print(sink._tmp, flush=True)
+time.sleep(60)
+"""
+
+
+@pytest.mark.parametrize("fmt_name", ["clip.mp4", "seq"])
+def test_temporary_of_a_killed_run_is_removed_by_the_next(tmp_path, fmt_name):
+    out = tmp_path / fmt_name
+    writer = subprocess.Popen(
+        [sys.executable, "-c", _KILLED_WRITER, str(out)], stdout=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )  # fmt: skip
+    try:
+        left = Path(writer.stdout.readline().strip())
+    finally:
+        writer.send_signal(signal.SIGKILL)  # kill -9: no chance to clean up
+        writer.wait()
+        writer.stdout.close()
+    assert left.parent == tmp_path and left.name.startswith(f".{out.stem}.{writer.pid}-")
+    assert left.exists() and not out.exists()
+    _write(out)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [fmt_name]

@@ -10,6 +10,7 @@ import av
 import cv2
 import numpy as np
 import pytest
+from media import SHARED_DATA, needs_shared
 
 from livematte.errors import SourceError
 from livematte.frame import Mode
@@ -121,6 +122,46 @@ def test_ten_bit_source_converts_to_8_bit_bgr(tmp_path):
         frames = list(source)
     assert len(frames) == 5 and frames[0].image.dtype == np.uint8
     assert _close_to_synthetic(frames[0].image, 6)
+
+
+def test_matroska_frame_count_is_the_video_tracks_not_the_audio_tail(tmp_path):
+    # The container's duration covers the audio, which runs 26 ms past the last frame here:
+    # 2.026 s x 25 fps made the progress total 51 for 50 frames.
+    path = tmp_path / "clip.mkv"
+    write_clip(path, frames=50)
+    with open_source(path) as source:
+        assert source.container.duration / 1e6 > 2.01
+        assert source.frame_count == 50 and source.frame_count_estimated
+        assert sum(1 for _ in source) == 50
+        assert source.ended_early is None
+    with open_source(tmp_path / "clip.mkv", start=0.4) as source:
+        assert source.frame_count == 40 and source.frame_count_estimated
+    # A track that starts late (the first frame at 40 ms): its DURATION tag is where its last
+    # frame ends, not a length (a real 30 fps clip starting at 33 ms: 2.600 s is 77 frames).
+    intra, shifted = tmp_path / "intra.mkv", tmp_path / "shifted.mkv"
+    write_clip(intra, frames=50, codec="mjpeg", pix_fmt="yuvj420p", audio=None)
+    with av.open(str(intra)) as src, av.open(str(shifted), "w") as dst:
+        video = dst.add_stream_from_template(src.streams.video[0])
+        for packet in src.demux(video=0):
+            if packet.dts is not None:
+                packet.pts, packet.dts, packet.stream = packet.pts + 40, packet.dts + 40, video
+                dst.mux(packet)
+    with open_source(shifted) as source:
+        assert source.frame_count == 50 == sum(1 for _ in source)
+    mp4 = tmp_path / "clip.mp4"
+    write_clip(mp4, frames=50)
+    with open_source(mp4) as source:
+        assert source.frame_count == 50 and not source.frame_count_estimated
+
+
+@needs_shared("video")
+def test_frame_count_of_the_shared_matroska_clips_is_exact():
+    clips = sorted((SHARED_DATA / "video").glob("*.mkv"))
+    if not clips:
+        pytest.skip(f"no .mkv clips in {SHARED_DATA / 'video'}")
+    for clip in clips:
+        with open_source(clip) as source:
+            assert (clip.name, source.frame_count) == (clip.name, sum(1 for _ in source))
 
 
 def test_trim_keeps_range_and_shifts_every_stream(clip):

@@ -23,7 +23,10 @@ with warnings.catch_warnings():
 
 from livematte.server.app import create_app  # noqa: E402
 from livematte.server.engine import MattingResult, ServerSettings  # noqa: E402
+from livematte.server.keys import KeyStore  # noqa: E402
 
+#: A rate no test reaches: rate limits are tested on their own (test_app.py).
+NO_LIMIT = 1000.0
 SAMPLE = Path(__file__).resolve().parents[2] / "livematte" / "samples" / "astronaut.jpg"
 
 
@@ -63,7 +66,7 @@ def make_client() -> Iterator[Callable[..., TestClient]]:
     clients: list[TestClient] = []
 
     def make(*, settings: ServerSettings | None = None, process=fake_process, **kwargs):
-        settings = settings or ServerSettings(keyless="on", warmup=False)
+        settings = settings or ServerSettings(keyless="on", warmup=False, rate=NO_LIMIT)
         client = TestClient(create_app(settings=settings, process=process, **kwargs))
         client.__enter__()
         clients.append(client)
@@ -83,7 +86,8 @@ def client(make_client) -> TestClient:
 @pytest.fixture(scope="session")
 def real_client() -> Iterator[TestClient]:
     """Keyless app on the real pipeline ("default" preset: guided refinement, fast)."""
-    app = create_app("default", settings=ServerSettings(keyless="on", warmup=False))
+    settings = ServerSettings(keyless="on", warmup=False, rate=NO_LIMIT)
+    app = create_app("default", settings=settings)
     with TestClient(app) as client:
         yield client
 
@@ -95,11 +99,14 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def live_server() -> Iterator[str]:
-    """uvicorn on a free 127.0.0.1 port in a thread, real pipeline, keyless for local clients."""
+def live_server(tmp_path_factory) -> Iterator[str]:
+    """uvicorn on a free 127.0.0.1 port in a thread, real pipeline, keyless for local clients
+    (an empty key database of its own: never the user's)."""
     uvicorn = pytest.importorskip("uvicorn")
     port = free_port()
-    app = create_app("default", settings=ServerSettings(keyless="auto"))
+    store = KeyStore(tmp_path_factory.mktemp("live-keys") / "keys.sqlite3")
+    settings = ServerSettings(keyless="auto", rate=NO_LIMIT)
+    app = create_app("default", settings=settings, key_store=store)
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     )

@@ -14,7 +14,7 @@ import zipfile
 
 import numpy as np
 import pytest
-from conftest import SAMPLE, TestClient, fake_process, image_bytes
+from conftest import NO_LIMIT, SAMPLE, TestClient, fake_process, image_bytes
 from media import SHARED_DATA, needs_shared
 from PIL import Image
 from test_images import png_bomb, truncated_jpeg
@@ -56,6 +56,7 @@ def assert_error(response, code: int, status: int):
 def test_matting_returns_the_png_itself(client):
     r = post(client)
     assert r.status_code == 200 and r.headers["content-type"] == "image/png"
+    assert r.headers["x-livematte-model"] == "custom"  # the fake process, no pipeline
     img = png_of(r)
     assert img.mode == "RGBA" and img.size == (64, 48)
     assert img.getpixel((0, 0))[3] == 0 and img.getpixel((32, 24))[3] == 255
@@ -105,7 +106,10 @@ def test_health_info_docs_and_page(client):
     ("data", "check"),
     [
         ({"bg_color": "#0000ff"}, lambda img: img.mode == "RGB" and corner(img) == (0, 0, 255)),
-        ({"bg_color": "0f0"}, lambda img: img.getpixel((0, 0)) == (0, 255, 0)),
+        ({"bg_color": "#0f0"}, lambda img: img.getpixel((0, 0)) == (0, 255, 0)),
+        ({"bg": "red"}, lambda img: img.getpixel((0, 0)) == (255, 0, 0)),
+        ({"bg": "blur:9"}, lambda img: img.mode == "RGB"),
+        ({"bg": "original", "dim": "1"}, lambda img: img.getpixel((0, 0)) == (0, 0, 0)),
         ({"channels": "alpha"}, lambda img: img.mode == "L" and img.getpixel((0, 0)) == 0),
         ({"crop": "true"}, lambda img: img.size[0] < 64 and img.size[1] < 48),
         ({"crop": "1", "crop_margin": "10%"}, lambda img: img.size[0] < 64),
@@ -188,7 +192,16 @@ def _file(data, name="x.jpg"):
         ({"files": _file(b"\x13\x37" * 500)}, 1103, 415),
         ({"files": _file(truncated_jpeg())}, 1104, 422),
         ({"files": _file(png_bomb(), "bomb.png")}, 1106, 413),
-        ({"data": {"bg_color": "red"}}, 1107, 400),
+        ({"data": {"bg_color": "0f0"}}, 1107, 400),  # the CLI's grammar: #0f0
+        ({"data": {"bg": "reddish"}}, 1107, 400),
+        ({"data": {"bg": "/etc/hostname"}}, 1107, 400),  # never the server's files
+        ({"data": {"bg": "blur:900"}}, 1107, 400),
+        ({"data": {"bg": "white", "bg_color": "black"}}, 1107, 400),
+        ({"data": {"stickers": "../configs/stickers/party"}}, 1107, 400),
+        ({"data": {"id_photo": "huge"}}, 1107, 400),
+        ({"data": {"id_photo": "passport", "crop": "1"}}, 1107, 400),
+        ({"data": {"dim": "2"}}, 1107, 400),
+        ({"data": {"blur_kind": "box"}}, 1107, 400),
         ({"data": {"format": "tiff"}}, 1107, 400),
         ({"data": {"size": "huge"}}, 1107, 400),
         ({"data": {"channels": "rgb"}}, 1107, 400),
@@ -217,7 +230,7 @@ def test_routes_and_methods(client):
 def test_size_limits(make_client):
     c = make_client(
         settings=ServerSettings(
-            keyless="on", warmup=False, max_file_bytes=2000, max_request_bytes=50_000
+            keyless="on", warmup=False, rate=NO_LIMIT, max_file_bytes=2000, max_request_bytes=50_000
         )
     )
     assert_error(post(c, files=_file(image_bytes("JPEG", (300, 300)))), 1105, 413)
@@ -226,7 +239,9 @@ def test_size_limits(make_client):
 
 
 def test_streamed_body_over_the_limit(make_client):
-    c = make_client(settings=ServerSettings(keyless="on", warmup=False, max_request_bytes=50_000))
+    c = make_client(
+        settings=ServerSettings(keyless="on", warmup=False, rate=NO_LIMIT, max_request_bytes=50_000)
+    )
 
     def chunks():  # no Content-Length: the limit must trip while streaming
         yield b"--x\r\nContent-Disposition: form-data; name=file; filename=a.png\r\n\r\n"
@@ -266,7 +281,8 @@ def test_busy_answers_at_once(make_client):
         return MattingResult(np.ones(bgr.shape[:2], np.float32), bgr, None)
 
     c = make_client(
-        settings=ServerSettings(keyless="on", warmup=False, workers=1, queue=0), process=slow
+        settings=ServerSettings(keyless="on", warmup=False, rate=NO_LIMIT, workers=1, queue=0),
+        process=slow,
     )
     first = {}
     thread = threading.Thread(target=lambda: first.setdefault("r", post(c)))
@@ -366,6 +382,9 @@ def test_keyless_auto_only_for_loopback(make_client, tmp_path):
 def test_real_matting_cuts_out_the_astronaut(real_client):
     r = real_client.post("/api/v1/matting", files={"file": SAMPLE.read_bytes()})
     assert r.status_code == 200, r.text
+    # The model that ran and its provider ("auto": the embedded one unless RVM is pulled).
+    model = r.headers["x-livematte-model"]
+    assert model.split()[0] in ("selfie_segmentation", "rvm_mobilenetv3") and "(cpu)" in model
     img = png_of(r)
     assert img.mode == "RGBA" and img.size == (512, 512)
     alpha = np.asarray(img)[..., 3]

@@ -48,6 +48,7 @@ def browser(tmp_path_factory):
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     profile = tmp_path_factory.mktemp("chromium-profile")
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # CSP violations land here
     for flag in (
         "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -68,6 +69,13 @@ def wait_for(driver, script: str, timeout: float = 60):
     )
 
 
+def csp_violations(driver) -> list[str]:
+    """The console's Content-Security-Policy complaints since the last call."""
+    return [
+        e["message"] for e in driver.get_log("browser") if "Content Security Policy" in e["message"]
+    ]
+
+
 def test_upload_one_photo_shows_the_transparent_cut_out(browser, live_server):
     from selenium.webdriver.common.by import By
 
@@ -82,6 +90,7 @@ def test_upload_one_photo_shows_the_transparent_cut_out(browser, live_server):
     assert browser.find_element(By.ID, "download-all").is_enabled()
     assert browser.find_element(By.CSS_SELECTOR, ".card .download").is_displayed()
     browser.save_screenshot(str(SCREENSHOT))
+    assert csp_violations(browser) == []  # the page works under its CSP
 
 
 def test_batch_upload_goes_through_one_zip(browser, live_server, tmp_path):
@@ -106,3 +115,28 @@ def test_batch_upload_goes_through_one_zip(browser, live_server, tmp_path):
     )
     assert colour == "rgb(46, 125, 50)"
     browser.save_screenshot(str(SCREENSHOT.with_name("livematte-serve-batch.png")))
+    assert csp_violations(browser) == []
+
+
+def test_the_api_docs_render_under_their_csp(browser, live_server):
+    browser.get(live_server + "/docs")
+    wait_for(browser, "return document.querySelectorAll('.opblock').length >= 3", 30)
+    assert csp_violations(browser) == []
+
+
+def test_another_sites_form_cannot_use_the_keyless_server(browser, live_server, tmp_path):
+    # What any web page could do: post a form to 127.0.0.1 (no preflight for a form).  Here
+    # the page is a local file (Origin: null), with the form filled by the test.
+    page = tmp_path / "evil.html"
+    page.write_text(
+        f'<form method="post" enctype="multipart/form-data" action="{live_server}/api/v1/matting">'
+        '<input type="file" name="file" id="f"><button id="go">go</button></form>'
+    )
+    from selenium.webdriver.common.by import By
+
+    browser.get(page.as_uri())
+    browser.find_element(By.ID, "f").send_keys(str(SAMPLE))
+    browser.find_element(By.ID, "go").click()
+    wait_for(browser, "return document.location.href.startsWith('http')", 20)
+    body = browser.execute_script("return document.body.innerText")
+    assert '"code":1005' in body.replace(" ", ""), body

@@ -12,16 +12,12 @@ import pytest
 from conftest import fake_alpha, image_bytes
 from PIL import Image, ImageFile
 
+from livematte.config import load_config
+from livematte.frame import Frame
+from livematte.pipeline.compose import cover_fit, fit_pixels
+from livematte.pipeline.effects import EffectsStage
 from livematte.server.errors import ApiError
-from livematte.server.images import (
-    RenderOptions,
-    composite,
-    cover,
-    decode_image,
-    fit_pixels,
-    render,
-    to_bgr,
-)
+from livematte.server.images import RenderOptions, decode_image, render, to_bgr
 
 
 def png_bomb(width: int = 20000, height: int = 20000) -> bytes:
@@ -230,6 +226,14 @@ def matte():
     return fake_alpha(h, w), fg
 
 
+def rendered(alpha, fg, options, *, input_alpha=None, bg_image=None):
+    """``render`` of a frame that went through the real effects stage, as in the server."""
+    effects = load_config("photo", options.overrides).effects
+    stage = EffectsStage(effects, image=bg_image)
+    frame = Frame(image=fg.copy(), alpha=alpha, foreground=fg, source_alpha=input_alpha)
+    return render(stage.process(frame), options)
+
+
 def open_png(data: bytes) -> Image.Image:
     img = Image.open(io.BytesIO(data))
     img.load()
@@ -237,17 +241,18 @@ def open_png(data: bytes) -> Image.Image:
 
 
 def test_render_default_is_rgba_png(matte):
-    data, ext = render(*matte, RenderOptions())
+    data, ext = rendered(*matte, RenderOptions())
     img = open_png(data)
     assert ext == "png" and img.mode == "RGBA" and img.size == (60, 40)
     assert img.getpixel((0, 0))[3] == 0 and img.getpixel((30, 20)) == (30, 20, 10, 255)
 
 
 def test_render_on_colour_and_jpg(matte):
-    data, ext = render(*matte, RenderOptions(background=(255, 0, 0)))  # BGR blue
+    blue = RenderOptions(look=(("effects.background", "#0000ff"),))
+    data, ext = rendered(*matte, blue)
     img = open_png(data)
     assert img.mode == "RGB" and img.getpixel((0, 0)) == (0, 0, 255)
-    data, ext = render(*matte, RenderOptions(format="jpg"))
+    data, ext = rendered(*matte, RenderOptions(format="jpg"))
     assert ext == "jpg" and data[:3] == b"\xff\xd8\xff"
     assert min(open_png(data).getpixel((0, 0))) > 240  # white by default
 
@@ -255,14 +260,14 @@ def test_render_on_colour_and_jpg(matte):
 def test_render_background_image_covers(matte):
     bg = np.zeros((10, 10, 3), np.uint8)
     bg[:] = (0, 255, 0)
-    img = open_png(render(*matte, RenderOptions(), bg_image=bg)[0])
+    img = open_png(rendered(*matte, RenderOptions(), bg_image=bg)[0])
     assert img.mode == "RGB" and img.getpixel((0, 0)) == (0, 255, 0)
 
 
 def test_render_alpha_only_and_zip(matte):
-    img = open_png(render(*matte, RenderOptions(channels="alpha"))[0])
+    img = open_png(rendered(*matte, RenderOptions(channels="alpha"))[0])
     assert img.mode == "L" and img.getpixel((0, 0)) == 0 and img.getpixel((30, 20)) == 255
-    data, ext = render(*matte, RenderOptions(format="zip"))
+    data, ext = rendered(*matte, RenderOptions(format="zip"))
     assert ext == "zip"
     with zipfile.ZipFile(io.BytesIO(data)) as zf:
         assert sorted(zf.namelist()) == ["alpha.png", "color.jpg"]
@@ -271,33 +276,33 @@ def test_render_alpha_only_and_zip(matte):
 
 def test_render_crop_with_margins(matte):
     alpha, fg = matte
-    tight = open_png(render(alpha, fg, RenderOptions(crop=True))[0])
+    tight = open_png(rendered(alpha, fg, RenderOptions(crop=True))[0])
     ys, xs = np.nonzero(alpha > 0.05)
     assert tight.size == (xs.max() - xs.min() + 1, ys.max() - ys.min() + 1)
-    padded = open_png(render(alpha, fg, RenderOptions(crop=True, margin=(5, "px")))[0])
+    padded = open_png(rendered(alpha, fg, RenderOptions(crop=True, margin=(5, "px")))[0])
     assert padded.size == (tight.size[0] + 10, tight.size[1] + 10)
-    pct = open_png(render(alpha, fg, RenderOptions(crop=True, margin=(50, "%")))[0])
+    pct = open_png(rendered(alpha, fg, RenderOptions(crop=True, margin=(50, "%")))[0])
     assert pct.size[0] > alpha.shape[1]  # beyond the picture: padded, transparent
     assert pct.getpixel((0, 0))[3] == 0
+    # A composite is not padded past its own edges (there is no background there).
+    white = RenderOptions(look=(("effects.background", "white"),), crop=True, margin=(50, "%"))
+    assert open_png(rendered(alpha, fg, white)[0]).size == (60, 40)
 
 
 def test_render_crop_without_anyone_keeps_the_picture(matte):
     _, fg = matte
-    img = open_png(render(np.zeros(fg.shape[:2], np.float32), fg, RenderOptions(crop=True))[0])
+    img = open_png(rendered(np.zeros(fg.shape[:2], np.float32), fg, RenderOptions(crop=True))[0])
     assert img.size == (60, 40)
 
 
 def test_render_multiplies_the_inputs_own_alpha(matte):
     alpha, fg = matte
     own = np.zeros(alpha.shape, np.uint8)
-    img = open_png(render(alpha, fg, RenderOptions(), input_alpha=own)[0])
+    img = open_png(rendered(alpha, fg, RenderOptions(), input_alpha=own)[0])
     assert img.getpixel((30, 20))[3] == 0
 
 
 def test_helpers():
     assert fit_pixels(np.zeros((1000, 1000, 3), np.uint8), 250_000).shape[:2] == (500, 500)
     assert fit_pixels(np.zeros((10, 10, 3), np.uint8), 250_000).shape[:2] == (10, 10)
-    assert cover(np.zeros((10, 20, 3), np.uint8), 30, 30).shape == (30, 30, 3)
-    fg = np.full((1, 1, 3), 200, np.uint8)
-    bg = np.zeros((1, 1, 3), np.uint8)
-    assert composite(fg, np.array([[128]], np.uint8), bg)[0, 0, 0] == 100
+    assert cover_fit(np.zeros((10, 20, 3), np.uint8), (30, 30)).shape == (30, 30, 3)

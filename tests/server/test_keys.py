@@ -9,9 +9,11 @@ import threading
 
 import pytest
 
-from livematte.server import commands
+from livematte import cli
+from livematte.commands import serve as commands
 from livematte.server.keys import (
     DEFAULT_RATE,
+    BalanceError,
     KeyStore,
     KeyStoreError,
     RateLimiter,
@@ -63,7 +65,8 @@ def test_only_the_hash_is_stored(db, store):
 def test_keys_survive_a_restart(db):
     with KeyStore(db) as first:
         key, token = first.create(calls=3)
-        assert first.charge(key.id)
+        assert first.reserve(key.id) == 2
+        first.settle(key.id, held=1, used=1)
     with KeyStore(db) as second:
         again = second.verify(token)
         assert again is not None and again.id == key.id and again.calls == 2 and again.used == 1
@@ -74,7 +77,8 @@ def test_revoke(store):
     revoked = store.revoke(key.id)
     assert not revoked.active and store.verify(token) is None
     assert store.revoke(key.id).revoked == revoked.revoked  # idempotent
-    assert not store.charge(key.id)
+    with pytest.raises(KeyStoreError, match="revoked"):
+        store.reserve(key.id)
     with pytest.raises(KeyStoreError):
         store.revoke(999)
 
@@ -99,32 +103,56 @@ def test_create_validates(store):
     assert isinstance(KeyStoreError("x"), LookupError)
 
 
-def test_charge_never_overspends_under_concurrency(store):
+def test_reserve_never_overspends_and_each_sees_its_own_balance(store):
     key, _ = store.create(calls=50)
-    wins = []
+    balances = []
 
     def spend():
         for _ in range(20):
-            if store.charge(key.id):
-                wins.append(1)
+            try:
+                balances.append(store.reserve(key.id))
+            except BalanceError:
+                continue
+            store.settle(key.id, held=1, used=1)
 
     threads = [threading.Thread(target=spend) for _ in range(8)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert len(wins) == 50
+    # 50 holds won, and each saw the balance right after its own: 49, 48, ..., 0, once each.
+    assert sorted(balances) == list(range(50))
     after = store.get(key.id)
     assert after.calls == 0 and after.used == 50 and after.last_used is not None
 
 
-def test_charge_many_and_unlimited(store):
+def test_reserve_many_settle_refunds_failures_and_unlimited(store):
     key, _ = store.create(calls=3)
-    assert not store.charge(key.id, 4)
-    assert store.charge(key.id, 3) and store.get(key.id).calls == 0
+    with pytest.raises(BalanceError, match="3 calls left for 4 files"):
+        store.reserve(key.id, 4)
+    assert store.get(key.id).calls == 3  # a refused hold takes nothing
+    assert store.reserve(key.id, 3) == 0
+    store.settle(key.id, held=3, used=1)  # two files failed: their calls come back
+    after = store.get(key.id)
+    assert (after.calls, after.used) == (2, 1)
+    assert store.reserve(key.id, 2) == 0
+    store.settle(key.id, held=2, used=0)  # every file failed: nothing spent, nothing "used"
+    assert store.get(key.id) == after
+    with pytest.raises(ValueError):
+        store.settle(key.id, held=1, used=2)
     free, _ = store.create()
-    assert all(store.charge(free.id) for _ in range(5))
+    for _ in range(5):
+        assert store.reserve(free.id) is None
+        store.settle(free.id, held=1, used=1)
     assert store.get(free.id).calls is None and store.get(free.id).used == 5
+
+
+def test_has_keys_counts_revoked_ones(store):
+    assert not store.has_keys()
+    key, _ = store.create()
+    assert store.has_keys()
+    store.revoke(key.id)
+    assert store.has_keys()  # revoking every key must not reopen keyless mode
 
 
 def test_rate_limiter_token_bucket():
@@ -153,7 +181,7 @@ def test_default_path(monkeypatch, tmp_path):
 
 
 def run_cli(capsys, *argv):
-    code = commands.main(list(argv))
+    code = cli.main(list(argv))
     out, err = capsys.readouterr()
     return code, out, err
 
@@ -166,7 +194,7 @@ def test_keys_cli_round_trip(capsys, db):
     assert code == 0 and token.startswith("lm_") and "cannot be shown again" in err
     code, out, _ = run_cli(capsys, "keys", "--db", str(db), "list")
     assert code == 0 and "ci" in out and token[:10] in out and token not in out
-    assert run_cli(capsys, "keys", "--db", str(db), "topup", "1", "3")[0] == 0
+    assert run_cli(capsys, "keys", "--db", str(db), "topup", "1", "--calls", "3")[0] == 0
     with KeyStore(db) as s:
         assert s.verify(token).calls == 5
     assert run_cli(capsys, "keys", "--db", str(db), "revoke", "1")[0] == 0
@@ -176,31 +204,48 @@ def test_keys_cli_round_trip(capsys, db):
     assert code == 2 and "no API key with id 42" in err
 
 
+def test_topup_takes_calls_like_create(capsys, db):
+    keys = ("keys", "--db", str(db))
+    assert run_cli(capsys, *keys, "create", "--calls", "1")[0] == 0
+    code, _, err = run_cli(capsys, *keys, "topup", "1", "--calls", "4")
+    assert code == 0 and err.strip() == "livematte: key 1 '': 5 calls"
+    # The old positional form still works, with a note saying what to write instead.
+    code, _, err = run_cli(capsys, *keys, "topup", "1", "2")
+    assert code == 0 and "deprecated; write `keys topup 1 --calls 2`" in err
+    assert err.splitlines()[-1] == "livematte: key 1 '': 7 calls"
+    code, _, err = run_cli(capsys, *keys, "topup", "1")
+    assert (
+        code == 2
+        and err.strip() == "livematte: error: keys topup: say how many calls to add: --calls N"
+    )
+    code, _, err = run_cli(capsys, *keys, "topup", "1", "2", "--calls", "3")
+    assert code == 2 and "give the calls once" in err
+    with KeyStore(db) as s:
+        assert s.get(1).calls == 7
+
+
 def test_env_var_picks_the_database(capsys, monkeypatch, db):
     monkeypatch.setenv("LIVEMATTE_KEYS_DB", str(db))
     assert run_cli(capsys, "keys", "create")[0] == 0
     assert db.exists()
 
 
-def test_register_with_the_cli_registry():
+def test_serve_and_keys_are_cli_commands():
     import argparse
 
-    registered = {}
+    from livematte.commands.base import COMMANDS
 
-    def command(name, *, help):
-        def decorate(builder):
-            registered[name] = builder
-            return builder
-
-        return decorate
-
-    commands.register(command)
-    assert set(registered) == {"serve", "keys"}
+    assert {"serve", "keys"} <= set(COMMANDS)
     parser = argparse.ArgumentParser()
-    handler = registered["serve"](parser)
+    handler = COMMANDS["serve"].builder(parser)
     args = parser.parse_args([])
     assert callable(handler) and (args.host, args.port, args.keyless) == ("127.0.0.1", 8000, None)
     assert parser.parse_args(["--require-key"]).keyless == "off"
+    assert parser.parse_args(["--keyless"]).keyless == "on"  # the bare flag, as before
+    for mode in ("auto", "on", "off"):
+        assert parser.parse_args(["--keyless", mode]).keyless == mode
+    limits = parser.parse_args(["--header-timeout", "3", "--body-timeout", "4"])
+    assert (limits.header_timeout, limits.body_timeout, limits.max_connections) == (3, 4, 100)
 
 
 @pytest.mark.parametrize(

@@ -1,13 +1,7 @@
 """``livematte serve`` and ``livematte keys ...``: argparse builders and their handlers.
 
-Both follow ``livematte.cli``'s contract (a builder adds flags to its parser and returns the
-handler ``Namespace -> exit status``), and nothing heavy is imported until a handler runs, so
-``livematte --help`` stays fast and FastAPI/uvicorn are needed only to serve.  ``livematte.cli``
-registers them with ``register(command)``; this module imports the CLI's shared helpers only
-inside functions, because the CLI imports it at its top.
-
-``add_serve_parser(subparsers)`` / ``add_keys_parser(subparsers)`` do the same for any other
-argparse tree, and ``python -m livematte.server.commands serve|keys ...`` runs them standalone.
+Nothing heavy is imported until a handler runs, so ``livematte --help`` stays fast and
+FastAPI/uvicorn are needed only to serve.
 """
 
 from __future__ import annotations
@@ -16,11 +10,19 @@ import argparse
 import ipaddress
 import sys
 import time
-from collections.abc import Callable, Sequence
+from dataclasses import replace
 
+from livematte.commands.base import (
+    Handler,
+    add_config_args,
+    command,
+    config_from_args,
+    positive_float,
+)
 from livematte.errors import ConfigError, LivematteError
+from livematte.frame import Mode
+from livematte.outputs import MAX_PIXELS
 
-Handler = Callable[[argparse.Namespace], int | None]
 SERVE_HELP = "serve the portrait-matting HTTP API and web page"
 KEYS_HELP = "create, list, revoke and top up API keys for `livematte serve`"
 
@@ -35,21 +37,12 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be more than 0, got {text}")
-    return value
-
-
 # --- serve ---------------------------------------------------------------------------------------
 
 
+@command("serve", help=SERVE_HELP)
 def serve_builder(parser: argparse.ArgumentParser) -> Handler:
     """Add ``serve``'s flags to ``parser``; return its handler."""
-    # Imported here, not at the top: livematte.cli imports this module.
-    from livematte.cli import add_config_args
-
     parser.add_argument(
         "--host", default="127.0.0.1", help="address to bind (default: %(default)s)"
     )
@@ -79,38 +72,62 @@ def serve_builder(parser: argparse.ArgumentParser) -> Handler:
     )
     pool.add_argument(
         "--max-file-mb",
-        type=_positive_float,
+        type=positive_float,
         default=15.0,
         metavar="MB",
         help="upload limit per file (default: %(default)s)",
     )
     pool.add_argument(
         "--max-megapixels",
-        type=_positive_float,
-        default=40.0,
+        type=positive_float,
+        default=MAX_PIXELS / 1e6,
         metavar="MP",
         help="pixel limit per image, checked before decoding (default: %(default)s)",
+    )
+    pool.add_argument(
+        "--max-connections",
+        type=int,
+        default=100,
+        metavar="N",
+        help="open connections at once; more are answered 503 (default: %(default)s)",
+    )
+    pool.add_argument(
+        "--header-timeout",
+        type=positive_float,
+        default=10.0,
+        metavar="S",
+        help="seconds a client has to send a request's headers (default: %(default)s)",
+    )
+    pool.add_argument(
+        "--body-timeout",
+        type=positive_float,
+        default=120.0,
+        metavar="S",
+        help="seconds a client has to send a request's body (default: %(default)s)",
     )
     access = parser.add_argument_group("access")
     mode = access.add_mutually_exclusive_group()
     mode.add_argument(
         "--keyless",
         dest="keyless",
-        action="store_const",
+        nargs="?",
         const="on",
-        help="no API key needed from anyone (default only for local clients "
-        "when bound to a loopback address)",
+        choices=["auto", "on", "off"],
+        help="who needs no API key: auto (default on a loopback address): clients on this "
+        "computer until the first key is created; on (the bare flag): everybody; off: nobody. "
+        "A request that sends an APIKEY is always checked. Behind a reverse proxy on this "
+        "computer use off: the proxy's requests come from 127.0.0.1",
     )
     mode.add_argument(
         "--require-key",
         dest="keyless",
         action="store_const",
         const="off",
-        help="every request needs an API key, local ones too",
+        help="same as --keyless off",
     )
     access.add_argument(
         "--rate",
-        type=_positive_float,
+        type=positive_float,
         default=1.0,
         metavar="R",
         help="default requests per second per key (default: %(default)s)",
@@ -128,11 +145,14 @@ def serve_builder(parser: argparse.ArgumentParser) -> Handler:
     parser.add_argument(
         "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
     )
+    from livematte.distributed.serve import add_serve_engine_args
+
+    add_serve_engine_args(parser)
     return _serve
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from livematte.cli import config_from_args
+    import asyncio
 
     try:
         import uvicorn
@@ -140,6 +160,7 @@ def _serve(args: argparse.Namespace) -> int:
         from livematte.server.app import create_app
         from livematte.server.engine import ServerSettings
         from livematte.server.keys import KeyStore
+        from livematte.server.net import guarded_protocol, listen
     except ImportError as exc:
         raise LivematteError(
             f"livematte serve needs {exc.name}: pip install 'livematte[server]'"
@@ -158,46 +179,71 @@ def _serve(args: argparse.Namespace) -> int:
             max_batch=args.max_batch,
             max_request_bytes=max(int(args.max_file_mb * 1024 * 1024) * 2, 100 * 1024 * 1024),
             warmup=not args.no_warmup,
+            header_timeout=args.header_timeout,
+            body_timeout=args.body_timeout,
+            max_connections=args.max_connections,
         )
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    config = config_from_args(args, {"runtime.mode": "image"})
+    config = config_from_args(args, {"runtime.mode": Mode.IMAGE})
+    if args.engine.distributed:  # a missing Ray extra is one line before anything starts
+        from livematte.distributed.cluster import require_ray
+
+        require_ray()
     store = None
+    access = {
+        "on": "no key needed",
+        "auto": "no key needed from this computer until a key is created",
+        "off": "API key required",
+    }[keyless]
     if keyless != "on":
         store = KeyStore(args.keys_db)  # opened now: an unwritable path fails here, not later
-        if not store.list(include_revoked=False):
+        if keyless == "auto" and store.has_keys():
+            access = "API key required: keys exist; --keyless on to serve without"
+    if args.engine.distributed:  # the same app as a Ray Serve app (its proxy binds the port)
+        from livematte.distributed.serve import serve_on_ray
+
+        return serve_on_ray(args, config, settings, access)
+    # Bound before anything is printed or loaded: a busy port is one error line and exit 1.
+    sock = listen(args.host, args.port)
+    try:
+        if keyless == "off" and not store.list(include_revoked=False):
             print(
                 "livematte: no API keys yet; create one with `livematte keys create`",
                 file=sys.stderr,
             )
-    elif not is_loopback(args.host):
-        print(
-            f"livematte: warning: --keyless on {args.host}: anyone who can reach this port "
-            "can use it without a key",
-            file=sys.stderr,
+        elif keyless == "on" and not is_loopback(args.host):
+            print(
+                f"livematte: warning: --keyless on {args.host}: anyone who can reach this "
+                "port can use it without a key",
+                file=sys.stderr,
+            )
+        # Warmed up here, not in uvicorn's lifespan: a model or provider that fails to load is
+        # then our one-line error and exit status, not uvicorn's traceback.
+        app = create_app(config, settings=replace(settings, warmup=False), key_store=store)
+        if settings.warmup:
+            asyncio.run(app.state.engine.warmup())
+        shown = f"[{args.host}]" if ":" in args.host else args.host
+        print(f"livematte: serving on http://{shown}:{args.port}/ ({access})", file=sys.stderr)
+        server = uvicorn.Server(
+            uvicorn.Config(
+                app,
+                http=guarded_protocol(settings),
+                log_level=args.log_level,
+                server_header=False,
+                timeout_keep_alive=5,
+            )
         )
-    access = {
-        "on": "no key needed",
-        "auto": "no key needed from this computer",
-        "off": "API key required",
-    }[keyless]
-    shown = f"[{args.host}]" if ":" in args.host else args.host
-    print(f"livematte: serving on http://{shown}:{args.port}/ ({access})", file=sys.stderr)
-    app = create_app(config, settings=settings, key_store=store)
-    uvicorn.run(
-        app,
-        host=args.host,
-        port=args.port,
-        log_level=args.log_level,
-        server_header=False,
-        timeout_keep_alive=5,
-    )
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
     return 0
 
 
 # --- keys ----------------------------------------------------------------------------------------
 
 
+@command("keys", help=KEYS_HELP)
 def keys_builder(parser: argparse.ArgumentParser) -> Handler:
     """Add ``keys``'s actions to ``parser``; return its handler."""
     parser.add_argument(
@@ -210,17 +256,19 @@ def keys_builder(parser: argparse.ArgumentParser) -> Handler:
     create.add_argument("--calls", type=int, metavar="N", help="call balance (default: unlimited)")
     create.add_argument(
         "--rate",
-        type=_positive_float,
+        type=positive_float,
         metavar="R",
         help="requests per second (default: the server's --rate)",
     )
     create.add_argument("--name", default="", help="a label for `keys list`")
     sub.add_parser("list", help="list keys (never their tokens)")
     revoke = sub.add_parser("revoke", help="revoke a key for good")
-    revoke.add_argument("id", type=int)
-    topup = sub.add_parser("topup", help="add calls to a key's balance")
-    topup.add_argument("id", type=int)
-    topup.add_argument("calls", type=int)
+    revoke.add_argument("id", type=int, metavar="ID")
+    topup = sub.add_parser("topup", help="add calls to a key's balance: topup ID --calls N")
+    topup.add_argument("id", type=int, metavar="ID")
+    topup.add_argument("--calls", type=int, metavar="N", help="calls to add (as `create --calls`)")
+    # The old form `topup ID N`, still read (with a note) so existing scripts keep working.
+    topup.add_argument("old_calls", type=int, nargs="?", help=argparse.SUPPRESS)
     return _keys
 
 
@@ -260,50 +308,18 @@ def _keys(args: argparse.Namespace) -> int:
             key = store.revoke(args.id)
             print(f"livematte: key {key.id} {key.name!r} revoked", file=sys.stderr)
         elif args.keys_command == "topup":
-            key = store.topup(args.id, args.calls)
+            calls = args.calls
+            if args.old_calls is not None:
+                if calls is not None:
+                    raise ConfigError("keys topup: give the calls once, as --calls N")
+                print(
+                    f"livematte: note: `keys topup ID N` is deprecated; "
+                    f"write `keys topup {args.id} --calls {args.old_calls}`",
+                    file=sys.stderr,
+                )
+                calls = args.old_calls
+            if calls is None:
+                raise ConfigError("keys topup: say how many calls to add: --calls N")
+            key = store.topup(args.id, calls)
             print(f"livematte: key {key.id} {key.name!r}: {key.calls} calls", file=sys.stderr)
     return 0
-
-
-# --- other argparse trees and the standalone entry point -----------------------------------------
-
-
-def register(command: Callable) -> None:
-    """Register ``serve`` and ``keys`` with ``livematte.cli.command`` (passed in, so this
-    module never imports the CLI at import time and no import cycle can form)."""
-    command("serve", help=SERVE_HELP)(serve_builder)
-    command("keys", help=KEYS_HELP)(keys_builder)
-
-
-def add_serve_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Add ``serve`` to an argparse subparsers object; the handler is stored as ``_handler``."""
-    parser = subparsers.add_parser("serve", help=SERVE_HELP, description=SERVE_HELP)
-    parser.set_defaults(_handler=serve_builder(parser))
-    return parser
-
-
-def add_keys_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Add ``keys`` to an argparse subparsers object; the handler is stored as ``_handler``."""
-    parser = subparsers.add_parser("keys", help=KEYS_HELP, description=KEYS_HELP)
-    parser.set_defaults(_handler=keys_builder(parser))
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m livematte.server.commands serve|keys ...`` (same as the livematte CLI)."""
-    parser = argparse.ArgumentParser(prog="livematte")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    add_serve_parser(sub)
-    add_keys_parser(sub)
-    args = parser.parse_args(argv)
-    try:
-        return int(args._handler(args) or 0)
-    except KeyboardInterrupt:
-        return 130
-    except (LivematteError, OSError) as exc:
-        print(f"livematte: error: {exc}", file=sys.stderr)
-        return getattr(exc, "exit_code", 1)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

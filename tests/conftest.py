@@ -1,0 +1,34 @@
+"""Fixtures several test modules use (plain helpers are in ``media.py``)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+import pytest
+
+
+@pytest.fixture(scope="module")
+def x_display():
+    """A display: the one we run under, or a private Xvfb; skipped when neither exists."""
+    if os.environ.get("DISPLAY"):
+        yield os.environ["DISPLAY"]
+        return
+    xvfb = shutil.which("Xvfb")
+    if xvfb is None:
+        pytest.skip("window test needs a display: no DISPLAY and no Xvfb (apt install xvfb)")
+    # -displayfd: Xvfb picks a free display number and writes it once it accepts clients.
+    server = subprocess.Popen(
+        [xvfb, "-displayfd", "1", "-screen", "0", "1280x800x24", "-nolisten", "tcp"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    number = server.stdout.readline().strip() if server.stdout else ""
+    if not number.isdigit():
+        server.kill()
+        pytest.skip("Xvfb could not start")
+    yield f":{number}"
+    server.terminate()
+    server.wait(5)
