@@ -244,7 +244,7 @@ def movenet_predict(stage: KeypointStage) -> Predict:
 MAIN_PIPELINES = ("movenet+blazepose", "blazepose (before)", "movenet alone")
 VARIANT_PIPELINES = (
     "new/no-agreement", "new/no-fusion", "new/no-face-detector", "new/no-tiles",
-    "new@256", "new@512",
+    "new@256", "new@320", "new@512",
 )  # fmt: skip
 
 
@@ -274,6 +274,7 @@ def pipelines(names: list[str], max_people: int) -> dict[str, tuple[Predict, Key
         "new/no-face-detector": {"face_detector": False},
         "new/no-tiles": {"image_tiles": 0},
         "new@256": {"image_detect_size": 256},
+        "new@320": {"image_detect_size": 320},
         "new@512": {"image_detect_size": 512},
     }
     out = {}
