@@ -125,6 +125,26 @@ class KeypointsConfig:
 
     enabled: bool = False
     max_people: int = _ranged(4, 1, 64)
+    #: Who finds people: "movenet" (MoveNet MultiPose; recall at OKS >= 0.5 of the shared COCO
+    #: and OCHuman people 0.36 -> 0.65, BENCHMARKS.md "People finding") or "blazepose"
+    #: (MediaPipe's face-based detector, the pipeline before MoveNet).  Landmarks are BlazePose's
+    #: either way.
+    detector: str = _choice("movenet", "movenet", "blazepose")
+    #: MoveNet: a person needs at least this score (the issue's measurements used 0.2).
+    min_person_score: float = _ranged(0.2, 0.0, 1.0)
+    #: MoveNet input's longer side (pixels, rounded up to a multiple of 32) in VIDEO/LIVE mode:
+    #: ~20 ms per 256x160 input on one core.
+    detect_size: int = _ranged(256, 32, 4096)
+    #: The same in IMAGE mode, where small people in photos matter more than speed.
+    image_detect_size: int = _ranged(384, 32, 4096)
+    #: IMAGE mode: when a photo is at least twice ``image_detect_size``, fewer than ``max_people``
+    #: were found and the smallest of them is under half the photo's height (or nobody was
+    #: found), also search N x N overlapping tiles at that size (0 = never).
+    image_tiles: int = _ranged(2, 0, 4)
+    #: With MoveNet: also run BlazePose's face-based detector when MoveNet found fewer than
+    #: ``max_people`` (it finds close-up, upper-body people MoveNet misses).
+    face_detector: bool = True
+    #: BlazePose detector: minimum detection probability.
     min_detection_score: float = _ranged(0.5, 0.0, 1.0)
     min_tracking_score: float = _ranged(0.5, 0.0, 1.0)
     #: VIDEO/LIVE: run the detector every N frames to pick up newcomers (0 = only when lost).

@@ -62,13 +62,18 @@ class Person:
         track_id: stable across frames in VIDEO/LIVE modes (new ids are never reused).
         landmarks: (33, 4) float32: x, y in source-image pixels, visibility, presence (0..1).
         box: (left, top, right, bottom) in source-image pixels.
-        score: confidence that this is a person (detector or landmark presence).
+        score: probability that this is a person: the landmark model's pose flag, or for a
+            MoveNet-only person MoveNet's person score.
+        source: where the landmarks come from: "blazepose" (all 33 from the landmark model) or
+            "movenet" (the 17 COCO keypoints from MoveNet MultiPose; the other 16 rows are
+            estimated from body proportions with visibility and presence 0).
     """
 
     track_id: int
     landmarks: np.ndarray
     box: tuple[float, float, float, float]
     score: float
+    source: str = "blazepose"
 
     def landmark(self, name: str) -> np.ndarray:
         """Row (x, y, visibility, presence) of a named landmark."""
@@ -88,7 +93,8 @@ class Frame:
 
     ``person_masks`` holds the keypoint stage's per-person segmentation
     (``keypoints.PersonMask``: ``track_id``, 256x256 ``logits`` of its ROI crop,
-    ``crop_to_image`` 2x3 matrix), in the order of ``people``; the matting stage fuses them
+    ``crop_to_image`` 2x3 matrix) for each person with landmarks (``source == "blazepose"``),
+    in the order of ``people``, matched by ``track_id``; the matting stage fuses them
     with its whole-frame mask when ``matting.person_roi`` is on.
 
     ``source_alpha`` is the input's own transparency (HxW uint8, e.g. an RGBA upload); the

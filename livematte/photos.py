@@ -74,6 +74,7 @@ def write_analysis(target: Path, source: Path, frame, *, many: bool) -> None:
     if many:
         target.mkdir(parents=True, exist_ok=True)
         target = target / (source.stem + ".json")
-    text = json.dumps(analysis_json(frame.people), indent=2)
+    # Locations clipped to the picture, as the API does.
+    text = json.dumps(analysis_json(frame.people, frame.size), indent=2)
     with atomic_path(target) as temporary:
         temporary.write_text(text + "\n", encoding="utf-8")

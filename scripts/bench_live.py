@@ -87,6 +87,8 @@ def run_case(case: str, args: argparse.Namespace) -> dict:
         overrides.update({"keypoints.enabled": True, "stickers.pack": "party"})
     if args.threads is not None:
         overrides["runtime.threads"] = args.threads
+    if args.detector:
+        overrides["keypoints.detector"] = args.detector
     config = load_config(args.preset, overrides)
     pyvirtualcam.camera.register_backend("bench", I420Backend)
 
@@ -169,6 +171,8 @@ def main() -> int:
     parser.add_argument("--background", type=Path, default=BACKGROUND)
     parser.add_argument("--preset", default="stream")
     parser.add_argument("--threads", type=int, help="ONNX Runtime threads (default: preset's)")
+    parser.add_argument("--detector", choices=("movenet", "blazepose"),
+                        help="keypoints.detector (default: the preset's)")  # fmt: skip
     parser.add_argument("--fps", type=float, default=30.0)
     parser.add_argument("--width", type=int, default=1280)
     parser.add_argument("--height", type=int, default=720)

@@ -8,13 +8,18 @@ a. MediaPipe goldens: our landmarks vs the reference pipeline's expected ones (m
 b. Human-annotated COCO-17 keypoints (COCO val/train minis, OCHuman): per-person OKS with the
    COCO sigmas, greedy one-to-one matching per image; recall of GT people with >= 10 labelled
    keypoints at OKS >= 0.5 and mean OKS of those matched; crowded/occluded images (OCHuman or
-   >= 3 annotated people) reported separately.
+   >= 3 annotated people) reported separately.  Side by side in one run: MoveNet + BlazePose
+   landmarks (the default), the BlazePose-only pipeline from before, MoveNet alone (its 17
+   keypoints, same input size and tiles), and with ``--variants`` the tuning variants; ms per
+   image is wall time on one core.
 c. Side by side (``--reference-python``): mediapipe 0.10.21's legacy ``mp.solutions.pose``
    (single person) run in its own virtual environment as a subprocess on the same images (and
    on the video), compared on the GT people it finds.
 d. pose_squats.mp4: error vs the per-frame expected landmarks, and jitter (mean |frame-to-frame
    acceleration|) of the feet, which stay still through a squat, with and without smoothing.
-e. Speed on one core: median ms per 720p frame with one tracked person, and with detection.
+m. Small people in big photos: the same images 3 x 3 to a 1920x1440 picture, same GT.
+e. Speed on one core: median ms per 720p frame with one tracked person, and with detection;
+   IMAGE mode on a 1080p photo of 4 people; MoveNet + BlazePose and BlazePose alone.
 
 Usage::
 
@@ -31,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 
@@ -210,13 +216,122 @@ def summarise(records: list[dict]) -> dict:
     }
 
 
-def eval_keypoints(data: Path, stage: KeypointStage, reference: dict | None) -> dict:
-    """Sections (b) and (c)."""
-    records, ref_rows = [], []
-    for im in load_keypoint_sets(data):
-        img = cv2.imread(str(im["path"]))
-        people = stage.process(Frame(img)).people
-        preds = [p.landmarks[COCO_FROM_BLAZEPOSE, :2] for p in people]
+Predict = Callable[[np.ndarray], list[np.ndarray]]
+#: A found person whose OKS with every labelled person is below this is counted as spurious (an
+#: upper bound on false positives: COCO leaves some small or crowded people unlabelled).
+SPURIOUS_OKS = 0.1
+
+
+def stage_predict(stage: KeypointStage) -> Predict:
+    """A pipeline's people as (17, 2) COCO keypoints, from a keypoint stage in IMAGE mode."""
+    def run(img: np.ndarray) -> list[np.ndarray]:
+        return [p.landmarks[COCO_FROM_BLAZEPOSE, :2] for p in stage.process(Frame(img)).people]
+
+    return run
+
+
+def movenet_predict(stage: KeypointStage) -> Predict:
+    """MoveNet alone (same input size and tiles as ``stage``): its 17 keypoints per person."""
+    cfg = stage.config
+
+    def run(img: np.ndarray) -> list[np.ndarray]:
+        found = stage.finder.find_movenet(img, cfg.image_detect_size, cfg.image_tiles)
+        return [k[:, :2] for k in found.keypoints[: cfg.max_people]]
+
+    return run
+
+
+MAIN_PIPELINES = ("movenet+blazepose", "blazepose (before)", "movenet alone")
+VARIANT_PIPELINES = (
+    "new/no-agreement", "new/no-fusion", "new/no-face-detector", "new/no-tiles",
+    "new@256", "new@320", "new@512",
+)  # fmt: skip
+
+
+def people_row(name: str, r: dict) -> dict:
+    """One line of the side-by-side table."""
+    return {
+        "pipeline": name,
+        "recall all": r["all"]["recall_oks50"],
+        "not crowded": r["not_crowded"]["recall_oks50"],
+        "crowded": r["crowded_occluded"]["recall_oks50"],
+        "mean OKS matched": r["all"]["mean_oks_matched"],
+        "people found": r["people_found"],
+        "spurious": r["spurious"],
+        "ms median": r["ms_median"],
+        "ms mean": r["ms_mean"],
+    }
+
+
+def pipelines(names: list[str], max_people: int) -> dict[str, tuple[Predict, KeypointStage]]:
+    """The pipelines compared in section (b), by name (each with the stage it runs)."""
+    variants = {
+        "movenet+blazepose": {},
+        "blazepose (before)": {"detector": "blazepose"},
+        "movenet alone": {},
+        "new/no-agreement": {},
+        "new/no-fusion": {},
+        "new/no-face-detector": {"face_detector": False},
+        "new/no-tiles": {"image_tiles": 0},
+        "new@256": {"image_detect_size": 256},
+        "new@320": {"image_detect_size": 320},
+        "new@512": {"image_detect_size": 512},
+    }
+    out = {}
+    for name in names:
+        if name not in variants:
+            raise SystemExit(f"unknown pipeline {name!r}; known: {', '.join(variants)}")
+        overrides = {"detector": "movenet", "max_people": max_people, **variants[name]}
+        stage = make_stage("image", **overrides)
+        stage.agree_oks = 0.0 if name == "new/no-agreement" else stage.agree_oks
+        stage.fuse = name != "new/no-fusion"
+        run = movenet_predict(stage) if name == "movenet alone" else stage_predict(stage)
+        out[name] = (run, stage)
+    return out
+
+
+#: Section (m)'s people per picture: a 3 x 3 mosaic holds 9 to 30 labelled people.
+MOSAIC_MAX_PEOPLE = 16
+
+
+def mosaics(images: list[dict], n: int = 3, cell: tuple[int, int] = (640, 480)) -> list[dict]:
+    """Big photos of small people: the images n x n to a picture (each fitted into ``cell``,
+    black around it), their GT people moved and scaled with them; leftovers are dropped."""
+    out = []
+    for start in range(0, len(images) - n * n + 1, n * n):
+        canvas = np.zeros((cell[1] * n, cell[0] * n, 3), np.uint8)
+        gts = []
+        for k, im in enumerate(images[start : start + n * n]):
+            img = cv2.imread(str(im["path"]))
+            s = min(cell[0] / img.shape[1], cell[1] / img.shape[0])
+            w, h = round(img.shape[1] * s), round(img.shape[0] * s)
+            x0, y0 = (k % n) * cell[0], (k // n) * cell[1]
+            canvas[y0 : y0 + h, x0 : x0 + w] = cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA)
+            for g in im["gts"]:
+                kps = g["kps"].copy()
+                kps[:, :2] = kps[:, :2] * s + [x0, y0]
+                gts.append({**g, "kps": kps, "area": g["area"] * s * s})
+        name = f"mosaic{start // (n * n)}"
+        out.append({"path": Path(name), "img": canvas, "subset": "mosaic", "gts": gts,
+                    "crowded": True})  # fmt: skip
+    return out
+
+
+def eval_keypoints(
+    data: Path, run: Predict, reference: dict | None, images: list[dict] | None = None
+) -> dict:
+    """Sections (b) and (c) for one pipeline; ms per image is wall time of ``run``."""
+    records, ref_rows, times, found, spurious = [], [], [], 0, 0
+    for im in images if images is not None else load_keypoint_sets(data):
+        img = im["img"] if "img" in im else cv2.imread(str(im["path"]))
+        t0 = time.perf_counter()
+        preds = run(img)
+        times.append((time.perf_counter() - t0) * 1000.0)
+        found += len(preds)
+        spurious += sum(
+            max((oks(p, g["kps"], g["area"]) for g in im["gts"]), default=0.0) < SPURIOUS_OKS
+            for p in preds
+        )
         ours = match(preds, im["gts"])
         for j, g in enumerate(im["gts"]):
             records.append({"image": im["path"].name, "subset": im["subset"], "n": g["n"],
@@ -226,7 +341,7 @@ def eval_keypoints(data: Path, stage: KeypointStage, reference: dict | None) -> 
             row = {
                 "image": im["path"].name,
                 "ref_found": ref is not None,
-                "ours_found": len(people),
+                "ours_found": len(preds),
             }
             if ref is not None and im["gts"]:
                 pred = np.array(ref, float)[COCO_FROM_BLAZEPOSE, :2]
@@ -240,6 +355,11 @@ def eval_keypoints(data: Path, stage: KeypointStage, reference: dict | None) -> 
         "crowded_occluded": summarise([r for r in records if r["crowded"]]),
         "ochuman": summarise([r for r in records if r["subset"] == "ochuman"]),
         "images": len({r["image"] for r in records}),
+        "people_found": found,
+        "spurious": spurious,
+        "ms_median": float(np.median(times)),
+        "ms_mean": float(np.mean(times)),
+        "ms_max": float(np.max(times)),
     }
     if reference is not None:
         same = [r for r in ref_rows if "ref_oks" in r and r["ref_oks"] > 0]
@@ -305,53 +425,80 @@ def eval_video(data: Path, reference: dict | None) -> dict:
     clock30 = (list(range(len(frames))), Fraction(1, 30))
     runs = [("raw", False, (pts, tb)), ("smoothed (pts, 5 fps)", True, (pts, tb)),
             ("smoothed (30 fps clock)", True, clock30)]  # fmt: skip
-    for name, smooth, (stamps, base) in runs:
-        stage = make_stage("video", smoothing=smooth)
-        result[name] = _video_stats(_track(stage, frames, stamps, base), expected, side)
-        stage.close()
+    for detector in ("movenet", "blazepose"):
+        for name, smooth, (stamps, base) in runs:
+            stage = make_stage("video", smoothing=smooth, detector=detector)
+            tracks = _track(stage, frames, stamps, base)
+            result[f"{detector}: {name}"] = _video_stats(tracks, expected, side)
+            stage.close()
     if reference is not None and reference.get("video"):
         tracks = [None if r is None else np.array(r, float)[:, :2] for r in reference["video"]]
         result["reference"] = _video_stats(tracks[: len(expected)], expected, side)
     return result
 
 
-def eval_speed(data: Path, repeats: int) -> dict:
-    """Section (e): one core; a 1280x720 clip with one person (Pixabay thumbs-up)."""
+#: Section (e)'s group photo: 4 COCO people, all with >= 10 labelled keypoints.
+GROUP_PHOTO = "keypoints/coco/000000196141.jpg"
+
+
+def _timed(fn: Callable[[], object]) -> tuple[float, float]:
+    """(wall ms, CPU ms of this process) of one call."""
+    w0, c0 = time.perf_counter(), time.process_time()
+    fn()
+    return (time.perf_counter() - w0) * 1000.0, (time.process_time() - c0) * 1000.0
+
+
+def _medians(samples: list[tuple[float, float]]) -> str:
+    """'wall / cpu' medians in ms."""
+    if not samples:
+        return "-"
+    wall, cpu = np.median(np.array(samples), axis=0)
+    return f"{wall:.1f} / {cpu:.1f}"
+
+
+def eval_speed(data: Path, repeats: int, detector: str) -> dict:
+    """Section (e), one core, median wall / CPU ms: a 1280x720 clip with one person (Pixabay
+    thumbs-up) tracked in VIDEO mode; IMAGE mode on its frames and on a 4-person COCO photo
+    enlarged to 1920x1080; the detector alone and the landmark model alone (the yardstick:
+    16.4 ms on the reference machine, so a loaded machine shows in it)."""
     cv2.setNumThreads(1)
     frames, pts, tb = read_video(data / "video" / "pixabay_thumbs_up.mp4")
     frames = frames[:repeats]
-    stage = make_stage("video", threads=1, detect_interval=0)
+    stage = make_stage("video", threads=1, detect_interval=0, detector=detector)
     calls: list[int] = []
-    detect = stage.detect
-    stage.detect = lambda image: calls.append(1) or detect(image)  # type: ignore[method-assign]
+    find = stage.finder.find
+    stage.finder.find = (  # type: ignore[method-assign]
+        lambda image, image_mode: calls.append(1) or find(image, image_mode)
+    )
     tracked, detected = [], []
     for i, img in enumerate(frames):
         before = len(calls)
-        f = stage.process(Frame(img, index=i, pts=pts[i], time_base=tb, mode=Mode.VIDEO))
-        (detected if len(calls) > before else tracked).append(f.timings["keypoints"])
-    image_stage = make_stage("image", threads=1)
-    one_shot = [image_stage.process(Frame(img)).timings["keypoints"] for img in frames[:30]]
-    det = []
-    for img in frames[:30]:
-        t0 = time.perf_counter()
-        image_stage.detect(img)
-        det.append((time.perf_counter() - t0) * 1000)
+        frame = Frame(img, index=i, pts=pts[i], time_base=tb, mode=Mode.VIDEO)
+        sample = _timed(lambda: stage.process(frame))  # noqa: B023
+        (detected if len(calls) > before else tracked).append(sample)
+    image_stage = make_stage("image", threads=1, detector=detector)
+    one_shot = [
+        _timed(lambda: image_stage.process(Frame(img)))  # noqa: B023
+        for img in frames[:20]
+    ]
+    group = cv2.imread(str(data / GROUP_PHOTO))
+    group = cv2.resize(group, (1920, 1080), interpolation=cv2.INTER_CUBIC)
+    group_people = len(image_stage.process(Frame(group)).people)
     x = np.random.default_rng(0).random((1, 256, 256, 3), dtype=np.float32)
-    model = []
-    for _ in range(30):
-        t0 = time.perf_counter()
-        image_stage._landmarker.run({"image": x})
-        model.append((time.perf_counter() - t0) * 1000)
     return {
-        "frame_size": f"{frames[0].shape[1]}x{frames[0].shape[0]}",
-        "tracked_frames": len(tracked),
-        "tracked_median_ms": float(np.median(tracked)),
-        "tracked_p90_ms": float(np.percentile(tracked, 90)),
-        "frames_with_detection": len(detected),
-        "image_mode_detect_plus_landmarks_median_ms": float(np.median(one_shot)),
-        "detector_only_median_ms": float(np.median(det)),
-        "landmark_model_only_median_ms": float(np.median(model)),
-    }
+        "detector": detector,
+        "video 720p tracked": _medians(tracked),
+        "frames with detection": len(detected),
+        "detection frame": _medians(detected),
+        "image 720p 1 person": _medians(one_shot),
+        "image 1080p group": _medians([_timed(lambda: image_stage.process(Frame(group)))
+                                       for _ in range(10)]),
+        "group people found": group_people,
+        "finder 720p": _medians([_timed(lambda: image_stage.finder.find(frames[0], True))
+                                 for _ in range(20)]),
+        "landmark model": _medians([_timed(lambda: image_stage._landmarker.run({"image": x}))
+                                    for _ in range(30)]),
+    }  # fmt: skip
 
 
 def run_reference(python: str, images: list[str], video: Path | None) -> dict:
@@ -395,9 +542,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=DATA, help="the shared data folder")
     parser.add_argument("--json", type=Path, help="write all figures to this JSON file")
     parser.add_argument("--reference-python", help="python of a venv with mediapipe==0.10.21")
-    parser.add_argument("--max-people", type=int, default=4)
+    parser.add_argument("--max-people", type=int, default=KeypointsConfig.max_people)
+    parser.add_argument(
+        "--pipelines", default=",".join(MAIN_PIPELINES),
+        help="comma-separated pipelines for section b (first = the one sections a, c use)",
+    )  # fmt: skip
+    parser.add_argument("--variants", action="store_true", help="also the tuning variants")
     parser.add_argument("--speed-frames", type=int, default=120)
-    parser.add_argument("--sections", default="abcde", help="which sections to run (letters a..e)")
+    parser.add_argument(
+        "--sections", default="abcdem", help="which sections to run (letters a..e, m: mosaics)"
+    )
     args = parser.parse_args(argv)
     if not args.data.is_dir():
         print(f"shared data not found: {args.data}", file=sys.stderr)
@@ -410,28 +564,56 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         reference = run_reference(args.reference_python, images, video)
         print(f"reference pipeline ran in {time.perf_counter() - t0:.0f} s")
-    stage = make_stage("image", max_people=args.max_people)
+    cv2.setNumThreads(1)
+    names = [n.strip() for n in args.pipelines.split(",") if n.strip()]
+    if args.variants:
+        names += [n for n in VARIANT_PIPELINES if n not in names]
+    runs = pipelines(names, args.max_people)
     if "a" in args.sections:
-        report["goldens"] = eval_goldens(args.data, stage)
+        report["goldens"] = [
+            {"pipeline": name, **row}
+            for name in names[:2] for row in eval_goldens(args.data, runs[name][1])
+        ]  # fmt: skip
         print_table("a. MediaPipe goldens (error as a fraction of the longer side)",
                     report["goldens"])  # fmt: skip
     if set(args.sections) & set("bc"):
-        kp = eval_keypoints(args.data, stage, reference if "c" in args.sections else None)
-        report["keypoints"] = kp
+        report["keypoints"] = {}
+        for i, name in enumerate(names):
+            ref = reference if "c" in args.sections and i == 0 else None
+            report["keypoints"][name] = eval_keypoints(args.data, runs[name][0], ref)
+        kp = report["keypoints"][names[0]]
         print_table(
-            f"b. COCO-17 OKS vs human GT ({kp['images']} images, GT people with >= 10 keypoints)",
+            f"b. COCO-17 OKS vs human GT ({kp['images']} images, GT people with >= 10 "
+            f"keypoints; max_people {args.max_people}; one core)",
+            [people_row(name, r) for name, r in report["keypoints"].items()],
+        )
+        print_table(
+            f"b. {names[0]} in detail",
             [{"group": k, **kp[k]} for k in ("all", "not_crowded", "crowded_occluded", "ochuman")],
         )
         if "reference" in kp:
             print_table("c. reference mp.solutions.pose (single person) vs ours",
                         [kp["reference"]])  # fmt: skip
+    if "m" in args.sections:
+        big = mosaics(load_keypoint_sets(args.data))
+        crowd = pipelines(names, MOSAIC_MAX_PEOPLE)
+        report["mosaics"] = {
+            name: eval_keypoints(args.data, crowd[name][0], None, big) for name in names
+        }
+        print_table(
+            f"m. small people in big photos: {len(big)} mosaics of 3x3 of those photos "
+            f"(1920x1440; max_people {MOSAIC_MAX_PEOPLE}), GT people with >= 10 keypoints",
+            [people_row(name, r) for name, r in report["mosaics"].items()],
+        )
     if "d" in args.sections:
         report["video"] = eval_video(args.data, reference)
         rows = [{"run": k, **v} for k, v in report["video"].items() if isinstance(v, dict)]
         print_table(f"d. pose_squats.mp4 ({report['video']['frames']} frames)", rows)
     if "e" in args.sections:
-        report["speed"] = eval_speed(args.data, args.speed_frames)
-        print_table("e. speed, one core (ms)", [report["speed"]])
+        report["speed"] = [
+            eval_speed(args.data, args.speed_frames, d) for d in ("movenet", "blazepose")
+        ]
+        print_table("e. speed, one core (median ms, wall / CPU)", report["speed"])
     if args.json:
         args.json.write_text(json.dumps(report, indent=1))
         print(f"\nwrote {args.json}")

@@ -16,6 +16,22 @@ REPO = Path(__file__).resolve().parents[1]
 #: The evaluation data next to the checkout (see its SOURCES.md); absent on a bare clone.
 SHARED_DATA = REPO.parent / "shared" / "data"
 
+#: A standing person facing the camera (their left on image right), 400 px tall, hips at (0, 0):
+#: BlazePose landmark name -> (x, y) offset in pixels (hands and feet left out).
+STANDING_POSE: dict[str, tuple[float, float]] = {
+    "nose": (0, -160), "left_eye": (8, -170), "right_eye": (-8, -170),
+    "left_eye_inner": (4, -170), "right_eye_inner": (-4, -170),
+    "left_eye_outer": (12, -170), "right_eye_outer": (-12, -170),
+    "left_ear": (18, -166), "right_ear": (-18, -166),
+    "mouth_left": (6, -150), "mouth_right": (-6, -150),
+    "left_shoulder": (40, -120), "right_shoulder": (-40, -120),
+    "left_elbow": (50, -70), "right_elbow": (-50, -70),
+    "left_wrist": (55, -20), "right_wrist": (-55, -20),
+    "left_hip": (25, 0), "right_hip": (-25, 0),
+    "left_knee": (25, 80), "right_knee": (-25, 80),
+    "left_ankle": (25, 160), "right_ankle": (-25, 160),
+}  # fmt: skip
+
 
 def needs_shared(*parts: str) -> pytest.MarkDecorator:
     """Skip unless ``SHARED_DATA / parts...`` exists, saying which path is missing."""

@@ -8,7 +8,10 @@
 
 All coordinates are source-image pixels; "left"/"right" are the person's own left/right (as in
 BlazePose).  A part's ``score`` is the landmark's visibility (probability that it is inside the
-image and not occluded).
+image and not occluded).  Each person also says where its parts come from (``"source"``, an
+extension of the service's schema): ``"blazepose"`` (the landmark model) or ``"movenet"`` (a
+person the landmark model could not fit: MoveNet's 17 keypoints, scores are MoveNet's keypoint
+scores; mouth corners are placed by face proportions with score 0, since nothing saw them).
 
 Derived parts (BlazePose has no such landmarks):
 
@@ -23,7 +26,8 @@ Derived parts (BlazePose has no such landmarks):
   the eye-mouth distance shrinks).  Score = mean visibility of the eyes and ears.
 
 ``location`` is the person's box (``Person.box``) grown to include ``top_head``, clipped to the
-image when its size is given; its score is the person's score.
+image when its size is given; its score is the person's score (the landmark model's pose flag,
+or MoveNet's person score for a MoveNet-only person).
 
 Example::
 
@@ -186,6 +190,7 @@ def analysis_json(
         entry: dict[str, Any] = {
             "body_parts": body_parts(person),
             "location": location(person, image_size),
+            "source": person.source,
         }
         if include_landmarks:
             entry["track_id"] = int(person.track_id)

@@ -34,6 +34,7 @@ import math
 import struct
 import time
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -46,6 +47,7 @@ from livematte.errors import ConfigError, SinkError, SourceError
 from livematte.frame import Frame, Mode, Person, largest_person
 from livematte.outputs import atomic_path
 from livematte.pipeline.compose import cover_fit
+from livematte.pipeline.sinks import stderr_notice
 from livematte.pipeline.stickers import anchor_points, fold_angle
 
 
@@ -214,24 +216,53 @@ def make_id_photo(
     return cv2.warpAffine(src, matrix, size.pixels, flags=interp, borderMode=cv2.BORDER_REPLICATE)
 
 
+#: Minimum visibility of the eyes and mouth for a head to be trusted.
+MIN_HEAD_SCORE = 0.3
+
+
+def main_person(people: list[Person], min_score: float = MIN_HEAD_SCORE) -> Person | None:
+    """The person an ID photo is of: the largest usable head (eyes and ears seen), else the
+    largest person (whose head then decides whether a photo can be made)."""
+    heads = [(head_geometry(p), p) for p in people]
+    usable = [(h.height, -i) for i, (h, _) in enumerate(heads) if h.score >= min_score]
+    if usable:
+        return heads[-max(usable)[1]][1]
+    return largest_person(people)
+
+
 class IdPhotoStage:
     """Pipeline stage (last): turn ``frame.output`` into an ID photo of ``effects.id_photo``.
 
-    In IMAGE mode a picture without a usable face raises ``SourceError``; in VIDEO/LIVE modes
-    such frames fall back to a centre crop so the output size never changes.
+    The photo is of ``main_person``; in IMAGE mode a picture of several people says so through
+    ``notice``.  In IMAGE mode a picture without a usable face raises ``SourceError``; in
+    VIDEO/LIVE modes such frames fall back to a centre crop so the output size never changes.
+
+    Args:
+        notice: receives one-line notices (default: printed to stderr).
     """
 
-    def __init__(self, config: EffectsConfig, runtime: RuntimeConfig | None = None) -> None:
+    def __init__(
+        self,
+        config: EffectsConfig,
+        runtime: RuntimeConfig | None = None,
+        notice: Callable[[str], None] | None = None,
+    ) -> None:
         self.size = resolve_size(config.id_photo)
         self.level = config.id_photo_level
-        #: Minimum visibility of the eyes and mouth for the head to be trusted.
-        self.min_score = 0.3
+        self.min_score = MIN_HEAD_SCORE
+        self.notice = notice or stderr_notice
 
     def process(self, frame: Frame) -> Frame:
         """Replace ``frame.output`` (or a copy of the image) by the ID photo."""
         start = time.perf_counter()
         picture = frame.output if frame.output is not None else frame.image
-        person = largest_person(frame.people)
+        person = main_person(frame.people, self.min_score)
+        if person is not None and len(frame.people) > 1 and frame.mode is Mode.IMAGE:
+            left, top, right, bottom = (round(v) for v in person.box)
+            self.notice(
+                f"ID photo: {len(frame.people)} people in the picture; using the one with the "
+                f"largest clear face (box {left},{top}-{right},{bottom})"
+            )
         head = head_geometry(person) if person is not None else None
         if head is None or head.score < self.min_score or head.height < 4:
             if frame.mode is Mode.IMAGE:

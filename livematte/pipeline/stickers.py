@@ -105,6 +105,11 @@ def anchor_points(landmarks: np.ndarray) -> dict[str, tuple[np.ndarray, float]]:
     # The eye distance collapses when the head turns sideways; the eye-mouth distance does not.
     face = max(eye_dist, em / 1.1)
     s_face = min(s_eyes, s_mouth)
+    corners = [LANDMARK_INDEX["mouth_left"], LANDMARK_INDEX["mouth_right"]]
+    if lm.shape[1] > 3 and not lm[corners, 3].any():
+        # Presence 0: a MoveNet-only person, whose mouth was placed by face proportions from
+        # the eyes and nose (coco_landmarks.landmarks_from_keypoints); those are what was seen.
+        s_face = min(s_eyes, float(lm[LANDMARK_INDEX["nose"], 2]))
     chin_drop = max(float(-up @ to_mouth), 0.0) * CHIN_PER_EYE_MOUTH
     out["between_eyes"] = (eyes, s_eyes)
     out["mouth"] = (mouth, s_mouth)

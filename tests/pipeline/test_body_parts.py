@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 import pytest
+from media import STANDING_POSE
 
 from livematte.frame import LANDMARK_NAMES, Person
 from livematte.pipeline.body_parts import (
@@ -28,19 +29,7 @@ SERVICE_PARTS = {
 
 def _upright_person(angle_deg: float = 0.0, track_id: int = 0) -> Person:
     """A frontal person facing the camera (their left is image right), head tilted by angle."""
-    pts = {
-        "nose": (0, -160), "left_eye": (8, -170), "right_eye": (-8, -170),
-        "left_eye_inner": (4, -170), "right_eye_inner": (-4, -170),
-        "left_eye_outer": (12, -170), "right_eye_outer": (-12, -170),
-        "left_ear": (18, -166), "right_ear": (-18, -166),
-        "mouth_left": (6, -150), "mouth_right": (-6, -150),
-        "left_shoulder": (40, -120), "right_shoulder": (-40, -120),
-        "left_elbow": (50, -70), "right_elbow": (-50, -70),
-        "left_wrist": (55, -20), "right_wrist": (-55, -20),
-        "left_hip": (25, 0), "right_hip": (-25, 0),
-        "left_knee": (25, 80), "right_knee": (-25, 80),
-        "left_ankle": (25, 160), "right_ankle": (-25, 160),
-    }  # fmt: skip
+    pts = STANDING_POSE
     lm = np.zeros((33, 4), np.float32)
     lm[:, 2:] = 0.9
     head_pivot = np.array([0.0, -120.0])
@@ -112,7 +101,8 @@ def test_analysis_json_shape() -> None:
     people = [_upright_person(track_id=3), _upright_person(10, track_id=7)]
     out = analysis_json(people, image_size=(640, 480))
     assert out["person_num"] == 2 and len(out["person_info"]) == 2
-    assert set(out["person_info"][0]) == {"body_parts", "location"}
+    assert set(out["person_info"][0]) == {"body_parts", "location", "source"}
+    assert out["person_info"][0]["source"] == "blazepose"
     assert set(out["person_info"][0]["location"]) == {"score", "top", "left", "width", "height"}
     json.dumps(out)  # plain Python types only
     assert analysis_json([]) == {"person_num": 0, "person_info": []}

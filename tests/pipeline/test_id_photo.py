@@ -20,6 +20,7 @@ from livematte.pipeline.id_photo import (
     head_geometry,
     id_photo_enabled,
     id_photo_matrix,
+    main_person,
     make_id_photo,
     read_dpi,
     resolve_size,
@@ -201,3 +202,21 @@ def test_crown_follows_the_hair_in_the_matte(top, expected):
     assert abs(head.crown[1] - (300 - expected * d)) <= 0.06 * d
     assert abs(head.crown[0] - 320) < 1e-6
     assert head_geometry(person).crown[1] == pytest.approx(300 - 1.9 * d)
+
+
+def test_stage_uses_the_main_person_and_says_there_are_several():
+    cfg = load_config(None, {"effects.background": "white", "effects.id_photo": "us"}).effects
+    said = []
+    stage = IdPhotoStage(cfg, notice=said.append)
+    image = np.full((480, 640, 3), 200, np.uint8)
+    near, far = make_person(420, 200, 30.0), make_person(150, 150, 12.0)
+    # A big body whose face is not seen does not win over a clear face.
+    body = make_person(300, 100, 45.0, vis=0.1)
+    assert main_person([far, body, near]) is near
+    assert main_person([body]) is body and main_person([]) is None
+    frame = stage.process(Frame(image=image, people=[far, near]))
+    alone = IdPhotoStage(cfg, notice=said.append).process(Frame(image=image, people=[near]))
+    assert np.array_equal(frame.output, alone.output)
+    assert len(said) == 1 and "2 people" in said[0]
+    stage.process(Frame(image=image, people=[far, near], mode=Mode.VIDEO))
+    assert len(said) == 1  # not once per video frame

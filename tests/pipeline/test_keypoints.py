@@ -79,8 +79,8 @@ def test_detector_matches_mediapipe_golden(make_stage) -> None:
 
     img = cv2.imread(str(GOLDEN / "pose.jpg"))
     h, w = img.shape[:2]
-    stage = make_stage()
-    dets = stage.detect(img)
+    stage = make_stage(detector="blazepose")
+    dets = stage.finder.detect(img)
     assert len(dets) == 1
     text = (GOLDEN / "pose_expected_detection.pbtxt").read_text()
     assert dets.scores[0] == pytest.approx(_pbtxt_numbers(text, "score")[0], abs=1e-3)
@@ -146,8 +146,8 @@ def test_image_mode_finds_several_people(make_stage) -> None:
 def test_video_mode_tracks_and_picks_up_newcomers(make_stage) -> None:
     stage = make_stage("video", detect_interval=3)
     calls = []
-    detect = stage.detect
-    stage.detect = lambda image: calls.append(1) or detect(image)
+    find = stage.finder.find
+    stage.finder.find = lambda image, image_mode: calls.append(1) or find(image, image_mode)
     one, two, none = _canvas(True, False), _canvas(True, True), np.zeros_like(_canvas(True, True))
     sequence = [one, one, one, two, two, two, none, one]
     ids, detections = [], []
@@ -204,6 +204,69 @@ def test_live_landmark_interval_runs_the_model_on_every_nth_frame(make_stage) ->
     stage._landmarker.run = lambda inputs: calls.append(1) or run(inputs)
     people = [stage.process(Frame(image, index=i, mode=Mode.LIVE)).people for i in range(7)]
     assert all(len(p) == 1 for p in people)
-    # frames 0 and 1 run the model (nothing held at first), then every second frame: 3 and 5
-    assert len(calls) == 4
+    # frames 0 (twice: a new track is refitted on the ROI its first result implies) and 1 run
+    # the model (nothing held at first), then every second frame: 3 and 5
+    assert len(calls) == 5
     assert people[2] is people[1] and people[3] is not people[2] and people[4] is people[3]
+
+
+# -- MoveNet candidates (the detector's output given, the landmark model real) -----------------
+REFERENCE = DATA.parent / "models" / "reference" / "movenet_multipose_tf_reference.npz"
+
+
+def _movenet_pose_on_golden() -> np.ndarray:
+    """TensorFlow's MoveNet pose for pose.jpg (shared reference output) in canvas pixels."""
+    from livematte.pipeline.movenet import decode_movenet
+
+    raw = np.load(REFERENCE)["movenet2_output"]
+    return decode_movenet(raw, (160, 256), np.array([256 / 1000, 160 / 667])).keypoints[0]
+
+
+@needs_models
+@needs_golden
+@pytest.mark.skipif(not REFERENCE.is_file(), reason=f"MoveNet reference not found: {REFERENCE}")
+def test_movenet_candidates_merge_fall_back_and_come_largest_first(make_stage) -> None:
+    from livematte.pipeline.movenet import roi_from_keypoints
+    from livematte.pipeline.person_finder import Candidate
+
+    canvas = _canvas(True, False)  # the golden on the left, black on the right
+    real = _movenet_pose_on_golden()
+    # A small "person" MoveNet reported on the black half: no landmark model result there.
+    ghost = real.copy()
+    ghost[:, :2] = (real[:, :2] - real[:, :2].mean(0)) * 0.5 + [1500, 330]
+    echo = real.copy()
+    echo[:, :2] += 4.0  # the same person found twice (e.g. by a tile)
+
+    def candidate(kps: np.ndarray, score: float) -> Candidate:
+        box = np.concatenate([kps[:, :2].min(0), kps[:, :2].max(0)])
+        return Candidate(roi_from_keypoints(kps, box), score, box, kps)
+
+    stage = make_stage(max_people=4)
+    stage.finder.find = lambda image, image_mode: [
+        candidate(ghost, 0.3), candidate(real, 0.7), candidate(echo, 0.6)
+    ]
+    frame = stage.process(Frame(canvas))
+    assert [p.source for p in frame.people] == ["blazepose", "movenet"]  # largest first
+    assert [p.track_id for p in frame.people] == [0, 1]
+    expected = np.array(
+        json.loads((GOLDEN / "pose_expected_landmarks.json").read_text())["landmarks_xy_px"], float
+    )
+    err = np.linalg.norm(frame.people[0].landmarks[:, :2] - expected, axis=1)
+    assert err.mean() / 1000 < 0.02
+    ghost_person = frame.people[1]
+    assert ghost_person.score == pytest.approx(0.3)  # MoveNet's score, not a pose flag
+    assert ghost_person.box[0] > 1000
+    # Only people with landmarks have a mask, and the masks say whose they are.
+    assert [m.track_id for m in frame.person_masks] == [0]
+    out = analysis_json(frame.people, frame.size)
+    assert out["person_num"] == 2
+    assert [p["source"] for p in out["person_info"]] == ["blazepose", "movenet"]
+    # max_people counts people, whatever their source
+    stage = make_stage(max_people=1)
+    stage.finder.find = lambda image, image_mode: [candidate(ghost, 0.3), candidate(real, 0.7)]
+    assert [p.source for p in stage.process(Frame(canvas)).people] == ["movenet"]
+    # VIDEO mode tracks people with landmarks only
+    stage = make_stage("video")
+    stage.finder.find = lambda image, image_mode: [candidate(ghost, 0.3), candidate(real, 0.7)]
+    frame = stage.process(Frame(canvas, mode=Mode.VIDEO))
+    assert [p.source for p in frame.people] == ["blazepose"]

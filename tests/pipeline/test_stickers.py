@@ -21,6 +21,7 @@ from livematte.pipeline.stickers import (
     anchor_points,
     list_packs,
     load_pack,
+    place,
     stickers_enabled,
 )
 
@@ -268,3 +269,23 @@ def test_art_is_reproducible(tmp_path):
         ref = cv2.imread(str(shipped), cv2.IMREAD_UNCHANGED)
         assert made is not None and made.shape == ref.shape
         assert np.abs(made.astype(int) - ref).mean() < 0.5, shipped.name
+
+
+@pytest.mark.parametrize("pack", ["party", "bunny", "royal", "angel"])
+def test_movenet_only_people_get_their_head_stickers(pack):
+    from livematte.pipeline.coco_landmarks import landmarks_from_keypoints
+    from livematte.pipeline.movenet import COCO_NAMES
+
+    # A frontal face seen by MoveNet alone: 17 keypoints, the mouth only estimated.
+    seen = make_person(240, 130, 24.0).landmarks
+    kps = np.array([[*seen[LANDMARK_NAMES.index(n), :2], 0.8] for n in COCO_NAMES], np.float32)
+    lm = landmarks_from_keypoints(kps)
+    points = anchor_points(lm)
+    assert points["top_head"][1] == pytest.approx(0.8)  # scored on the eyes and nose seen
+    assert points["top_head"][0][1] < points["between_eyes"][0][1]
+    placed = [place(s, points, 0.3, 1.0) for s in load_pack(pack)]
+    assert all(p is not None for p in placed)  # hats, ears, halos, glasses alike
+    # The pack draws on that person as on one with all 33 landmarks.
+    person = Person(0, lm, (150.0, 40.0, 330.0, 400.0), 0.8, source="movenet")
+    out = render(make_stage(pack), [person], 480, 360).output
+    assert out.any()

@@ -15,6 +15,7 @@ import zipfile
 import numpy as np
 import pytest
 from conftest import NO_LIMIT, SAMPLE, TestClient, fake_process, image_bytes
+from media import SHARED_DATA, needs_shared
 from PIL import Image
 from test_images import png_bomb, truncated_jpeg
 
@@ -401,6 +402,29 @@ def test_real_analysis_has_the_services_schema(real_client):
     assert len(person["body_parts"]) == 21
     assert {"nose", "top_head", "neck", "left_mouth_corner"} <= set(person["body_parts"])
     assert set(person["location"]) == {"score", "top", "left", "width", "height"}
+
+
+THREE_PEOPLE = SHARED_DATA / "mediapipe_golden" / "three_people.jpg"
+
+
+@needs_shared("mediapipe_golden", "three_people.jpg")
+def test_real_analysis_lists_every_person_as_the_cli_does(real_client, tmp_path):
+    from livematte import cli
+
+    r = real_client.post("/api/v1/mattingAndAnalysis", files={"file": THREE_PEOPLE.read_bytes()})
+    api = r.json()["data"]["bodyAnalysis"]
+    out, analysis = tmp_path / "out.png", tmp_path / "out.json"
+    assert cli.main(["image", str(THREE_PEOPLE), str(out), "--json", str(analysis),
+                     "--preset", "default"]) == 0  # fmt: skip
+    assert api == json.loads(analysis.read_text())
+    assert api["person_num"] == 3
+    noses = sorted(p["body_parts"]["nose"]["x"] for p in api["person_info"])
+    assert min(np.diff(noses)) > 100  # three different people, not one found three times
+    for person in api["person_info"]:
+        assert len(person["body_parts"]) == 21 and person["source"] == "blazepose"
+        assert 0.5 <= person["location"]["score"] <= 1.0
+    areas = [p["location"]["width"] * p["location"]["height"] for p in api["person_info"]]
+    assert areas[0] == max(areas)  # largest first
 
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
