@@ -96,7 +96,9 @@ def build_pipeline(config: Config) -> Pipeline:
     id_photo = id_photo_enabled(config.effects)
     stickers = stickers_enabled(config)
     # Matting's person-ROI fusion needs the keypoint stage's per-person masks.
-    keypoints = config.keypoints.enabled or config.matting.person_roi or stickers or id_photo
+    matting = config.matting
+    keypoints = config.keypoints.enabled or matting.person_roi or matting.person_crops
+    keypoints = keypoints or stickers or id_photo
     if keypoints:
         stages.append(KeypointStage(config.keypoints, config.runtime))
     stages.append(MattingStage(config.matting, config.temporal, config.runtime))

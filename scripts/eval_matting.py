@@ -68,6 +68,8 @@ MODES = {
     "live": ("live", {}),
     "guided": ("photo", {"matting.refine": "guided", "matting.guide": "color"}),
     "photo": ("photo", {}),
+    # The photo preset as it was: one model view, no closer look at each person.
+    "photo-before": ("photo", {"matting.multi_view": False, "matting.person_crops": False}),
     "video": ("video", {}),
     # The same without step 1 of temporal.py (optical-flow smoothing of the coarse mask).
     "video-noflow": ("video", {"temporal.motion_compensation": False}),
@@ -81,6 +83,7 @@ MODES = {
 EXTRA: dict[str, str] = {}
 EXTRA_BY_MODE: dict[str, dict[str, str]] = {}
 ROI = "+roi"
+NO_PEOPLE = {"matting.person_roi": False, "matting.person_crops": False}
 
 
 def make_stage(mode: str, threads: int = 0, foreground: bool = False) -> MattingStage:
@@ -95,7 +98,9 @@ def make_stage(mode: str, threads: int = 0, foreground: bool = False) -> Matting
             **overrides,
             "runtime.threads": threads,
             "matting.foreground": foreground,
-            "matting.person_roi": mode.endswith(ROI),
+            # Base rows: no person evidence; "+roi": the person masks (and the preset's
+            # closer look at each person).
+            **({"matting.person_roi": True} if mode.endswith(ROI) else NO_PEOPLE),
         },
     )
     return MattingStage(cfg.matting, cfg.temporal, cfg.runtime)
@@ -220,7 +225,43 @@ def section_p3m(data: Path, modes: list[str], limit: int) -> dict:
                     "ms": ms,
                 }
             )
-    return {m: _mean(r) | {"per_image": r} for m, r in rows.items()}
+    return {m: _mean(r) | _worst(r) | {"per_image": r} for m, r in rows.items()}
+
+
+def _worst(rows: list[dict]) -> dict:
+    worst = max(rows, key=lambda r: r["sad"])
+    return {"worst_sad": worst["sad"], "worst_image": worst["image"]}
+
+
+def grey_copy(image: np.ndarray) -> np.ndarray:
+    """A colour photo as a black-and-white one (luma, three equal channels)."""
+    return cv2.cvtColor(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
+
+
+def section_grey(data: Path, modes: list[str], limit: int) -> dict:
+    """Each p3m portrait in grey: alpha IoU (alpha > 0.5) against the colour input's result."""
+    folder = data / "matting" / "p3m_pseudo_gt"
+    paths = sorted(p for p in folder.glob("*.jpg"))[:limit]
+    out: dict[str, dict] = {}
+    for m in modes:
+        stage, keypoints = make_stage(m), make_keypoints(m)
+        per, opaque = {}, []
+        for path in paths:
+            image = cv2.imread(str(path))
+            colour, _ = run_image(stage, image, keypoints)
+            grey, _ = run_image(stage, grey_copy(image), keypoints)
+            per[path.name] = iou(grey > 0.5, colour > 0.5)
+            opaque.append(((colour > 0.5).mean(), (grey > 0.5).mean()))
+        worst = min(per, key=per.get)
+        out[m] = {
+            "grey_iou": float(np.mean(list(per.values()))),
+            "worst_iou": per[worst],
+            "worst_image": worst,
+            "opaque_colour": float(np.mean([c for c, _ in opaque])),
+            "opaque_grey": float(np.mean([g for _, g in opaque])),
+            "per_image": per,
+        }
+    return out
 
 
 def _coco_masks(json_path: Path) -> dict[str, np.ndarray]:
@@ -553,7 +594,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     parser.add_argument("--json", type=Path, help="write all results here")
-    parser.add_argument("--sections", default="p3m,iou,synthetic,fringe,video,lag,speed")
+    parser.add_argument("--sections", default="p3m,grey,iou,synthetic,fringe,video,lag,speed")
     parser.add_argument("--limit", type=int, default=100, help="max p3m photos")
     parser.add_argument(
         "--set",
@@ -580,17 +621,31 @@ def main(argv: list[str] | None = None) -> int:
     names = ["p_015cd10e", "p_0865636e", "p_819ea202"]
     if "p3m" in sections:
         results["p3m"] = section_p3m(
-            args.data, with_roi(["raw", "live", "guided", "photo"], roi), args.limit
+            args.data, with_roi(["raw", "live", "guided", "photo-before", "photo"], roi), args.limit
         )
         print(
             _table(
-                "p3m_pseudo_gt (means; lower is better)",
+                "p3m_pseudo_gt (means, worst photo; lower is better)",
                 results["p3m"],
-                ["sad", "mse", "grad", "conn", "ms"],
+                ["sad", "mse", "grad", "conn", "ms", "worst_sad", "worst_image"],
+            )
+        )
+    if "grey" in sections:
+        results["grey"] = section_grey(
+            args.data, with_roi(["live", "photo-before", "photo"], roi), args.limit
+        )
+        print(
+            _table(
+                "p3m in grey vs in colour (alpha > 0.5 IoU; higher is better)",
+                results["grey"],
+                ["grey_iou", "worst_iou", "worst_image", "opaque_colour", "opaque_grey"],
+                base=None,
             )
         )
     if "iou" in sections:
-        results["iou"] = section_iou(args.data, with_roi(["raw", "live", "photo"], roi))
+        results["iou"] = section_iou(
+            args.data, with_roi(["raw", "live", "photo-before", "photo"], roi)
+        )
         print(
             _table(
                 "person IoU (alpha > 0.5; higher is better)",
