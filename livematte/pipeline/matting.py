@@ -43,7 +43,7 @@ from livematte.pipeline.matting_adapters import (
     refit,
     resize_image,
 )
-from livematte.pipeline.pose_detection import Roi, crop_roi
+from livematte.pipeline.pose_detection import Roi
 from livematte.pipeline.refine import (
     closed_form_refine,
     estimate_foreground,
@@ -65,6 +65,9 @@ ROI_NEAR = 24
 #: Margin added on each side of a person's box (fraction of its long side) for a closer look:
 #: landmark boxes stop at the landmarks, so hair, hands and feet need room.
 CROP_MARGIN = 0.25
+#: A closer look only for people whose crop is at most this share of the image's long side:
+#: bigger ones are seen well enough by the whole-frame model.
+CROP_MAX_SHARE = 0.5
 
 
 @dataclass
@@ -278,8 +281,9 @@ class MattingStage:
     ) -> list[CropMask]:
         """The square embedded model on a square crop around each box (l, t, r, b), any finder.
 
-        Boxes whose crop would not be smaller than the image give no closer look and are
-        skipped, as are empty ones.
+        Only people whose crop is at most ``CROP_MAX_SHARE`` of the image's long side get a
+        closer look (empty boxes neither); outside the image the crop is black, as the
+        letterboxed model input is.
         """
         square = self.adapter(SQUARE)
         if not isinstance(square, SelfieSegmentationAdapter):
@@ -290,10 +294,17 @@ class MattingStage:
         crops = []
         for left, top, right, bottom in boxes:
             side = max(right - left, bottom - top) * (1.0 + 2.0 * CROP_MARGIN)
-            if not 1.0 <= side < max(width, height):
+            if not 1.0 <= side <= CROP_MAX_SHARE * max(width, height):
                 continue
             roi = Roi((left + right) / 2.0, (top + bottom) / 2.0, side, 0.0)
-            prob = view.predict(crop_roi(image, roi, side_px)).alpha
+            crop = cv2.warpAffine(
+                image,
+                roi.crop_to_image(side_px),
+                (side_px, side_px),
+                flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                borderMode=cv2.BORDER_CONSTANT,
+            )
+            prob = view.predict(crop).alpha
             crops.append(CropMask(prob, roi.crop_to_image(side_px)))
         return crops
 

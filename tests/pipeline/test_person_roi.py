@@ -211,3 +211,40 @@ def test_fusion_lowers_sad_on_real_portraits():
         sad_plain += np.abs(plain.process(Frame(image=image)).alpha - gt).sum()
         sad_fused += np.abs(fused.process(frame).alpha - gt).sum()
     assert sad_fused < 0.8 * sad_plain
+
+
+class BigThingsSession:
+    """Fake 64x64 NHWC model that only sees bright things spanning several of its pixels."""
+
+    input_shapes = {"image": [1, 64, 64, 3]}
+    output_names = ["segmentation"]
+    provider = "fake"
+
+    def run(self, inputs: dict) -> dict:
+        bright = cv2.blur(inputs["image"][0].mean(axis=2), (9, 9)) > 0.5
+        return {"segmentation": np.where(bright, 0.9, 0.05).astype(np.float32)[None, ..., None]}
+
+
+def test_a_closer_look_finds_every_small_person_given():
+    from livematte.frame import Person
+
+    image = np.full((640, 640, 3), 30, np.uint8)
+    centres = [(100, 120), (500, 420), (320, 560)]
+    for x, y in centres:
+        image[y - 10 : y + 10, x - 6 : x + 6] = 230  # three people, far too small at 64 px
+    cfg = MattingConfig(
+        refine="none", clip_low=0.0, clip_high=1.0, foreground=False, person_crops=True
+    )
+    stage = MattingStage(cfg, session_factory=lambda *_a, **_k: BigThingsSession())
+    people = [
+        Person(i, np.zeros((33, 4), np.float32), (x - 6.0, y - 10.0, x + 6.0, y + 10.0), 1.0)
+        for i, (x, y) in enumerate(centres)
+    ]
+    alpha = stage.process(Frame(image=image, people=people)).alpha
+    assert all(alpha[y, x] > 0.5 for x, y in centres)
+    assert alpha[300, 300] < 0.1 and alpha[20, 620] < 0.1
+    # The whole frame alone misses them; two of three given: the third stays missed.
+    plain = stage.process(Frame(image=image)).alpha
+    assert all(plain[y, x] < 0.1 for x, y in centres)
+    some = stage.process(Frame(image=image, people=people[:2])).alpha
+    assert some[120, 100] > 0.5 and some[420, 500] > 0.5 and some[560, 320] < 0.1
