@@ -24,10 +24,17 @@ Sections (all read ../shared/data relative to the repository root unless --data 
   optical-flow step.
 * speed: live pipeline on 1280x720 frames, one core (cv2 and ONNX Runtime 1 thread).
 
-``--person-roi`` adds a "<mode>+roi" row after each mode (but raw) in the p3m, iou, synthetic
-and video sections: the same settings with ``matting.person_roi`` on, fed the person masks of
-a keypoint stage (the base rows force it off, so both come from the same run); its ratios are
-against the mode without fusion, and its ms include the keypoint stage.
+``--person-roi`` adds a "<mode>+roi" row after each mode (but raw) in the p3m, grey, iou,
+synthetic and video sections: the same settings with ``matting.person_roi`` on (and the
+preset's ``person_crops``), fed the people and person masks of a keypoint stage (the base rows
+force both off, so all come from the same run); its ratios are against the mode without
+fusion, and its ms include the keypoint stage.  The iou section then also has a
+"photo+roi/every-person-given" row: matting handed every annotated person's box, as a perfect
+person finder would.
+
+"photo-before" is the photo preset with one model view and no closer look at each person (as
+it was before ``matting.multi_view`` / ``person_crops``).  The grey section runs each p3m
+portrait again in grey and reports alpha IoU (alpha > 0.5) against the colour input's result.
 
 Usage::
 
@@ -52,7 +59,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from livematte.config import load_config  # noqa: E402
-from livematte.frame import Frame, Mode  # noqa: E402
+from livematte.frame import Frame, Mode, Person  # noqa: E402
 from livematte.pipeline.keypoints import KeypointStage  # noqa: E402
 from livematte.pipeline.matting import MattingStage  # noqa: E402
 from livematte.pipeline.refine import estimate_foreground  # noqa: E402
@@ -83,6 +90,8 @@ MODES = {
 EXTRA: dict[str, str] = {}
 EXTRA_BY_MODE: dict[str, dict[str, str]] = {}
 ROI = "+roi"
+#: Suffix of an iou-section mode fed every annotated person's box instead of those found.
+GIVEN = "/every-person-given"
 NO_PEOPLE = {"matting.person_roi": False, "matting.person_crops": False}
 
 
@@ -311,6 +320,20 @@ def _rle_decode(seg: dict, h: int, w: int) -> np.ndarray:
     return flat.reshape((w, h)).T  # column-major
 
 
+def _coco_people(json_path: Path) -> dict[str, list]:
+    """Per image file: its annotated people as ``Person`` (box only), every one of them."""
+    info = json.loads(json_path.read_text())
+    names = {im["id"]: im["file_name"] for im in info["images"]}
+    people: dict[str, list] = {}
+    for ann in info["annotations"]:
+        if int(ann.get("category_id", 1)) == 1:
+            x, y, w, h = (float(v) for v in ann["bbox"])
+            found = people.setdefault(names[ann["image_id"]], [])
+            box = (x, y, x + w, y + h)
+            found.append(Person(len(found), np.zeros((33, 4), np.float32), box, 1.0))
+    return people
+
+
 def section_iou(data: Path, modes: list[str]) -> dict:
     gold = data / "mediapipe_golden"
     cases: list[tuple[str, Path, np.ndarray]] = []
@@ -331,26 +354,37 @@ def section_iou(data: Path, modes: list[str]) -> dict:
         seg = cv2.imread(str(gold / "three_people_binary_segmentation.png"), cv2.IMREAD_UNCHANGED)
         cases.append(("tfjs:three_people", gold / "three_people.jpg", seg[..., 3] > 127))
     coco: list[tuple[str, Path, np.ndarray]] = []
+    annotated: dict[str, list] = {}
     kp = data / "keypoints"
     for json_path in sorted(kp.glob("*/*.json")):
         if "wholebody" in json_path.name:
             continue
+        people = _coco_people(json_path)
         for name, mask in _coco_masks(json_path).items():
             path = json_path.parent / name
             if path.is_file() and mask.any():
                 coco.append((f"{json_path.parent.name}:{name}", path, mask))
-    stages = {m: make_stage(m) for m in modes}
+                annotated[f"{json_path.parent.name}:{name}"] = people.get(name, [])
+    stages = {m: make_stage(m.removesuffix(GIVEN)) for m in modes}
     out: dict[str, dict] = {}
     for m, stage in stages.items():
         per = {}
-        keypoints = make_keypoints(m)
+        keypoints = make_keypoints(m.removesuffix(GIVEN))
         for label, path, truth in cases + coco:
             image = cv2.imread(str(path))
             if image.shape[:2] != truth.shape:
                 truth = cv2.resize(
                     truth.astype(np.uint8), image.shape[1::-1], interpolation=cv2.INTER_NEAREST
                 ).astype(bool)
-            alpha, _ = run_image(stage, image, keypoints)
+            if m.endswith(GIVEN) and label in annotated:
+                # Every annotated person handed to matting, as a perfect person finder would.
+                frame = Frame(image=image, mode=Mode.IMAGE)
+                if keypoints is not None:
+                    keypoints.process(frame)
+                frame.people = annotated[label]
+                alpha = stage.process(frame).alpha
+            else:
+                alpha, _ = run_image(stage, image, keypoints)
             per[label] = iou(alpha > 0.5, truth)
         golden = [v for k, v in per.items() if k.startswith(("mp:", "tfjs:"))]
         human = [v for k, v in per.items() if not k.startswith(("mp:", "tfjs:"))]
@@ -643,9 +677,8 @@ def main(argv: list[str] | None = None) -> int:
             )
         )
     if "iou" in sections:
-        results["iou"] = section_iou(
-            args.data, with_roi(["raw", "live", "photo-before", "photo"], roi)
-        )
+        modes = with_roi(["raw", "live", "photo-before", "photo"], roi)
+        results["iou"] = section_iou(args.data, modes + (["photo+roi" + GIVEN] if roi else []))
         print(
             _table(
                 "person IoU (alpha > 0.5; higher is better)",

