@@ -170,8 +170,9 @@ class MultiViewAdapter:
     a wall and keeps a tarp, the stretched square model keeps a statue, the letterboxed one a
     flowering tree (p3m SAD 90.8 / 256.6 / 429.2 / 197.3 on one photo each).  Where one view
     fails the other two rarely do, so the median of three (square stretched, square
-    letterboxed, landscape stretched) takes p3m from SAD 41.6 to ~24 (photo preset); four
-    views (a tie broken by the mean) or the mean of three are worse (32.8, 31.2).
+    letterboxed, landscape stretched) takes p3m from SAD 41.6 to 23.6 (photo preset,
+    ``scripts/eval_matting.py``); in a trial run four views (a tie broken by the mean), the mean
+    of three and three plus their mirror images were worse (32.8, 31.2, 36.9).
 
     Args:
         views: stateless adapters of the same frame.
