@@ -16,7 +16,8 @@ of the two probabilities is further from 0.5.  Rules measured on p3m / COCO+OCHu
 (``scripts/eval_matting.py --person-roi``): replace and mean erase the other people inside a
 crop (TF.js three_people IoU 0.91 -> 0.32 / 0.79), max barely helps (COCO IoU +0.016), the
 more-confident rule wins (p3m SAD 0.87x live / 0.85x photo, gradient 0.96-0.97x, COCO IoU
-+0.03).
++0.03).  Everyone given is united first and a mask's "background" counts only near its
+person (see ``fuse_person_masks``); ``config.person_crops`` adds a closer look per person.
 """
 
 from __future__ import annotations
