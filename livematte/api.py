@@ -95,7 +95,8 @@ def build_pipeline(config: Config) -> Pipeline:
     stages: list[Stage] = []
     id_photo = id_photo_enabled(config.effects)
     stickers = stickers_enabled(config)
-    # Matting's person-ROI fusion needs the keypoint stage's per-person masks.
+    # Matting's person-ROI fusion needs the keypoint stage's per-person masks, its closer looks
+    # the people's boxes.
     matting = config.matting
     keypoints = config.keypoints.enabled or matting.person_roi or matting.person_crops
     keypoints = keypoints or stickers or id_photo
