@@ -161,9 +161,11 @@ def build_pipeline(
         stages.extend(front)
         slices.extend([None] * len(front))
     else:
-        # Matting's person-ROI fusion needs the keypoint stage's per-person masks.
-        keypoints = config.keypoints.enabled or config.matting.person_roi or stickers or id_photo
-        if keypoints:
+        # Matting's person-ROI fusion needs the keypoint stage's per-person masks, its closer
+        # looks the people's boxes.
+        matting = config.matting
+        keypoints = config.keypoints.enabled or matting.person_roi or matting.person_crops
+        if keypoints or stickers or id_photo:
             # Built because something needs it, whatever ``enabled`` says: the same stage
             # serves analysis, stickers and ID photos (``rebuild`` keeps its models).
             add(KeypointStage, dc_replace(config.keypoints, enabled=True), config.runtime)

@@ -46,8 +46,8 @@ import numpy as np
 from livematte.config import KeypointsConfig, RuntimeConfig
 from livematte.frame import Frame, Mode, Person
 from livematte.models.session import create_session
-from livematte.pipeline.landmark_filter import LandmarkSmoother, OneEuroFilter
 from livematte.pipeline.coco_landmarks import fuse_keypoints, landmarks_from_keypoints
+from livematte.pipeline.landmark_filter import LandmarkSmoother, OneEuroFilter
 from livematte.pipeline.movenet import BLAZEPOSE_FROM_COCO, SAME_PERSON_OKS, pose_similarity
 from livematte.pipeline.person_finder import Candidate, PersonFinder
 from livematte.pipeline.pose_detection import ROI_SCALE, Roi, crop_roi, roi_from_alignment

@@ -16,12 +16,14 @@ of the two probabilities is further from 0.5.  Rules measured on p3m / COCO+OCHu
 (``scripts/eval_matting.py --person-roi``): replace and mean erase the other people inside a
 crop (TF.js three_people IoU 0.91 -> 0.32 / 0.79), max barely helps (COCO IoU +0.016), the
 more-confident rule wins (p3m SAD 0.87x live / 0.85x photo, gradient 0.96-0.97x, COCO IoU
-+0.03).
++0.03).  Everyone given is united first and a mask's "background" counts only near its
+person (see ``fuse_person_masks``); ``config.person_crops`` adds a closer look per person.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -33,14 +35,20 @@ from livematte.config import MattingConfig, RuntimeConfig, TemporalConfig
 from livematte.frame import Frame, Mode
 from livematte.pipeline.matting_adapters import (
     EMBEDDED,
+    LANDSCAPE,
+    SQUARE,
     CoarseMatte,
     MattingAdapter,
+    MultiViewAdapter,
     RobustVideoMattingAdapter,
+    SelfieSegmentationAdapter,
     adapter_for_session,
     choose_model,
+    refit,
     resize_image,
     resolve_model,
 )
+from livematte.pipeline.pose_detection import Roi, crop_roi
 from livematte.pipeline.refine import (
     closed_form_refine,
     estimate_foreground,
@@ -51,11 +59,26 @@ from livematte.pipeline.refine import (
 from livematte.pipeline.rvm import RvmMatting
 from livematte.pipeline.temporal import AlphaStabilizer, CoarseMaskStabilizer
 
-__all__ = ["crop_to_grid", "fuse_person_masks", "MattingStage"]
+__all__ = ["crop_to_grid", "fuse_crop_masks", "fuse_person_masks", "MattingStage"]
 
 #: Width (crop pixels) of the ramp that fades a person's crop out at its edge, so no seam shows
 #: where its mask stops counting.
 ROI_FEATHER = 16
+#: Crop pixels (of 256) around a person's own mask within which its "background" counts.
+ROI_NEAR = 24
+
+
+#: Margin added on each side of a person's box (fraction of its long side) for a closer look:
+#: landmark boxes stop at the landmarks, so hair, hands and feet need room.
+CROP_MARGIN = 0.25
+
+
+@dataclass
+class CropMask:
+    """The segmenter's probability in a square crop around a person (everyone in it)."""
+
+    probability: np.ndarray
+    crop_to_image: np.ndarray
 
 
 @lru_cache(maxsize=4)
@@ -82,24 +105,8 @@ def crop_to_grid(
     return matrix
 
 
-def fuse_person_masks(
-    alpha: np.ndarray, masks: list[Any], image_size: tuple[int, int]
-) -> np.ndarray:
-    """Fuse per-person crop masks into a whole-frame coarse mask.
-
-    Args:
-        alpha: hxw float32 0..1 whole-frame person probability (any grid covering the image).
-        masks: objects with ``probability`` (sxs float32 0..1 in the person's crop) and
-            ``crop_to_image`` (2x3, crop pixels -> image pixels), e.g. ``PersonMask``.
-        image_size: (width, height) of the image both masks describe.
-
-    Returns:
-        hxw float32: inside each crop (fading out over ``ROI_FEATHER`` crop pixels at its
-        edge) the more confident (further from 0.5) of the two probabilities; ``alpha``
-        unchanged elsewhere.
-    """
-    out = np.array(alpha, np.float32, copy=True)
-    grid = (out.shape[1], out.shape[0])
+def _on_grid(masks: list[Any], image_size: tuple[int, int], grid: tuple[int, int]):
+    """Per mask: its probability, the crop -> grid matrix and ``cv2.warpAffine`` arguments."""
     warp = {
         "dsize": grid,
         "flags": cv2.INTER_LINEAR,
@@ -109,11 +116,82 @@ def fuse_person_masks(
     for mask in masks:
         prob = np.asarray(mask.probability, np.float32)
         matrix = crop_to_grid(mask.crop_to_image, image_size, grid)
-        person = cv2.warpAffine(prob, matrix, **warp)
-        weight = cv2.warpAffine(_feather(prob.shape[0]), matrix, **warp)
-        # Both models are right where they are sure; where they disagree, trust the surer one.
-        weight *= np.abs(person - 0.5) > np.abs(out - 0.5)
-        out += weight * (person - out)
+        yield prob, matrix, warp
+
+
+def fuse_person_masks(
+    alpha: np.ndarray, masks: list[Any], image_size: tuple[int, int]
+) -> np.ndarray:
+    """Fuse per-person crop masks into a whole-frame coarse mask.
+
+    Every person given counts together: their probabilities are united (max) first, so one
+    person's crop never erases another person found (fused one after the other, the bride's
+    crop cut the groom in half on COCO 350679).  A person mask describes ONE person, so its
+    "background" is only evidence near that person (``ROI_NEAR`` crop pixels around it):
+    a bleed along the arm goes, a bystander nobody found is left to the whole-frame mask.
+
+    Args:
+        alpha: hxw float32 0..1 whole-frame person probability (any grid covering the image).
+        masks: objects with ``probability`` (sxs float32 0..1 in the person's crop) and
+            ``crop_to_image`` (2x3, crop pixels -> image pixels), e.g. ``PersonMask``; any
+            number, from any person finder.
+        image_size: (width, height) of the image both masks describe.
+
+    Returns:
+        hxw float32: inside the crops (fading out over ``ROI_FEATHER`` crop pixels at their
+        edge) the more confident (further from 0.5) of the whole-frame and the united person
+        probability, a lower person probability counting only near a person; ``alpha``
+        unchanged elsewhere.
+    """
+    out = np.array(alpha, np.float32, copy=True)
+    if not masks:
+        return out
+    grid = (out.shape[1], out.shape[0])
+    person = np.zeros_like(out)
+    weight = np.zeros_like(out)
+    near = np.zeros_like(out)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * ROI_NEAR + 1,) * 2)
+    for prob, matrix, warp in _on_grid(masks, image_size, grid):
+        around = cv2.dilate((prob > 0.5).astype(np.float32), kernel)
+        np.maximum(person, cv2.warpAffine(prob, matrix, **warp), out=person)
+        np.maximum(weight, cv2.warpAffine(_feather(prob.shape[0]), matrix, **warp), out=weight)
+        np.maximum(near, cv2.warpAffine(around, matrix, **warp), out=near)
+    # Both models are right where they are sure; where they disagree, trust the surer one.
+    weight *= np.abs(person - 0.5) > np.abs(out - 0.5)
+    weight *= np.where(person < out, near, 1.0)
+    out += weight * (person - out)
+    return out
+
+
+def fuse_crop_masks(
+    alpha: np.ndarray, crops: list[Any], image_size: tuple[int, int]
+) -> np.ndarray:
+    """Replace the whole-frame mask by closer looks of the same model inside each crop.
+
+    Args:
+        alpha: hxw float32 0..1 whole-frame person probability.
+        crops: objects with ``probability`` (sxs, everyone in the crop) and ``crop_to_image``,
+            e.g. from ``MattingStage.person_crops``.
+        image_size: (width, height) of the image.
+
+    Returns:
+        hxw float32: inside the crops (feathered at their edge) the crops' probability,
+        averaged where crops overlap; ``alpha`` elsewhere.
+    """
+    out = np.array(alpha, np.float32, copy=True)
+    if not crops:
+        return out
+    grid = (out.shape[1], out.shape[0])
+    total = np.zeros_like(out)
+    weights = np.zeros_like(out)
+    cover = np.zeros_like(out)
+    for prob, matrix, warp in _on_grid(crops, image_size, grid):
+        w = cv2.warpAffine(_feather(prob.shape[0]), matrix, **warp)
+        total += w * cv2.warpAffine(prob, matrix, **warp)
+        weights += w
+        np.maximum(cover, w, out=cover)
+    inside = weights > 0
+    out[inside] += cover[inside] * (total[inside] / weights[inside] - out[inside])
     return out
 
 
@@ -166,6 +244,7 @@ class MattingStage:
         self.model = resolve_model(self.config.model, self.runtime.mode, self.runtime.providers)
         self._rvm: RvmMatting | None = None
         self._used: str | None = None
+        self._views: MultiViewAdapter | None = None
 
     def describe(self) -> str:
         """Which model and execution provider matte the frames, e.g. "rvm_mobilenetv3 (cpu)".
@@ -203,6 +282,47 @@ class MattingStage:
             self._adapters[name] = found
         return found
 
+    def views(self) -> MultiViewAdapter | None:
+        """The photo views of the embedded models (``config.multi_view``), or None.
+
+        None when the model is not "auto" or a custom model stands under an embedded name.
+        """
+        embedded = self.config.model in ("auto", EMBEDDED)
+        if self._views is None and self.config.multi_view and embedded:
+            square, landscape = self.adapter(SQUARE), self.adapter(LANDSCAPE)
+            if isinstance(square, SelfieSegmentationAdapter) and isinstance(
+                landscape, SelfieSegmentationAdapter
+            ):
+                views = [refit(square, "stretch"), refit(square, "letterbox")]
+                self._views = MultiViewAdapter([*views, refit(landscape, "stretch")])
+        return self._views
+
+    def person_crops(
+        self, image: np.ndarray, boxes: list[tuple[float, float, float, float]]
+    ) -> list[CropMask]:
+        """The square embedded model on a square crop around each box (l, t, r, b), any finder.
+
+        Boxes whose crop would not be smaller than the image give no closer look and are
+        skipped, as are empty ones.  Measured on COCO/OCHuman with every person given (their
+        annotated boxes): 0.567 IoU; with black outside the image and no look at people over
+        half the image 0.545; adding the closer look (max) instead of replacing 0.554.
+        """
+        square = self.adapter(SQUARE)
+        if not isinstance(square, SelfieSegmentationAdapter):
+            return []
+        view = refit(square, "stretch")
+        side_px = square.input_size[0]
+        height, width = image.shape[:2]
+        crops = []
+        for left, top, right, bottom in boxes:
+            side = max(right - left, bottom - top) * (1.0 + 2.0 * CROP_MARGIN)
+            if not 1.0 <= side < max(width, height):
+                continue
+            roi = Roi((left + right) / 2.0, (top + bottom) / 2.0, side, 0.0)
+            prob = view.predict(crop_roi(image, roi, side_px)).alpha
+            crops.append(CropMask(prob, roi.crop_to_image(side_px)))
+        return crops
+
     def reset(self) -> None:
         """Forget temporal and recurrent state (new shot)."""
         self._stabilizer.reset()
@@ -220,15 +340,18 @@ class MattingStage:
             if close is not None:
                 close()
         self._adapters.clear()
+        self._views = None
 
     def process(self, frame: Frame) -> Frame:
         """Fill ``frame.alpha`` (and ``frame.foreground``) for one frame; returns ``frame``."""
         image = frame.image
         height, width = image.shape[:2]
-        name = choose_model(self.model, width, height)
-        adapter = self.adapter(name)
-        self._used = name
         stateful = frame.mode is not Mode.IMAGE
+        name = choose_model(self.model, width, height)
+        # Photos on the embedded segmenter: the median of its views (config matting.multi_view).
+        views = None if stateful or self.model != EMBEDDED else self.views()
+        adapter = views or self.adapter(name)
+        self._used = name
         key = (name, width, height)
         if not stateful or key != self._last:
             # IMAGE mode is stateless; a new model or resolution starts a new history.
@@ -244,6 +367,9 @@ class MattingStage:
             coarse = self._rvm_coarse(adapter, frame, stateful)
         else:
             coarse = adapter.predict(image)
+            if self.config.person_crops and frame.people:
+                crops = self.person_crops(image, [person.box for person in frame.people])
+                coarse.alpha = fuse_crop_masks(coarse.alpha, crops, (width, height))
             if self.config.person_roi and frame.person_masks:
                 coarse.alpha = fuse_person_masks(coarse.alpha, frame.person_masks, (width, height))
         t1 = time.perf_counter()

@@ -16,6 +16,7 @@ from livematte.pipeline.matting import (
     ROI_FEATHER,
     MattingStage,
     crop_to_grid,
+    fuse_crop_masks,
     fuse_person_masks,
 )
 from livematte.pipeline.matting_adapters import SelfieSegmentationAdapter
@@ -78,6 +79,57 @@ def test_fuse_keeps_the_more_confident_probability_inside_the_crop_only():
     np.testing.assert_allclose(fused[50, 20 + math.ceil(ramp_grid)], 0.9, atol=1e-6)
     # No masks: a copy of the input.
     assert np.array_equal(fuse_person_masks(alpha, [], (w, h)), alpha)
+
+
+def _disc_mask(cx: float, cy: float) -> np.ndarray:
+    """64x64 crop probability: one person (a disc, 0.9) at crop pixel (cx, cy), 0 elsewhere."""
+    prob = np.zeros((64, 64), np.float32)
+    cv2.circle(prob, (int(cx), int(cy)), 10, 0.9, -1)
+    return prob
+
+
+def test_fusion_keeps_every_person_given_whatever_the_order():
+    # Two people side by side whose crops overlap: each crop's mask holds its own person only
+    # and is sure the other one is background.  The whole-frame mask is unsure of both.
+    w = h = 200  # grid = image
+    alpha = np.full((h, w), 0.3, np.float32)
+    left = FakeMask(_disc_mask(24, 32), np.array([[2.0, 0.0, 40.0], [0.0, 2.0, 36.0]]))
+    right = FakeMask(_disc_mask(40, 32), np.array([[2.0, 0.0, 32.0], [0.0, 2.0, 36.0]]))
+    # left person at image (88, 100), right person at (112, 100): both inside both crops.
+    for masks in ([left, right], [right, left]):
+        fused = fuse_person_masks(alpha, masks, (w, h))
+        assert fused[100, 88] > 0.85 and fused[100, 112] > 0.85
+
+
+def test_a_person_mask_erases_only_near_its_person():
+    # The whole-frame mask is fairly sure of a bleed along the person and of a bystander
+    # nobody found farther off in the same crop: the person's mask, sure both are background,
+    # removes the bleed but leaves the bystander to the whole-frame mask.
+    w = h = 256  # one 256-pixel crop covering the image, grid = image
+    alpha = np.full((h, w), 0.02, np.float32)
+    alpha[118:138, 124:134] = 0.7  # bleed right next to the person (x 40..120)
+    alpha[100:160, 180:210] = 0.75  # an unfound bystander
+    prob = np.full((256, 256), 0.02, np.float32)
+    cv2.circle(prob, (80, 128), 40, 0.98, -1)
+    person = FakeMask(prob, np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]))
+    fused = fuse_person_masks(alpha, [person], (w, h))
+    assert fused[128, 80] > 0.9
+    assert fused[128, 128] < 0.1  # bleed gone
+    assert fused[128, 195] == pytest.approx(0.75)  # bystander kept
+
+
+def test_crop_masks_replace_the_whole_frame_mask_inside_their_crop():
+    w, h = 400, 200
+    alpha = np.full((100, 200), 0.02, np.float32)  # whole frame saw nobody (too small)
+    prob = _disc_mask(32, 32)
+    matrix = np.array([[1.0, 0.0, 200.0], [0.0, 1.0, 60.0]])  # crop at image x 200..264
+    fused = fuse_crop_masks(alpha, [FakeMask(prob, matrix)], (w, h))
+    assert fused[46, 116] > 0.85  # crop centre (232, 92) on the half-size grid
+    assert fused[46, 60] == pytest.approx(0.02)  # outside: unchanged
+    # Two overlapping crops that agree give the same; none gives a copy.
+    twice = fuse_crop_masks(alpha, [FakeMask(prob, matrix)] * 2, (w, h))
+    np.testing.assert_allclose(twice, fused, atol=1e-6)
+    assert np.array_equal(fuse_crop_masks(alpha, [], (w, h)), alpha)
 
 
 class BrightSession:
@@ -159,3 +211,40 @@ def test_fusion_lowers_sad_on_real_portraits():
         sad_plain += np.abs(plain.process(Frame(image=image)).alpha - gt).sum()
         sad_fused += np.abs(fused.process(frame).alpha - gt).sum()
     assert sad_fused < 0.8 * sad_plain
+
+
+class BigThingsSession:
+    """Fake 64x64 NHWC model that only sees bright things spanning several of its pixels."""
+
+    input_shapes = {"image": [1, 64, 64, 3]}
+    output_names = ["segmentation"]
+    provider = "fake"
+
+    def run(self, inputs: dict) -> dict:
+        bright = cv2.blur(inputs["image"][0].mean(axis=2), (9, 9)) > 0.5
+        return {"segmentation": np.where(bright, 0.9, 0.05).astype(np.float32)[None, ..., None]}
+
+
+def test_a_closer_look_finds_every_small_person_given():
+    from livematte.frame import Person
+
+    image = np.full((640, 640, 3), 30, np.uint8)
+    centres = [(100, 120), (500, 420), (320, 560)]
+    for x, y in centres:
+        image[y - 10 : y + 10, x - 6 : x + 6] = 230  # three people, far too small at 64 px
+    cfg = MattingConfig(
+        refine="none", clip_low=0.0, clip_high=1.0, foreground=False, person_crops=True
+    )
+    stage = MattingStage(cfg, session_factory=lambda *_a, **_k: BigThingsSession())
+    people = [
+        Person(i, np.zeros((33, 4), np.float32), (x - 6.0, y - 10.0, x + 6.0, y + 10.0), 1.0)
+        for i, (x, y) in enumerate(centres)
+    ]
+    alpha = stage.process(Frame(image=image, people=people)).alpha
+    assert all(alpha[y, x] > 0.5 for x, y in centres)
+    assert alpha[300, 300] < 0.1 and alpha[20, 620] < 0.1
+    # The whole frame alone misses them; two of three given: the third stays missed.
+    plain = stage.process(Frame(image=image)).alpha
+    assert all(plain[y, x] < 0.1 for x, y in centres)
+    some = stage.process(Frame(image=image, people=people[:2])).alpha
+    assert some[120, 100] > 0.5 and some[420, 500] > 0.5 and some[560, 320] < 0.1
