@@ -150,8 +150,8 @@ def _video(parser: argparse.ArgumentParser) -> Handler:
                 progress=not args.no_progress,
             )
             model = pipeline.matting_model()
-        print(summary.line(), file=sys.stderr)
         print(f"livematte: matting model {model}", file=sys.stderr)
+        print(summary.line(), file=sys.stderr)
         return summary.exit_code
 
     return run
