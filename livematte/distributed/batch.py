@@ -18,10 +18,11 @@ second Ctrl-C kills the actors (their temporary files never reach a final name).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -226,6 +227,26 @@ def _cancel(ray: Any, pool: _Pool, labels: list[list[str]], on_result: Callable)
     pool.kill()
 
 
+@contextlib.contextmanager
+def _cluster_pool(
+    engine: Engine, config: Config, resources: Resources, tasks: int
+) -> Iterator[tuple[Any, _Pool, int]]:
+    """Join (or start) the cluster and make the actor pool for ``tasks`` tasks; on the way out
+    kill the pool, and shut down a cluster this call started."""
+    owned = connect(engine)
+    ray = import_ray()
+    try:
+        size = pool_size(tasks, resources.cpus, resources.gpus, resources.workers)
+        pool = _Pool(ray, config, resources, size)
+        try:
+            yield ray, pool, size
+        finally:
+            pool.kill()
+    finally:
+        if owned:
+            ray.shutdown()
+
+
 def video_on_ray(args: argparse.Namespace, config: Config) -> int:
     """``livematte video ... --engine ray``: the local command's batch, run on Ray; prints the
     same summary line and returns the same exit status."""
@@ -258,11 +279,7 @@ def video_on_ray(args: argparse.Namespace, config: Config) -> int:
             stderr_notice(f"skipping {specs[index]}: {result.error}")
 
     started = time.perf_counter()
-    owned = connect(engine)
-    ray = import_ray()
-    try:
-        size = pool_size(len(specs), resources.cpus, resources.gpus, resources.workers)
-        pool = _Pool(ray, config, resources, size)
+    with _cluster_pool(engine, config, resources, len(specs)) as (ray, pool, size):
         bar = Progress("ray", None, enabled=not args.no_progress)
         calls = [("video", (spec, str(target), options, bar.enabled))
                  for spec, target in zip(specs, targets, strict=True)]  # fmt: skip
@@ -276,11 +293,6 @@ def video_on_ray(args: argparse.Namespace, config: Config) -> int:
                           f"{len(interrupted)} stopped, {left} not started")  # fmt: skip
             exc.summary = summary  # type: ignore[attr-defined]
             raise
-        finally:
-            pool.kill()
-    finally:
-        if owned:
-            ray.shutdown()
     summary.results = [results[i] for i in sorted(results)]
     print(summary.line(), file=sys.stderr)
     # The line above adds up each file's own time, as locally; files ran side by side here.
@@ -321,14 +333,10 @@ def images_on_ray(args: argparse.Namespace, config: Config, inputs: list, output
             print(f"livematte: skipped {result.input}: {result.error}", file=sys.stderr)
 
     start = time.perf_counter()
-    owned = connect(args.engine)
-    ray = import_ray()
-    try:
-        size = pool_size(len(pairs), resources.cpus, resources.gpus, resources.workers)
+    with _cluster_pool(args.engine, config, resources, len(pairs)) as (ray, pool, size):
         # Chunks amortize the per-task round trip (a few ms) over several photos, yet stay
         # small enough that every worker gets some and a slow photo delays few others.
         chunks = _chunks(pairs, max(1, min(_PHOTOS_PER_TASK, -(-len(pairs) // size))))
-        pool = _Pool(ray, config, resources, size)
         try:
             run_tasks(ray, pool, [("photos", (chunk, options)) for chunk in chunks],
                       [[source for source, _ in chunk] for chunk in chunks],
@@ -337,9 +345,4 @@ def images_on_ray(args: argparse.Namespace, config: Config, inputs: list, output
             print(f"livematte: interrupted: {written}/{len(pairs)} images written",
                   file=sys.stderr)  # fmt: skip
             raise
-        finally:
-            pool.kill()
-    finally:
-        if owned:
-            ray.shutdown()
     return batch_status(len(pairs), len(failures), time.perf_counter() - start)
