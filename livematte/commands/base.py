@@ -117,3 +117,18 @@ def positive_float(text: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be more than 0, got {text}")
     return value
+
+
+def add_pixel_limit_arg(parser: Any) -> None:
+    """``--max-megapixels``: the one pixel limit of ``image`` and ``serve`` (outputs.MAX_PIXELS),
+    checked from a picture's header before it is decoded."""
+    from livematte.outputs import MAX_PIXELS
+
+    parser.add_argument(
+        "--max-megapixels",
+        type=positive_float,
+        default=MAX_PIXELS / 1e6,
+        metavar="MP",
+        help="pixel limit per picture, checked from its header before decoding "
+        "(default: %(default)g)",
+    )

@@ -11,9 +11,9 @@ from pathlib import Path
 from livematte.commands.base import (
     Handler,
     add_config_args,
+    add_pixel_limit_arg,
     command,
     config_from_args,
-    positive_float,
 )
 from livematte.commands.effect_flags import add_effect_args, effect_overrides
 from livematte.distributed import add_engine_args
@@ -24,7 +24,6 @@ from livematte.errors import (
     SourceError,
 )
 from livematte.frame import Mode
-from livematte.outputs import MAX_PIXELS
 from livematte.photos import batch_status, read_photo, write_photo
 
 
@@ -152,14 +151,7 @@ def _image(parser: argparse.ArgumentParser) -> Handler:
         help="write the body analysis (person_num, person_info) as JSON; a folder for many inputs",
     )
     parser.add_argument("--ext", default=".png", help="output extension in folder mode")
-    parser.add_argument(
-        "--max-megapixels",
-        type=positive_float,
-        default=MAX_PIXELS / 1e6,
-        metavar="MP",
-        help="pixel limit per photo, checked from its header before decoding, as `serve` "
-        "(default: %(default)g)",
-    )
+    add_pixel_limit_arg(parser)
     add_config_args(parser, preset="photo")
     add_engine_args(parser)
 

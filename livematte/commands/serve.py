@@ -15,13 +15,13 @@ from dataclasses import replace
 from livematte.commands.base import (
     Handler,
     add_config_args,
+    add_pixel_limit_arg,
     command,
     config_from_args,
     positive_float,
 )
 from livematte.errors import ConfigError, LivematteError
 from livematte.frame import Mode
-from livematte.outputs import MAX_PIXELS
 
 SERVE_HELP = "serve the portrait-matting HTTP API and web page"
 KEYS_HELP = "create, list, revoke and top up API keys for `livematte serve`"
@@ -77,13 +77,7 @@ def serve_builder(parser: argparse.ArgumentParser) -> Handler:
         metavar="MB",
         help="upload limit per file (default: %(default)s)",
     )
-    pool.add_argument(
-        "--max-megapixels",
-        type=positive_float,
-        default=MAX_PIXELS / 1e6,
-        metavar="MP",
-        help="pixel limit per image, checked before decoding (default: %(default)s)",
-    )
+    add_pixel_limit_arg(pool)
     pool.add_argument(
         "--max-connections",
         type=int,
