@@ -42,6 +42,7 @@ from livematte.pipeline.matting_adapters import (
     RobustVideoMattingAdapter,
     resize_image,
 )
+from livematte.pipeline.temporal import is_scene_cut
 
 __all__ = ["RvmMatting", "gate_from_evidence", "person_boxes", "working_scale"]
 
@@ -112,9 +113,7 @@ def person_boxes(evidence: np.ndarray, size: tuple[int, int]) -> list[Box]:
     return sorted(boxes, key=lambda b: -(b.x1 - b.x0) * (b.y1 - b.y0))
 
 
-def working_scale(
-    size: tuple[int, int], person_side: int | None, target: int = 0
-) -> float:
+def working_scale(size: tuple[int, int], person_side: int | None, target: int = 0) -> float:
     """Scale of the frame in the network input: the person at ``target`` px (default
     ``PERSON_SIDE``), the frame's long side within ``MIN_SIDE..MAX_SIDE`` and never enlarged."""
     long_side = max(size)
@@ -210,9 +209,7 @@ class RvmMatting:
         size = frame.size
         evidence = self.evidence(frame)
         small = cv2.cvtColor(resize_image(image, (64, 36)), cv2.COLOR_BGR2GRAY)
-        cut = self._gray is not None and (
-            float(cv2.absdiff(small, self._gray).mean()) > scene_cut_threshold
-        )
+        cut = self._gray is not None and is_scene_cut(small, self._gray, scene_cut_threshold)
         seek = self._index is not None and frame.index != self._index + 1
         boxes = person_boxes(evidence, size)
         if self._shot is None or self._shot[:2] != size or cut or seek:

@@ -107,6 +107,11 @@ def _gray(guide: np.ndarray) -> np.ndarray:
     return guide if guide.ndim == 2 else cv2.cvtColor(guide, cv2.COLOR_BGR2GRAY)
 
 
+def is_scene_cut(gray: np.ndarray, prev_gray: np.ndarray, threshold: float) -> bool:
+    """A new shot: the mean |grey-level difference| of two small grey frames over ``threshold``."""
+    return float(cv2.absdiff(gray, prev_gray).mean()) > threshold
+
+
 class _Smoother:
     """What both steps share: the strength -> weight mapping and the scene-cut test."""
 
@@ -124,9 +129,8 @@ class _Smoother:
         return 1.0 - 0.9 * self.strength
 
     def _scene_cut(self, gray: np.ndarray, prev_gray: np.ndarray) -> bool:
-        """Count and report a cut: mean |grey difference| over ``scene_cut_threshold``."""
-        diff = cv2.absdiff(gray, prev_gray)
-        cut = float(diff.mean()) > self.scene_cut_threshold
+        """Count and report a cut (``is_scene_cut``)."""
+        cut = is_scene_cut(gray, prev_gray, self.scene_cut_threshold)
         self.cuts += int(cut)
         return cut
 
