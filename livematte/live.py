@@ -36,9 +36,9 @@ import numpy as np
 
 from livematte.errors import SourceError
 from livematte.frame import Frame
-from livematte.pipeline.capture import LiveSource
-from livematte.pipeline.live_sinks import LiveSink
-from livematte.pipeline.sinks import stderr_notice
+from livematte.io.capture import LiveSource
+from livematte.io.live_sinks import LiveSink
+from livematte.io.sinks import stderr_notice
 
 ProcessFn = Callable[[Frame], Frame]
 SinkFactory = Callable[[tuple[int, int], float], Sequence[LiveSink]]

@@ -1,7 +1,7 @@
 """``livematte video``: turn footage into a composite, an alpha file or a matte, every frame kept.
 
 One function for the CLI to call, :func:`transcode`; it opens the source(s), runs the
-pipeline through :func:`~livematte.pipeline.runner.run_video` into the sink, shows a progress
+pipeline through :func:`~livematte.runner.run_video` into the sink, shows a progress
 bar on stderr (only on a terminal) and returns a :class:`VideoSummary`.
 
 Example::
@@ -26,23 +26,23 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from livematte.errors import LivematteError, SinkError, SourceError
-from livematte.outputs import IMAGE_FORMATS, refuse_overwriting_input
-from livematte.pipeline.runner import ProcessFn, RunStats, run_video
-from livematte.pipeline.sinks import (
+from livematte.io.sinks import (
     CONTAINERS,
     FORMATS,
     default_extension,
     resolve_format,
     stderr_notice,
 )
-from livematte.pipeline.sources import (
+from livematte.io.sources import (
     _GLOB_CHARS,
     Source,
     is_image_path,
     natural_key,
     open_source,
 )
-from livematte.pipeline.video_sink import open_sink
+from livematte.io.video_sink import open_sink
+from livematte.outputs import IMAGE_FORMATS, refuse_overwriting_input
+from livematte.runner import ProcessFn, RunStats, run_video
 
 
 @dataclass

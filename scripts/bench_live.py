@@ -77,10 +77,10 @@ def run_case(case: str, args: argparse.Namespace) -> dict:
 
     from livematte.api import build_pipeline
     from livematte.config import load_config
+    from livematte.io.capture import StreamSource
+    from livematte.io.live_sinks import NullSink, VirtualCameraSink
+    from livematte.io.window import WindowSink
     from livematte.live import LiveRunner
-    from livematte.pipeline.capture import StreamSource
-    from livematte.pipeline.live_sinks import NullSink, VirtualCameraSink
-    from livematte.pipeline.window import WindowSink
 
     overrides: dict[str, object] = {"effects.background": str(args.background)}
     if case.startswith("stickers"):
@@ -189,7 +189,7 @@ def main() -> int:
         print(f"bench_live: video not found: {args.video} (needs ../shared/data)", file=sys.stderr)
         return 2
 
-    from livematte.pipeline.window import display_available
+    from livematte.io.window import display_available
 
     if any(c.endswith("+sinks") for c in cases) and not display_available():
         if os.environ.get("BENCH_LIVE_XVFB") or not shutil.which("xvfb-run"):

@@ -19,9 +19,9 @@ from media import write_h264
 
 from livematte.errors import SourceError
 from livematte.frame import Frame
+from livematte.io.capture import LiveSource, StreamSource
+from livematte.io.live_sinks import NullSink, StreamSink, VirtualCameraSink
 from livematte.live import LiveRunner, percentile
-from livematte.pipeline.capture import LiveSource, StreamSource
-from livematte.pipeline.live_sinks import NullSink, StreamSink, VirtualCameraSink
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -248,7 +248,7 @@ def test_real_pipeline_live_to_vcam_and_stream(clip, vcam_backend, tmp_path):
 def run_cam(*args: str, env: dict | None = None, timeout: float = 60):
     """Run ``livematte cam`` in a child process with the test vcam backend registered."""
     code = (
-        "import sys, pyvirtualcam, livematte.commands.cam\n"
+        "import sys, pyvirtualcam, livematte.cli.cam\n"
         f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
         "from test_live import RecordingBackend\n"
         "pyvirtualcam.camera.register_backend('livematte-test', RecordingBackend)\n"
@@ -397,7 +397,7 @@ def test_window_under_xvfb_quits_on_q(clip, x_display):
         assert done.returncode == 0, done.stderr
         return
     code = (
-        "import sys, livematte.commands.cam\nfrom livematte.cli import main\n"
+        "import sys, livematte.cli.cam\nfrom livematte.cli import main\n"
         "sys.exit(main(sys.argv[1:]))\n"
     )
     proc = subprocess.Popen(

@@ -13,7 +13,7 @@ from media import SHARED_DATA, needs_shared, truncated_copy, write_h264
 
 from livematte.errors import SinkError, SourceError
 from livematte.frame import Frame
-from livematte.pipeline.sources import SyntheticSource, open_source, write_clip
+from livematte.io.sources import SyntheticSource, open_source, write_clip
 from livematte.video import Progress, expand_inputs, transcode
 
 SHARED_VIDEO = SHARED_DATA / "video"

@@ -66,7 +66,7 @@ class _Counted:
 def _frame_count(spec: str, options: dict[str, Any]) -> int | None:
     """The frames ``spec`` should give (for the batch progress line); None when unknown or
     unreadable (``transcode`` then reports the real error)."""
-    from livematte.pipeline.sources import open_source
+    from livematte.io.sources import open_source
 
     try:
         with open_source(spec, start=options.get("start"), end=options.get("end"),

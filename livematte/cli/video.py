@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from livematte.commands.base import Handler, add_config_args, command, config_from_args
-from livematte.commands.effect_flags import add_effect_args, effect_overrides
+from livematte.cli.base import Handler, add_config_args, command, config_from_args
+from livematte.cli.effect_flags import add_effect_args, effect_overrides
 from livematte.distributed import add_engine_args
 from livematte.errors import ConfigError, SourceError
 from livematte.frame import Mode
@@ -30,7 +30,7 @@ def _seconds(text: str) -> float:
 
 def _quality(text: str) -> str | int:
     """low | medium | high | max, or a CRF number 0..63 (as an int)."""
-    from livematte.pipeline.sinks import QUALITIES
+    from livematte.io.sinks import QUALITIES
 
     if text in QUALITIES:
         return text

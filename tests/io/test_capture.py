@@ -11,8 +11,8 @@ from media import write_h264
 
 from livematte.errors import SourceError
 from livematte.frame import Mode
-from livematte.pipeline import capture
-from livematte.pipeline.capture import (
+from livematte.io import capture
+from livematte.io.capture import (
     CameraSource,
     LatestSlot,
     LiveSource,

@@ -21,7 +21,7 @@ greenscreen    foreground over chroma green, by alpha
 
 Example::
 
-    # open_sink lives in livematte.pipeline.video_sink (it picks a sink class from this module)
+    # open_sink lives in livematte.io.video_sink (it picks a sink class from this module)
     with open_sink("out.mov", "prores4444", passthrough=source.passthrough_streams) as sink:
         for frame in frames:
             sink.send(frame)

@@ -96,7 +96,7 @@ def run_video(
     """Run every frame of ``source`` through ``process`` into ``sink``, in order.
 
     Args:
-        source: a :class:`~livematte.pipeline.sources.Source` (its ``items()`` are used, so
+        source: a :class:`~livematte.io.sources.Source` (its ``items()`` are used, so
             passthrough packets flow too) or any iterable of frames.
         process: ``Frame -> Frame`` callable, or an object with ``.process`` (a Pipeline).
         sink: anything with ``send(frame)`` (and optionally ``send_packet(packet)``); it is

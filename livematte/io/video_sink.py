@@ -1,6 +1,6 @@
 """Video files through PyAV: encoder settings per format, and copying or re-encoding the
 source's audio, subtitle and data streams.  The formats and the temporary-name / partial-file
-rules every sink follows are described in :mod:`livematte.pipeline.sinks`.
+rules every sink follows are described in :mod:`livematte.io.sinks`.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ import numpy as np
 from livematte.atomic import make_temporary, publish
 from livematte.errors import SinkError
 from livematte.frame import Frame
-from livematte.pipeline.silence import silence_packets
-from livematte.pipeline.sinks import (
+from livematte.io.silence import silence_packets
+from livematte.io.sinks import (
     CONTAINERS,
     QUALITIES,
     Notice,

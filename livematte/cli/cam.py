@@ -20,8 +20,8 @@ import sys
 import threading
 from pathlib import Path
 
-from livematte.commands.base import Handler, add_config_args, command, config_from_args
-from livematte.commands.effect_flags import add_effect_args, effect_overrides
+from livematte.cli.base import Handler, add_config_args, command, config_from_args
+from livematte.cli.effect_flags import add_effect_args, effect_overrides
 from livematte.errors import ConfigError
 from livematte.frame import Mode
 
@@ -41,7 +41,7 @@ def parse_size(text: str) -> tuple[int, int]:
 
 
 def _epilog() -> str:
-    from livematte.pipeline.window import hotkey_help
+    from livematte.io.window import hotkey_help
 
     return (
         hotkey_help()
@@ -121,7 +121,7 @@ def _cam(parser: argparse.ArgumentParser) -> Handler:
     add_config_args(parser, preset="live")
 
     def run(args: argparse.Namespace) -> int:
-        from livematte.pipeline.window import display_available, require_display
+        from livematte.io.window import display_available, require_display
 
         window = display_available() if args.window is None else args.window
         if not (window or args.vcam or args.stream):
@@ -160,10 +160,10 @@ def _cam(parser: argparse.ArgumentParser) -> Handler:
 
 def _run(args: argparse.Namespace, config, *, size, window: bool):
     from livematte.api import build_pipeline
+    from livematte.io.capture import open_live_source
+    from livematte.io.live_sinks import StreamSink, VirtualCameraSink
+    from livematte.io.window import WindowSink
     from livematte.live import LiveControls, LiveRunner
-    from livematte.pipeline.capture import open_live_source
-    from livematte.pipeline.live_sinks import StreamSink, VirtualCameraSink
-    from livematte.pipeline.window import WindowSink
 
     camera = args.camera if args.camera is not None or args.source else "0"
     source = open_live_source(camera=camera, source=args.source, size=size, fps=args.fps)

@@ -8,14 +8,14 @@ import sys
 import time
 from pathlib import Path
 
-from livematte.commands.base import (
+from livematte.cli.base import (
     Handler,
     add_config_args,
     add_pixel_limit_arg,
     command,
     config_from_args,
 )
-from livematte.commands.effect_flags import add_effect_args, effect_overrides
+from livematte.cli.effect_flags import add_effect_args, effect_overrides
 from livematte.distributed import add_engine_args
 from livematte.errors import (
     ConfigError,
@@ -34,7 +34,7 @@ def expand_inputs(patterns: list[str]) -> list[Path]:
         SourceError: a name matches nothing.
     """
     # Imported here: the module loads OpenCV and PyAV, which `livematte --help` should not.
-    from livematte.pipeline.sources import _GLOB_CHARS, IMAGE_EXTENSIONS, natural_key
+    from livematte.io.sources import _GLOB_CHARS, IMAGE_EXTENSIONS, natural_key
 
     # The image files the video path reads as frames, plus GIF, whose first frame is a photo
     # here (the video path reads a GIF as an animation instead).
@@ -75,8 +75,8 @@ def plan_outputs(
             cannot be written (or cannot hold the alpha), a missing folder for a single file,
             names that clash, or a result that would overwrite its input.
     """
+    from livematte.io.sources import _GLOB_CHARS
     from livematte.outputs import IMAGE_FORMATS, check_image_format, refuse_overwriting_input
-    from livematte.pipeline.sources import _GLOB_CHARS
 
     several = len(inputs) > 1 or len(patterns) > 1
     several = several or any(Path(p).is_dir() or _GLOB_CHARS.search(p) for p in patterns)

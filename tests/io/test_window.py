@@ -24,8 +24,8 @@ _QUICK_KEYS = textwrap.dedent(
     """
     import ctypes, json, sys, time
     from livematte.live import LiveRunner
-    from livematte.pipeline.capture import StreamSource
-    from livematte.pipeline.window import WindowSink
+    from livematte.io.capture import StreamSource
+    from livematte.io.window import WindowSink
 
     x11, xtst = ctypes.CDLL("libX11.so.6"), ctypes.CDLL(sys.argv[2])
     x11.XOpenDisplay.restype = ctypes.c_void_p

@@ -14,7 +14,7 @@ from media import SHARED_DATA, needs_shared
 
 from livematte.errors import SourceError
 from livematte.frame import Mode
-from livematte.pipeline.sources import (
+from livematte.io.sources import (
     ImageSequenceSource,
     SyntheticSource,
     VideoFileSource,

@@ -1,5 +1,5 @@
 """Live outputs: virtual camera (pyvirtualcam), network stream (PyAV), null; the window is in
-``livematte.pipeline.window``.
+``livematte.io.window``.
 
 Every sink is a context manager: ``open()`` on enter (so a missing backend fails before the
 camera starts), ``send(frame, captured_at)`` per frame, ``close()`` on exit.  ``send`` checks
@@ -34,8 +34,8 @@ import numpy as np
 
 from livematte.errors import SinkError
 from livematte.frame import Frame
-from livematte.pipeline.capture import LatestSlot
-from livematte.pipeline.sinks import GREEN, alpha_u8
+from livematte.io.capture import LatestSlot
+from livematte.io.sinks import GREEN, alpha_u8
 
 _FLATTEN_COLOURS = {"green": GREEN, "black": (0, 0, 0)}
 

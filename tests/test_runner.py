@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from livematte.frame import Frame
-from livematte.pipeline.runner import run_video
-from livematte.pipeline.sinks import MemorySink
+from livematte.io.sinks import MemorySink
+from livematte.runner import run_video
 
 
 class FakeSource:

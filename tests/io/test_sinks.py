@@ -21,7 +21,7 @@ from media import (
 
 from livematte.errors import SinkError
 from livematte.frame import Frame
-from livematte.pipeline.sinks import (
+from livematte.io.sinks import (
     GREEN_BGR,
     ImageSink,
     MemorySink,
@@ -30,8 +30,8 @@ from livematte.pipeline.sinks import (
     frame_pixels,
     resolve_format,
 )
-from livematte.pipeline.sources import SyntheticSource, open_source, write_clip
-from livematte.pipeline.video_sink import VideoFileSink, open_sink
+from livematte.io.sources import SyntheticSource, open_source, write_clip
+from livematte.io.video_sink import VideoFileSink, open_sink
 
 W, H, N = 160, 120, 12
 
@@ -404,7 +404,7 @@ import sys, time
 from pathlib import Path
 import numpy as np
 from livematte.frame import Frame
-from livematte.pipeline.video_sink import open_sink
+from livematte.io.video_sink import open_sink
 
 sink = open_sink(Path(sys.argv[1]), notice=lambda m: None)
 for i in range(5):

@@ -12,7 +12,7 @@ import sys
 import time
 from dataclasses import replace
 
-from livematte.commands.base import (
+from livematte.cli.base import (
     Handler,
     add_config_args,
     add_pixel_limit_arg,

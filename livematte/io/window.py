@@ -1,6 +1,6 @@
 """Preview window (OpenCV highgui) with hotkeys and an optional FPS/latency overlay.
 
-The window is a live sink (see ``livematte.pipeline.live_sinks``) that must be driven from
+The window is a live sink (see ``livematte.io.live_sinks``) that must be driven from
 the main thread (Qt and Cocoa insist); the LIVE runner calls ``send`` per frame and ``idle``
 while it waits, both of which pump the GUI events, and reads the user's actions with
 ``poll()``.  Transparent output (BGRA) is shown over a grey checkerboard.
@@ -26,7 +26,7 @@ import numpy as np
 
 from livematte.errors import SinkError
 from livematte.frame import Frame
-from livematte.pipeline.live_sinks import LiveSink, fit, flatten, output_image
+from livematte.io.live_sinks import LiveSink, fit, flatten, output_image
 
 #: (keys, action, what it does).  Actions other than the window's own (matte, overlay, help)
 #: are handled by the LIVE runner.

@@ -14,8 +14,8 @@ from pyvirtualcam.util import encode_fourcc
 
 from livematte.errors import SinkError
 from livematte.frame import Frame
-from livematte.pipeline import window as window_mod
-from livematte.pipeline.live_sinks import (
+from livematte.io import window as window_mod
+from livematte.io.live_sinks import (
     GREEN,
     NullSink,
     StreamSink,
@@ -25,7 +25,7 @@ from livematte.pipeline.live_sinks import (
     output_image,
     stream_format,
 )
-from livematte.pipeline.window import WindowSink, checkerboard, fit_text, hotkey_help
+from livematte.io.window import WindowSink, checkerboard, fit_text, hotkey_help
 
 BLUE = (200, 50, 10)
 

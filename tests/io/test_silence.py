@@ -6,8 +6,8 @@ import av
 import numpy as np
 import pytest
 
-from livematte.pipeline.silence import silence_packets
-from livematte.pipeline.sources import write_clip
+from livematte.io.silence import silence_packets
+from livematte.io.sources import write_clip
 
 
 @pytest.mark.parametrize("ext, codec", [("mp4", "aac"), ("mkv", "libopus")])

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from livematte import cli
-from livematte.commands import base
+from livematte.cli import base
 from livematte.errors import ConfigError, SourceError
 
 ROOT = Path(__file__).resolve().parents[1]
