@@ -78,9 +78,10 @@ def run_case(case: str, args: argparse.Namespace) -> dict:
     from livematte.api import build_pipeline
     from livematte.config import load_config
     from livematte.io.capture import StreamSource
-    from livematte.io.live_sinks import NullSink, VirtualCameraSink
+    from livematte.io.live_sinks import VirtualCameraSink
+    from livematte.io.sinks import NullSink
     from livematte.io.window import WindowSink
-    from livematte.live import LiveRunner
+    from livematte.runner import LiveRunner
 
     overrides: dict[str, object] = {"effects.background": str(args.background)}
     if case.startswith("stickers"):
@@ -105,6 +106,8 @@ def run_case(case: str, args: argparse.Namespace) -> dict:
         busy0 = busy_seconds()
         stats = LiveRunner(source, pipeline.process, sinks, duration=args.seconds).run()
         busy1 = busy_seconds()
+    if stats.error is not None:
+        raise stats.error
     summary = stats.summary()
     # This machine is shared: what other processes used during the run explains slow cases.
     others = None

@@ -20,8 +20,10 @@ from media import write_h264
 from livematte.errors import SourceError
 from livematte.frame import Frame
 from livematte.io.capture import LiveSource, StreamSource
-from livematte.io.live_sinks import NullSink, StreamSink, VirtualCameraSink
-from livematte.live import LiveRunner, percentile
+from livematte.io.live_sinks import StreamSink, VirtualCameraSink
+from livematte.io.sinks import NullSink
+from livematte.runner import LiveRunner
+from livematte.runner.results import percentile
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -107,7 +109,7 @@ def test_fast_processing_delivers_every_frame(clip):
     sink = NullSink(keep=1)
     stats = LiveRunner(StreamSource(clip, fps=30), composite, [sink], duration=1.0).run()
     assert stats.processed >= 20 and stats.dropped <= 3
-    assert sink.delivered == stats.processed
+    assert sink.frames == stats.processed
     summary = stats.summary()
     assert summary["latency_ms"]["p50"] < 30 and summary["cpu_percent"] >= 0
     json.dumps(summary)  # serialisable for --stats and the benchmark
@@ -184,9 +186,9 @@ def test_a_source_that_delivers_nothing_is_a_source_error():
         def _grab(self):
             time.sleep(0.01)
 
-    runner = LiveRunner(Dead(0, 0), composite, [NullSink()], first_frame_timeout=0.3)
-    with pytest.raises(SourceError, match="delivered no frame"):
-        runner.run()
+    run = LiveRunner(Dead(0, 0), composite, [NullSink()], first_frame_timeout=0.3).run()
+    assert isinstance(run.error, SourceError) and "delivered no frame" in str(run.error)
+    assert run.stop_reason == "error" and not run.completed
     assert not our_threads()
 
 
@@ -200,9 +202,9 @@ def test_processing_errors_skip_frames_until_too_many(clip):
     runner = LiveRunner(
         StreamSource(clip, fps=100), broken, [NullSink()], max_errors=5, log=logs.append
     )
-    with pytest.raises(ValueError, match="exploded"):
-        runner.run()
-    assert runner.stats.errors == 5 and len(logs) == 1
+    run = runner.run()
+    assert isinstance(run.error, ValueError) and "exploded" in str(run.error)
+    assert run.errors == 5 and len(logs) == 1
     assert not our_threads()
 
 
@@ -242,7 +244,7 @@ def test_real_pipeline_live_to_vcam_and_stream(clip, vcam_backend, tmp_path):
         controls.close()
     assert stats.processed >= 10 and not stats.threads_left
     assert {"segment", "effects", "wait"} <= set(stats.stage_ms)
-    assert vcam[0].delivered >= 10 and RecordingBackend.last.size == (160, 120)
+    assert vcam[0].frames >= 10 and RecordingBackend.last.size == (160, 120)
 
 
 def run_cam(*args: str, env: dict | None = None, timeout: float = 60):

@@ -22,7 +22,7 @@ class FakeSource:
         self.n, self.packets_every, self.fail_at = n, packets_every, fail_at
         self.produced = 0
 
-    def items(self):
+    def items(self, stop=None):
         for i in range(self.n):
             if self.fail_at == i:
                 raise OSError("disk read error")
@@ -55,7 +55,7 @@ def test_every_frame_in_order_with_packets_in_place(in_thread):
     assert sink.packets == [f"packet-{i}" for i in range(0, 40, 5)]
     assert all(f.output is not None for f in sink.received)
     assert set(stats.timings_ms) == {"decode", "process", "encode"}
-    assert stats.fps > 0
+    assert stats.fps > 0 and stats.completed
 
 
 def test_pipeline_objects_with_process_method_are_accepted():
@@ -83,51 +83,51 @@ def test_memory_is_bounded_by_the_queues():
 
 
 @pytest.mark.parametrize("in_thread", [False, True])
-def test_process_error_propagates_and_threads_stop(in_thread):
+def test_process_error_is_the_result_and_threads_stop(in_thread):
     def boom(frame):
         if frame.index == 7:
             raise ValueError("model failed on frame 7")
         return frame
 
     before = threading.active_count()
-    with pytest.raises(ValueError, match="frame 7"):
-        run_video(FakeSource(50, 0), boom, MemorySink(None), process_in_thread=in_thread)
+    run = run_video(FakeSource(50, 0), boom, MemorySink(None), process_in_thread=in_thread)
+    assert isinstance(run.error, ValueError) and "frame 7" in str(run.error)
+    assert not run.completed and not run.interrupted and run.frames <= 7
     time.sleep(0.3)
     assert threading.active_count() <= before
 
 
-def test_source_error_propagates():
+def test_source_error_is_the_result():
     sink = MemorySink(None)
-    with pytest.raises(OSError, match="disk read error"):
-        run_video(FakeSource(30, 0, fail_at=12), mark, sink)
+    run = run_video(FakeSource(30, 0, fail_at=12), mark, sink)
+    assert isinstance(run.error, OSError) and "disk read error" in str(run.error)
     assert sink.frames <= 12
 
 
-def test_sink_error_propagates_without_deadlock():
+def test_sink_error_is_the_result_without_deadlock():
     class Broken(MemorySink):
-        def send(self, frame):
+        def send(self, frame, captured_at=None):
             if frame.index == 3:
                 raise RuntimeError("disk full")
             super().send(frame)
 
     started = time.perf_counter()
-    with pytest.raises(RuntimeError, match="disk full"):
-        run_video(FakeSource(500, 0), mark, Broken(None), queue_size=2)
+    run = run_video(FakeSource(500, 0), mark, Broken(None), queue_size=2)
+    assert isinstance(run.error, RuntimeError) and "disk full" in str(run.error)
     assert time.perf_counter() - started < 5
 
 
 @pytest.mark.parametrize("in_thread", [False, True])
-def test_ctrl_c_writes_what_was_processed_then_raises(in_thread):
+def test_ctrl_c_writes_what_was_processed_and_says_so(in_thread):
     def interrupted(frame):
         if frame.index == 10:
             raise KeyboardInterrupt
         return mark(frame)
 
     sink = MemorySink(None)
-    with pytest.raises(KeyboardInterrupt) as info:
-        run_video(FakeSource(100, 0), interrupted, sink, process_in_thread=in_thread)
+    run = run_video(FakeSource(100, 0), interrupted, sink, process_in_thread=in_thread)
     assert [f.index for f in sink.received] == list(range(10))
-    assert info.value.stats.interrupted and info.value.stats.frames == 10
+    assert run.interrupted and run.error is None and run.frames == 10 and not run.completed
 
 
 def test_progress_callback_sees_every_frame():

@@ -160,27 +160,26 @@ def _cam(parser: argparse.ArgumentParser) -> Handler:
 
 def _run(args: argparse.Namespace, config, *, size, window: bool):
     from livematte.api import build_pipeline
+    from livematte.io.base import SinkBase
     from livematte.io.capture import open_live_source
-    from livematte.io.live_sinks import StreamSink, VirtualCameraSink
-    from livematte.io.window import WindowSink
-    from livematte.live import LiveControls, LiveRunner
+    from livematte.io.table import make_sink
+    from livematte.live import LiveControls
+    from livematte.runner import LiveRunner
 
     camera = args.camera if args.camera is not None or args.source else "0"
     source = open_live_source(camera=camera, source=args.source, size=size, fps=args.fps)
 
-    def sinks(frame_size: tuple[int, int], fps: float) -> list:
+    def sinks(frame_size: tuple[int, int], fps: float) -> list[SinkBase]:
         # Made once the first frame says what size the camera really delivers.
-        made: list = []
+        made: list[SinkBase] = []
         if args.vcam:
-            made.append(
-                VirtualCameraSink(
-                    frame_size, fps, device=args.vcam_device, backend=args.vcam_backend
-                )
-            )
+            made.append(make_sink("vcam", frame_size, fps, device=args.vcam_device,
+                                  backend=args.vcam_backend))  # fmt: skip
         if args.stream:
-            made.append(StreamSink(args.stream, frame_size, fps, bitrate=args.stream_bitrate))
+            made.append(make_sink("stream", args.stream, frame_size, fps,
+                                  bitrate=args.stream_bitrate))  # fmt: skip
         if window:
-            made.append(WindowSink("livematte", overlay=args.overlay))
+            made.append(make_sink("window", "livematte", overlay=args.overlay))
         return made
 
     pipeline = build_pipeline(config)
@@ -190,9 +189,11 @@ def _run(args: argparse.Namespace, config, *, size, window: bool):
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, lambda *_: runner.stop("terminated"))
     try:
-        stats = runner.run()
+        run = runner.run()
+        if run.error is not None:
+            raise run.error  # the one-line error and exit code of the CLI
         print(f"livematte: matting model {pipeline.matting_model()}", file=sys.stderr)
-        return stats
+        return run
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)

@@ -149,6 +149,8 @@ def _video(parser: argparse.ArgumentParser) -> Handler:
                 fps=args.fps,
                 progress=not args.no_progress,
             )
+            if summary.interrupted:  # the part done is kept and was named: exit as Ctrl-C does
+                raise KeyboardInterrupt
             model = pipeline.matting_model()
         print(f"livematte: matting model {model}", file=sys.stderr)
         print(summary.line(), file=sys.stderr)

@@ -286,12 +286,10 @@ def video_on_ray(args: argparse.Namespace, config: Config) -> int:
         try:
             labels = [[spec] for spec in specs]
             run_tasks(ray, pool, calls, labels, on_result=on_result, progress=bar)
-        except KeyboardInterrupt as exc:
-            summary.results = [results[i] for i in sorted(results)]
+        except KeyboardInterrupt:
             left = len(specs) - len(results)
             stderr_notice(f"interrupted: {len(results) - len(interrupted)} file(s) finished, "
                           f"{len(interrupted)} stopped, {left} not started")  # fmt: skip
-            exc.summary = summary  # type: ignore[attr-defined]
             raise
     summary.results = [results[i] for i in sorted(results)]
     print(summary.line(), file=sys.stderr)

@@ -21,6 +21,7 @@ from typing import Any
 
 from livematte.config import Config
 from livematte.errors import LivematteError
+from livematte.frame import Frame
 from livematte.video import FileResult
 
 #: Concurrency group for calls that must not wait for the running task.
@@ -52,7 +53,7 @@ class _Counted:
         self.pipeline, self.cancel = pipeline, cancel
         self.frames = 0
 
-    def process(self, frame: Any) -> Any:
+    def process(self, frame: Frame) -> Frame:
         if self.cancel.is_set():
             raise _Cancelled
         frame = self.pipeline.process(frame)
@@ -120,11 +121,10 @@ class MattingWorker:
         try:
             summary = transcode(spec, Path(target), self._current, progress=False,
                                 notice=task.notices.append, **options)  # fmt: skip
-            task.results = summary.results
-        except KeyboardInterrupt as exc:
+            task.results, task.interrupted = summary.results, summary.interrupted
+        except KeyboardInterrupt:  # a cancel outside the frames (opening the input)
             task.interrupted = True
-            summary = getattr(exc, "summary", None)
-            task.results = summary.results if summary else [FileResult(spec)]
+            task.results = [FileResult(spec, interrupted=True)]
         except (LivematteError, OSError) as exc:
             task.error = exc
             task.results = [FileResult(spec, error=" ".join(str(exc).split()))]

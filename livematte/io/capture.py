@@ -1,20 +1,21 @@
 """Live sources: a camera, or any PyAV-readable file/URL standing in for one.
 
-A live source runs its own capture thread and keeps ONLY the newest frame (a one-slot
-"mailbox"): when the consumer is slower than the camera, older frames are overwritten and
-counted as dropped, so latency never builds up in a queue.  Each frame carries the monotonic
-time at which it was captured, which the LIVE runner uses to measure capture-to-sink latency.
+They are :class:`~livematte.io.base.Source` objects like files are: ``open`` acquires the
+device (a bad one raises one ``SourceError`` line that lists the cameras that exist),
+``items(stop)`` yields frames as the device delivers them, stamped with the time of capture,
+until ``stop`` is set.  Which frames get processed is the runner's business: the latest-frame
+scheduler (``livematte.runner.latest``) iterates a live source on its own capture thread and
+keeps only the newest frame, so latency never builds up in a queue.
 
-Robustness: when the device fails (unplugged, stalled, a network stream drops) the thread
-closes it and retries with exponential backoff while the consumer keeps its outputs alive with
-the last frame; capture resumes by itself when the device comes back.  Opening a busy or
-missing camera at start raises one ``SourceError`` line that lists the cameras that exist.
+Robustness: when the device fails (unplugged, stalled, a network stream drops) ``items``
+closes it and retries with exponential backoff, yielding nothing meanwhile (``status`` says
+``reconnecting``), and resumes by itself when the device comes back.
 
 Example::
 
     with open_live_source(source="clip.mp4", fps=30) as cam:
-        item = cam.read(timeout=1.0)      # Captured(frame, captured_at, seq) or None
-        print(item.frame.size, cam.status)
+        for frame in cam.items():
+            print(frame.size, cam.status)
 """
 
 from __future__ import annotations
@@ -26,86 +27,43 @@ import re
 import sys
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
 
 from livematte.errors import SourceError
 from livematte.frame import Frame, Mode
+from livematte.io.base import SourceBase
 
-T = TypeVar("T")
+if TYPE_CHECKING:
+    from av.container import InputContainer
+    from av.video.frame import VideoFrame
 #: Timestamps of live frames: microseconds of capture time since the source started.
 LIVE_TIME_BASE = Fraction(1, 1_000_000)
 _URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 
 
-class LatestSlot(Generic[T]):
-    """A one-item mailbox: ``put`` replaces what is there, ``take`` empties it.
-
-    This is the bounded queue of LIVE mode: a writer never blocks and a reader always gets the
-    newest item.  ``overwritten`` counts items replaced before anyone took them (drops).
-    """
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._item: T | None = None
-        self._closed = False
-        self.overwritten = 0
-
-    def put(self, item: T) -> None:
-        """Store ``item``, replacing (and counting) an untaken one."""
-        with self._cond:
-            if self._item is not None:
-                self.overwritten += 1
-            self._item = item
-            self._cond.notify_all()
-
-    def take(self, timeout: float | None = None) -> T | None:
-        """The newest item, waiting up to ``timeout`` s; None on timeout or after ``close``."""
-        with self._cond:
-            if self._item is None and not self._closed:
-                self._cond.wait_for(lambda: self._item is not None or self._closed, timeout)
-            item, self._item = self._item, None
-            return item
-
-    def close(self) -> None:
-        """Wake every waiting reader; later ``take`` calls return what is left, then None."""
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()
-
-
-@dataclass
-class Captured:
-    """A captured frame and the monotonic time (s) at which it was captured."""
-
-    frame: Frame
-    captured_at: float
-    seq: int
-
-
-class LiveSource:
-    """Base of live sources: a capture thread that publishes the newest frame.
+class LiveSource(SourceBase):
+    """Base of live sources: a device opened, read frame by frame and reopened when it fails.
 
     Subclasses implement ``_open`` (raise on failure), ``_grab`` (one BGR image, or None when
-    the device failed) and ``_close``.  ``start`` opens the device synchronously so a bad
-    device is reported at once; afterwards failures are retried in the background.
+    the device failed) and ``_close``.  ``open`` opens the device synchronously so a bad
+    device is reported at once; afterwards ``items`` retries failures itself.
 
     Args:
         size: (width, height) frames are resized to (None = as captured).
         fps: requested frame rate (None = the device's own).
         stall_timeout: seconds without a frame after which the device is reopened.
         max_backoff: longest wait (s) between reconnection attempts.
-        on_status: called from the capture thread with a short status text when it changes.
+        on_status: called (from the thread iterating) with the new status when it changes.
 
     Attributes:
-        captured: frames published; ``dropped``: frames overwritten before anyone read them;
-        reconnects: successful reopenings; ``status``: "live", "stalled" or "reconnecting".
+        captured: frames yielded; ``reconnects``: successful reopenings; ``status``: "live",
+        "stalled" or "reconnecting"; ``last_error``: why the device last failed.
     """
 
     name = "live source"
@@ -128,12 +86,10 @@ class LiveSource:
         self.reconnects = 0
         self.status = "idle"
         self.last_error = ""
-        self._slot: LatestSlot[Captured] = LatestSlot()
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self._opened = False
+        self._iterating = False
         self._t0 = time.monotonic()
-        self._last_capture = 0.0
 
     # -- to implement ------------------------------------------------------------------------
     def _open(self) -> None:
@@ -145,61 +101,46 @@ class LiveSource:
     def _close(self) -> None:
         raise NotImplementedError
 
-    # -- public ------------------------------------------------------------------------------
+    # -- the Source protocol -------------------------------------------------------------------
     @property
-    def dropped(self) -> int:
-        """Frames captured but overwritten before the consumer took them."""
-        return self._slot.overwritten
+    def rate(self) -> Fraction | None:  # type: ignore[override]
+        """The frame rate asked for or reported by the device (None before ``open``)."""
+        return Fraction(self.fps).limit_denominator(1001) if self.fps else None
 
-    @property
-    def running(self) -> bool:
-        """True while the capture thread runs (False after ``stop`` or a non-looping end)."""
-        return self._thread is not None and self._thread.is_alive()
-
-    @property
-    def frame_age(self) -> float:
-        """Seconds since the last frame was captured (inf before the first one)."""
-        return time.monotonic() - self._last_capture if self.captured else float("inf")
-
-    def start(self) -> LiveSource:
-        """Open the device and start the capture thread.
+    def open(self) -> None:
+        """Open the device (once; later calls do nothing).
 
         Raises:
             SourceError: the device cannot be opened (the message lists what exists).
         """
+        if self._opened:
+            return
         self._open()
         self._opened = True
         self._set_status("live")
         self._t0 = time.monotonic()
-        self._thread = threading.Thread(target=self._loop, name=f"capture:{self.name}", daemon=True)
-        self._thread.start()
-        return self
 
-    def read(self, timeout: float | None = None) -> Captured | None:
-        """The newest frame not yet read, waiting up to ``timeout`` s (None when none came)."""
-        return self._slot.take(timeout)
-
-    def stop(self, timeout: float = 3.0) -> bool:
-        """Stop the thread and close the device; True when the thread ended within timeout."""
-        self._stop.set()
-        self._slot.close()
-        joined = True
-        if self._thread is not None:
-            self._thread.join(timeout)
-            joined = not self._thread.is_alive()
-        if joined and self._opened:
-            # A thread still blocked in a driver call owns the device; closing under it could
-            # crash, and the daemon thread dies with the process anyway.
+    def items(self, stop: threading.Event | None = None) -> Iterator[Frame]:
+        """Frames as the device delivers them (LIVE mode, ``pts`` in microseconds since
+        ``open``), reconnecting with backoff when it fails, until ``stop`` (or ``close``) is
+        set or the input ends; the device is closed on the way out."""
+        self.open()
+        if stop is not None:
+            self._stop = stop
+        self._iterating = True
+        try:
+            yield from self._capture()
+        finally:
+            self._iterating = False
             self._safe_close()
-        return joined
 
-    def __enter__(self) -> LiveSource:
-        return self.start()
+    def close(self) -> None:
+        """Stop ``items`` at its next step; release the device when nothing reads it."""
+        self._stop.set()
+        if not self._iterating and self._opened:
+            self._safe_close()
 
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    # -- capture thread ------------------------------------------------------------------------
+    # -- the capture loop ----------------------------------------------------------------------
     def _set_status(self, status: str) -> None:
         if status != self.status:
             self.status = status
@@ -212,22 +153,24 @@ class LiveSource:
         with contextlib.suppress(Exception):
             self._close()
 
-    def _publish(self, image: np.ndarray) -> None:
+    def _frame(self, image: np.ndarray) -> Frame:
         if self.size is not None and (image.shape[1], image.shape[0]) != self.size:
             image = cv2.resize(image, self.size, interpolation=cv2.INTER_AREA)
-        now = time.monotonic()
         frame = Frame(
             image=image,
             index=self.captured,
-            pts=round((now - self._t0) * 1e6),
+            pts=round((time.monotonic() - self._t0) * 1e6),
             time_base=LIVE_TIME_BASE,
             mode=Mode.LIVE,
         )
-        self._last_capture = now
         self.captured += 1
-        self._slot.put(Captured(frame, now, self.captured))
+        return frame
 
-    def _loop(self) -> None:
+    def _ended(self) -> bool:
+        """True when the input has nothing more to give (a file played once)."""
+        return False
+
+    def _capture(self) -> Iterator[Frame]:
         backoff = 0.25
         last_ok = time.monotonic()
         while not self._stop.is_set():
@@ -249,7 +192,7 @@ class LiveSource:
             except Exception as exc:
                 self.last_error = " ".join(str(exc).split())
                 image = None
-            if self._stop.is_set():
+            if self._stop.is_set() or self._ended():
                 break
             if image is None:
                 if time.monotonic() - last_ok > self.stall_timeout:
@@ -261,7 +204,7 @@ class LiveSource:
                 continue
             last_ok = time.monotonic()
             self._set_status("live")
-            self._publish(image)
+            yield self._frame(image)
 
 
 # --- cameras ----------------------------------------------------------------------------------
@@ -304,7 +247,7 @@ class CameraSource(LiveSource):
     frame rate; the camera may pick the nearest mode it supports (``actual_size``).  The
     driver's queue is shortened to one buffer so frames are fresh.
 
-    Raises (from ``start``):
+    Raises (from ``open``):
         SourceError: missing or busy camera, naming the cameras that exist.
     """
 
@@ -314,7 +257,7 @@ class CameraSource(LiveSource):
         self.mjpg = mjpg
         self.name = f"camera {self.camera}"
         self.actual_size: tuple[int, int] | None = None
-        self._cap: Any = None
+        self._cap: cv2.VideoCapture | None = None
 
     def _backend(self) -> int:
         if sys.platform.startswith("linux"):
@@ -393,7 +336,7 @@ class StreamSource(LiveSource):
         realtime: pace frames at ``fps`` (default: True for files, False for URLs).
         kwargs: see ``LiveSource`` (``size`` resizes, ``fps`` overrides the file's rate).
 
-    Raises (from ``start``):
+    Raises (from ``open``):
         SourceError: missing file, or nothing FFmpeg can read, or no video stream.
     """
 
@@ -408,8 +351,8 @@ class StreamSource(LiveSource):
         self.name = self.spec
         self.loops = 0
         self.ended = False
-        self._container: Any = None
-        self._frames: Any = None
+        self._container: InputContainer | None = None
+        self._frames: Iterator[VideoFrame] | None = None
         self._due = 0.0
         self._interval = 1.0 / 30.0
 
@@ -438,14 +381,13 @@ class StreamSource(LiveSource):
         self._frames = container.decode(stream)
         self._due = time.monotonic()
 
-    def _next_picture(self) -> Any:
+    def _next_picture(self) -> VideoFrame | None:
         try:
             return next(self._frames)
         except StopIteration:
             pass
         if not self.loop:
             self.ended = True
-            self._stop.set()
             return None
         self.loops += 1
         if self.url:
@@ -479,6 +421,9 @@ class StreamSource(LiveSource):
             self._due += self._interval
         return image
 
+    def _ended(self) -> bool:
+        return self.ended
+
     def _close(self) -> None:
         if self._container is not None:
             self._container.close()
@@ -494,7 +439,7 @@ def open_live_source(
     fps: float | None = None,
     **kwargs: Any,
 ) -> LiveSource:
-    """A camera (``camera``) or a stand-in file/URL (``source``); not started yet.
+    """A camera (``camera``) or a stand-in file/URL (``source``); not opened yet.
 
     Raises:
         SourceError: both or neither given.

@@ -1,5 +1,5 @@
-"""Live outputs: virtual camera (pyvirtualcam), network stream (PyAV), null; the window is in
-``livematte.io.window``.
+"""Live outputs: virtual camera (pyvirtualcam) and network stream (PyAV); the window is in
+``livematte.io.window``, the contract in ``livematte.io.base``.
 
 Every sink is a context manager: ``open()`` on enter (so a missing backend fails before the
 camera starts), ``send(frame, captured_at)`` per frame, ``close()`` on exit.  ``send`` checks
@@ -34,26 +34,10 @@ import numpy as np
 
 from livematte.errors import SinkError
 from livematte.frame import Frame
-from livematte.io.capture import LatestSlot
-from livematte.io.sinks import GREEN, alpha_u8
+from livematte.io.base import LatestSlot, SinkBase
+from livematte.io.sinks import GREEN, output_image
 
 _FLATTEN_COLOURS = {"green": GREEN, "black": (0, 0, 0)}
-
-
-def output_image(frame: Frame, what: str = "output") -> np.ndarray:
-    """The picture a live sink shows: ``frame.output`` (or the input when unset) or the matte.
-
-    Raises:
-        SinkError: not uint8 HxWx3/HxWx4.
-    """
-    if what == "matte" and frame.alpha is not None:
-        return cv2.cvtColor(alpha_u8(frame), cv2.COLOR_GRAY2BGR)
-    image = frame.output if frame.output is not None else frame.image
-    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] not in (3, 4):
-        raise SinkError(
-            f"live sinks take uint8 BGR or BGRA pictures, got {image.dtype} {image.shape}"
-        )
-    return image
 
 
 def flatten(image: np.ndarray, colour: tuple[int, int, int] | np.ndarray) -> np.ndarray:
@@ -73,78 +57,7 @@ def fit(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
 
 
-class LiveSink:
-    """Base of live sinks; records delivered frames and capture-to-delivery latency.
-
-    Attributes:
-        delivered: pictures delivered (repeats excluded); ``repeated``: keep-alive re-sends.
-        latencies: (monotonic delivery time, capture-to-delivery ms) per delivered frame.
-        poll_interval: longest the runner may wait for a frame between ``poll``/``idle`` calls.
-        takes_input: the sink reads the user's keys, so the runner calls ``pump`` every
-            ``poll_interval`` while a frame is processed too.
-    """
-
-    name = "sink"
-    poll_interval = 0.1
-    takes_input = False
-
-    def __init__(self) -> None:
-        self.delivered = 0
-        self.repeated = 0
-        self.latencies: list[tuple[float, float]] = []
-
-    def open(self) -> None:
-        """Acquire the device (raises ``SinkError`` when it cannot)."""
-
-    def send(self, frame: Frame, captured_at: float | None = None) -> None:
-        """Deliver ``frame`` (see ``output_image``)."""
-        raise NotImplementedError
-
-    def poll(self) -> list[str]:
-        """User actions since the last call (only the window has any)."""
-        return []
-
-    def idle(self, status: str = "") -> None:
-        """Called by the runner while no new frame arrives (``status`` says why)."""
-
-    def pump(self) -> None:
-        """Take in the user's input without drawing (see ``takes_input``)."""
-
-    def close(self) -> None:
-        """Release the device; safe to call twice."""
-
-    def _record(self, captured_at: float | None) -> None:
-        self.delivered += 1
-        if captured_at is not None:
-            now = time.monotonic()
-            self.latencies.append((now, (now - captured_at) * 1000.0))
-
-    def __enter__(self) -> LiveSink:
-        self.open()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-class NullSink(LiveSink):
-    """Discards pictures (after the same checks), recording latency: for benchmarks/tests."""
-
-    name = "null"
-
-    def __init__(self, keep: int = 0) -> None:
-        super().__init__()
-        self.keep = keep
-        self.frames: list[np.ndarray] = []
-
-    def send(self, frame: Frame, captured_at: float | None = None) -> None:
-        image = output_image(frame)
-        if self.keep:
-            self.frames = [*self.frames[-(self.keep - 1) :], image] if self.keep > 1 else [image]
-        self._record(captured_at)
-
-
-class ThreadedSink(LiveSink):
+class ThreadedSink(SinkBase):
     """A sink whose delivery runs in a sender thread fed by a one-slot mailbox.
 
     While no new picture arrives for ``stall_after`` s (default 0.25), the last one is re-sent

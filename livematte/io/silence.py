@@ -8,15 +8,19 @@ it; the caller gives them their timestamps.
 from __future__ import annotations
 
 from fractions import Fraction
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from av.audio.codeccontext import AudioCodecContext
+    from av.packet import Packet
 
 #: Encoders for silence where FFmpeg's own for the codec is missing or experimental.
 SILENCE_ENCODER = {"opus": "libopus", "vorbis": "libvorbis", "mp3": "libmp3lame"}
 
 
-def silence_packets(ctx: Any, seconds: float) -> list[Any]:
+def silence_packets(ctx: AudioCodecContext, seconds: float) -> list[Packet]:
     """Packets of silence, about ``seconds`` long (whole codec frames), for a stream set up
     like ``ctx``; their timestamps are the caller's to set.
 
@@ -49,7 +53,7 @@ def silence_packets(ctx: Any, seconds: float) -> list[Any]:
         (len(ctx.layout.channels), size) if fmt.is_planar else (1, size * len(ctx.layout.channels)),
         dtype=dtype[fmt.name.rstrip("p")],
     )
-    packets: list[Any] = []
+    packets: list[Packet] = []
     for number in range(count + 1):  # one more: an encoder holds a frame back (priming)
         frame = av.AudioFrame.from_ndarray(zeros, format=fmt.name, layout=ctx.layout)
         frame.sample_rate, frame.pts = rate, number * size

@@ -1,4 +1,8 @@
-"""Where frames go: video files (PyAV), PNG sequences, single images, memory, nowhere.
+"""The file sinks (PNG sequences, single images) and memory/null, and what every sink writes
+of a frame (:func:`frame_pixels` for files, :func:`output_image` for screens and devices).
+Video files are :mod:`livematte.io.video_sink`; live devices :mod:`livematte.io.live_sinks`
+and :mod:`livematte.io.window`; the contract is :class:`livematte.io.base.Sink`, and the table
+of every sink by name is :mod:`livematte.io.table`.
 
 Sinks are context managers.  ``send(frame)`` checks dtype and shape; leaving the ``with`` block
 finalizes: on success the file written under a temporary name in the target folder is moved
@@ -21,7 +25,7 @@ greenscreen    foreground over chroma green, by alpha
 
 Example::
 
-    # open_sink lives in livematte.io.video_sink (it picks a sink class from this module)
+    # open_sink (livematte.io.table) picks the sink for a path and format
     with open_sink("out.mov", "prores4444", passthrough=source.passthrough_streams) as sink:
         for frame in frames:
             sink.send(frame)
@@ -35,7 +39,7 @@ import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -44,6 +48,10 @@ from livematte import outputs
 from livematte.atomic import make_temporary, publish
 from livematte.errors import SinkError
 from livematte.frame import Frame
+from livematte.io.base import SinkBase
+
+if TYPE_CHECKING:
+    from av.packet import Packet
 
 FORMATS = ("composite", "prores4444", "webm-alpha", "png-seq", "matte", "foreground", "greenscreen")
 ALPHA_FORMATS = frozenset({"prores4444", "webm-alpha", "png-seq"})
@@ -175,105 +183,108 @@ def _check_folder(folder: Path) -> None:
         raise SinkError(f"output folder is not writable: {folder}")
 
 
-class Sink:
-    """Base class: ``send`` frames inside a ``with`` block; see the module docstring.
+def output_image(frame: Frame, what: str = "output") -> np.ndarray:
+    """The picture a live sink shows: ``frame.output`` (or the input when unset) or the matte.
+
+    Raises:
+        SinkError: not uint8 HxWx3/HxWx4.
+    """
+    if what == "matte" and frame.alpha is not None:
+        return cv2.cvtColor(alpha_u8(frame), cv2.COLOR_GRAY2BGR)
+    image = frame.output if frame.output is not None else frame.image
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] not in (3, 4):
+        raise SinkError(
+            f"live sinks take uint8 BGR or BGRA pictures, got {image.dtype} {image.shape}"
+        )
+    return image
+
+
+class FileSink(SinkBase):
+    """Base of the sinks that write files: see the module docstring.
 
     Attributes:
-        frames: frames accepted so far.
         path: where the result is (after a successful exit).
         partial_path: where the part done was kept after Ctrl-C, else None.
         end_with_video: set before the ``with`` block ends when the input ended early: the
             other streams (audio) are then cut or padded to end with the video.
     """
 
-    frames: int = 0
     path: Path | None = None
     partial_path: Path | None = None
     end_with_video: bool = False
 
-    def send(self, frame: Frame) -> None:
-        """Write one frame (checked for dtype/shape)."""
-        raise NotImplementedError
 
-    def send_packet(self, packet: Any) -> None:
-        """Carry a packet of a passthrough stream (audio, subtitles); ignored by default."""
+class NullSink(SinkBase):
+    """Discards what it is sent after the same checks as a real sink (the pixels of ``fmt``,
+    or the picture a live sink shows when ``fmt`` is None), counting frames and latency: for
+    benchmarks, dry runs and tests.  ``keep``: the last pictures kept in ``pictures``."""
 
-    def close(self) -> None:
-        """Finish successfully: flush and move the result into place."""
+    name = "null"
 
-    def abort(self, keep_partial: bool) -> None:
-        """Stop early: keep a playable partial result (Ctrl-C) or remove it (errors)."""
-
-    def __enter__(self) -> Sink:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort(keep_partial=issubclass(exc_type, KeyboardInterrupt))
-
-
-class NullSink(Sink):
-    """Counts frames and drops them (benchmarks, dry runs); still checks ``fmt`` pixels."""
-
-    def __init__(self, fmt: str | None = None):
+    def __init__(self, fmt: str | None = None, *, keep: int = 0):
+        super().__init__()
         self.fmt = fmt
-        self.frames = 0
+        self.keep = keep
+        self.pictures: list[np.ndarray] = []
 
-    def send(self, frame: Frame) -> None:
-        if self.fmt:
-            frame_pixels(frame, self.fmt)
-        self.frames += 1
+    def send(self, frame: Frame, captured_at: float | None = None) -> None:
+        image = frame_pixels(frame, self.fmt) if self.fmt else output_image(frame)
+        if self.keep:
+            self.pictures = [*self.pictures[max(0, len(self.pictures) - self.keep + 1) :], image]
+        self._record(captured_at)
 
 
-class MemorySink(Sink):
+class MemorySink(FileSink):
     """Keeps what it is sent: ``frames`` count, ``images`` (pixels per ``fmt``, when given),
     ``received`` (the Frame objects, when ``keep_frames``) and ``packets``."""
 
+    name = "memory"
+
     def __init__(self, fmt: str | None = "composite", *, keep_frames: bool = True):
+        super().__init__()
         self.fmt, self.keep_frames = fmt, keep_frames
-        self.frames = 0
         self.images: list[np.ndarray] = []
         self.received: list[Frame] = []
-        self.packets: list[Any] = []
+        self.packets: list[Packet] = []
 
-    def send(self, frame: Frame) -> None:
+    def send(self, frame: Frame, captured_at: float | None = None) -> None:
         if self.fmt:
             self.images.append(frame_pixels(frame, self.fmt).copy())
         if self.keep_frames:
             self.received.append(frame)
-        self.frames += 1
+        self._record(captured_at)
 
-    def send_packet(self, packet: Any) -> None:
+    def send_packet(self, packet: Packet) -> None:
         self.packets.append(packet)
 
 
-class ImageSink(Sink):
+class ImageSink(FileSink):
     """Write one frame as an image file (.png/.webp/.tif keep alpha; .jpg/.bmp do not).
 
     Raises:
         SinkError: more than one frame, unsupported extension, alpha into a format without it.
     """
 
+    name = "image"
+
     def __init__(self, path: str | Path, fmt: str = "png-seq"):
+        super().__init__()
         self.path = Path(path)
         self.fmt = fmt
-        self.frames = 0
         _check_folder(self.path.parent if str(self.path.parent) else Path("."))
 
-    def send(self, frame: Frame) -> None:
+    def send(self, frame: Frame, captured_at: float | None = None) -> None:
         if self.frames:
             raise SinkError(f"{self.path} is one image; use a folder for several frames")
         outputs.write_image(self.path, frame_pixels(frame, self.fmt))
-        self.frames += 1
+        self._record(captured_at)
 
 
 #: What a PNG sequence folder holds (a stale temporary one is removed only if that is all).
 _SEQUENCE_ENTRIES = re.compile(r"frame_\d{6}\.png|timestamps\.txt")
 
 
-class PngSequenceSink(Sink):
+class PngSequenceSink(FileSink):
     """Frames as ``frame_000000.png`` ... in a folder (RGBA for the alpha formats), plus
     ``timestamps.txt`` (mkvmerge "timestamp format v2", ms per frame) so VFR timing survives.
 
@@ -283,10 +294,12 @@ class PngSequenceSink(Sink):
         SinkError: the parent folder is missing/unwritable or the folder exists and is not empty.
     """
 
+    name = "png-seq"
+
     def __init__(self, folder: str | Path, fmt: str = "png-seq", *, compression: int = 3):
+        super().__init__()
         self.path = Path(folder)
         self.fmt = "png-seq" if fmt in ("png-seq", "auto") else fmt
-        self.frames = 0
         self.compression = compression
         if self.path.exists() and (not self.path.is_dir() or any(self.path.iterdir())):
             raise SinkError(f"output folder exists and is not empty: {self.path}")
@@ -294,7 +307,7 @@ class PngSequenceSink(Sink):
         self._tmp = make_temporary(self.path, "tmp", directory=True, entries=_SEQUENCE_ENTRIES)
         self._times: list[str] = []
 
-    def send(self, frame: Frame) -> None:
+    def send(self, frame: Frame, captured_at: float | None = None) -> None:
         pixels = frame_pixels(frame, self.fmt)
         ok, data = cv2.imencode(".png", pixels, [cv2.IMWRITE_PNG_COMPRESSION, self.compression])
         if not ok:
@@ -305,7 +318,7 @@ class PngSequenceSink(Sink):
             raise SinkError(f"cannot write {self.path}: {exc.strerror}") from None
         if frame.time is not None:
             self._times.append(f"{frame.time * 1000.0:.3f}")
-        self.frames += 1
+        self._record(captured_at)
 
     def _finish(self, target: Path) -> None:
         if len(self._times) == self.frames:

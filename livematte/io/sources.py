@@ -1,9 +1,11 @@
-"""Where frames come from: video files (PyAV), images, image folders/globs/sequences, synthetic.
+"""Where frames come from: video files (PyAV), images, image folders/globs/sequences, and
+``open_source``, which opens whatever a path names (``synthetic`` clips: ``io.synthetic``;
+cameras and streams: ``io.capture``).
 
-Every source is an iterable of BGR :class:`~livematte.frame.Frame` objects and a context
-manager.  Video sources also offer :meth:`Source.items`, which interleaves the packets of the
+Every source is a :class:`~livematte.io.base.Source`: a context manager whose ``items()``
+yields BGR :class:`~livematte.frame.Frame` objects; video files interleave the packets of the
 streams a sink should carry over (audio, subtitles, data) with the decoded frames, in file
-order, so a single bounded queue keeps them in sync.
+order, so a single bounded queue keeps them in sync.  Iterating a source gives its frames.
 
 Example::
 
@@ -18,11 +20,12 @@ import contextlib
 import glob
 import os
 import re
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -30,6 +33,12 @@ import numpy as np
 from livematte import outputs
 from livematte.errors import SourceError
 from livematte.frame import Frame, Mode
+from livematte.io.base import Item, SourceBase
+from livematte.io.synthetic import SyntheticSource
+
+if TYPE_CHECKING:
+    from av.codec.context import CodecContext
+    from av.video.frame import VideoFrame
 
 IMAGE_EXTENSIONS = frozenset(
     {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".jp2", ".pgm", ".ppm", ".exr"}
@@ -48,7 +57,7 @@ def _clock_seconds(text: str) -> float | None:
     return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
 
 
-def natural_key(path: str | Path) -> list[Any]:
+def natural_key(path: str | Path) -> list[int | str]:
     """Sort key that orders ``frame2.png`` before ``frame10.png``."""
     return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", str(path))]
 
@@ -58,55 +67,7 @@ def is_image_path(path: str | Path) -> bool:
     return Path(path).suffix.lower() in IMAGE_EXTENSIONS
 
 
-def read_image(path: str | Path) -> np.ndarray:
-    """Read an image file as HxWx3 uint8 BGR, EXIF orientation applied (unicode paths work).
-
-    Raises:
-        SourceError: missing, unreadable or not an image.
-    """
-    return outputs.read_image(Path(path))
-
-
-class Source:
-    """Base class: an iterable of frames that is also a context manager.
-
-    Attributes:
-        skipped: frames (or packets) that were corrupt and skipped, counted as they happen.
-        frame_count: expected number of frames, or None when unknown (for progress/ETA).
-        frame_count_estimated: ``frame_count`` comes from a duration, not a count.
-        ended_early: after iterating, what the input lacks when it stopped before its own
-            declared end (truncated or damaged), e.g. ``"23 of 50 frames (0.92 of 2.00 s)"``;
-            else None.
-        passthrough_streams: PyAV streams whose packets ``items()`` yields besides frames.
-    """
-
-    skipped: int = 0
-    frame_count: int | None = None
-    frame_count_estimated: bool = False
-    ended_early: str | None = None
-    passthrough_streams: Sequence[Any] = ()
-    name: str = "source"
-
-    def __iter__(self) -> Iterator[Frame]:
-        for item in self.items():
-            if isinstance(item, Frame):
-                yield item
-
-    def items(self) -> Iterator[Any]:
-        """Frames and passthrough packets, in file order."""
-        raise NotImplementedError
-
-    def close(self) -> None:
-        """Release the file/container."""
-
-    def __enter__(self) -> Source:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-class VideoFileSource(Source):
+class VideoFileSource(SourceBase):
     """Decode a video file with PyAV into BGR frames.
 
     Timestamps are kept exactly (``frame.pts`` in ``frame.time_base``, the stream's own time
@@ -164,7 +125,7 @@ class VideoFileSource(Source):
         self.rate: Fraction = self.stream.average_rate or self.stream.guessed_rate or Fraction(25)
         self.start, self.end = start, end
         self.alpha = alpha
-        self._decoder: Any = None
+        self._decoder: CodecContext | None = None
         if alpha and self.stream.codec_context.name == "vp9":
             try:
                 self._decoder = av.CodecContext.create("libvpx-vp9", "r")
@@ -237,7 +198,7 @@ class VideoFileSource(Source):
         with contextlib.suppress(Exception):
             self.container.seek(target, stream=self.stream, backward=True, any_frame=False)
 
-    def _to_bgr(self, vframe: Any) -> tuple[np.ndarray, np.ndarray | None]:
+    def _to_bgr(self, vframe: VideoFrame) -> tuple[np.ndarray, np.ndarray | None]:
         kwargs = {}
         # Players assume BT.709 for untagged HD and BT.601 for SD; swscale assumes 601 always.
         if vframe.colorspace == _COLORSPACE_UNSPECIFIED and vframe.height >= 720:
@@ -264,8 +225,9 @@ class VideoFileSource(Source):
             image = cv2.rotate(image, cv2.ROTATE_90_CLOCKWISE)
         return image
 
-    def items(self) -> Iterator[Any]:
-        """Decoded frames (``Frame``) and passthrough packets (``av.Packet``), in file order."""
+    def items(self, stop: threading.Event | None = None) -> Iterator[Item]:
+        """Decoded frames (``Frame``) and passthrough packets (``av.Packet``), in file order,
+        until the end (or ``stop`` is set)."""
         import av
 
         self._seek()
@@ -279,6 +241,8 @@ class VideoFileSource(Source):
         video_end = other_end = 0.0  # seconds reached, in the file's timeline
         tic = time.perf_counter()
         for packet in self.container.demux(self.stream, *self.passthrough_streams):
+            if stop is not None and stop.is_set():
+                return
             if packet.stream.index != self.stream.index:
                 if packet.dts is None or packet.pts is None:
                     continue  # flush packet of a copied stream
@@ -356,7 +320,7 @@ class VideoFileSource(Source):
         self.container.close()
 
 
-class ImageSequenceSource(Source):
+class ImageSequenceSource(SourceBase):
     """Images (a list, a folder, a glob) as frames at a fixed rate, in natural order.
 
     A single image gives one IMAGE-mode frame; several give VIDEO-mode frames with
@@ -378,17 +342,19 @@ class ImageSequenceSource(Source):
         self.frame_count = len(self.paths)
         self.skipped = 0
         # Read now to fail fast with one clear line; kept as frame 0 rather than read twice.
-        self._first: np.ndarray | None = read_image(self.paths[0])
+        self._first: np.ndarray | None = outputs.read_image(self.paths[0])
 
-    def items(self) -> Iterator[Any]:
+    def items(self, stop: threading.Event | None = None) -> Iterator[Item]:
         index = 0
         for slot, path in enumerate(self.paths):
+            if stop is not None and stop.is_set():
+                return
             tic = time.perf_counter()
             if slot == 0 and self._first is not None:
                 image, self._first = self._first, None
             else:
                 try:
-                    image = read_image(path)
+                    image = outputs.read_image(path)
                 except SourceError:
                     self.skipped += 1
                     continue
@@ -396,132 +362,6 @@ class ImageSequenceSource(Source):
             frame.timings["decode"] = (time.perf_counter() - tic) * 1000.0
             index += 1
             yield frame
-
-
-class SyntheticSource(Source):
-    """A person-like blob (head + torso) moving over a textured background.
-
-    Deterministic for a given ``seed``; ``ground_truth(index)`` returns the blob's alpha, so
-    tests, demos and benchmarks need no media files.
-    """
-
-    def __init__(
-        self,
-        width: int = 320,
-        height: int = 240,
-        frames: int = 50,
-        fps: float = 25.0,
-        seed: int = 0,
-    ):
-        self.width, self.height, self.frame_count = width, height, frames
-        self.rate = Fraction(fps).limit_denominator(1001)
-        self.time_base = 1 / self.rate
-        self.name = f"synthetic:{width}x{height}"
-        rng = np.random.default_rng(seed)
-        ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
-        checker = (((xs // 16) + (ys // 16)) % 2)[..., None] * 40.0
-        gradient = np.stack([xs / width * 120, ys / height * 120, 80 + 0 * xs], axis=-1)
-        noise = rng.normal(0, 12, (height, width, 3))
-        self._background = np.clip(gradient + checker + noise + 40, 0, 255).astype(np.float32)
-        self._colour = np.array([150, 110, 60], np.float32)  # shirt-blue, BGR
-        self._skin = np.array([120, 160, 210], np.float32)
-
-    def ground_truth(self, index: int) -> np.ndarray:
-        """HxW float32 alpha of the blob in frame ``index``."""
-        w, h = self.width, self.height
-        cx = w * (0.5 + 0.3 * np.sin(2 * np.pi * index / max(self.frame_count or 50, 2)))
-        mask = np.zeros((h, w), np.uint8)
-        head_r = max(2, int(h * 0.09))
-        cv2.circle(mask, (int(cx), int(h * 0.35)), head_r, 255, -1, cv2.LINE_AA)
-        cv2.ellipse(
-            mask,
-            (int(cx), int(h * 0.8)),
-            (int(w * 0.12), int(h * 0.33)),
-            0,
-            0,
-            360,
-            255,
-            -1,
-            cv2.LINE_AA,
-        )
-        return cv2.GaussianBlur(mask, (5, 5), 0).astype(np.float32) / 255.0
-
-    def items(self) -> Iterator[Any]:
-        for index in range(self.frame_count or 0):
-            tic = time.perf_counter()
-            alpha = self.ground_truth(index)[..., None]
-            person = np.where(
-                np.arange(self.height)[:, None, None] < self.height * 0.46, self._skin, self._colour
-            )
-            image = (person * alpha + self._background * (1 - alpha)).astype(np.uint8)
-            frame = Frame(image, index=index, pts=index, time_base=self.time_base, mode=Mode.VIDEO)
-            frame.timings["decode"] = (time.perf_counter() - tic) * 1000.0
-            yield frame
-
-
-def write_clip(
-    path: str | Path,
-    *,
-    frames: int = 25,
-    size: tuple[int, int] = (160, 120),
-    fps: int = 25,
-    codec: str = "libx264",
-    pix_fmt: str = "yuv420p",
-    time_base: Fraction | None = None,
-    durations: Sequence[int] | None = None,
-    rotation: int = 0,
-    audio: str | None = "aac",
-    seed: int = 0,
-) -> list[int]:
-    """Write a :class:`SyntheticSource` clip with PyAV, for tests, demos and benchmarks.
-
-    Args:
-        durations: VFR: frame durations in ``time_base`` units, cycled (default: constant).
-        rotation: display-matrix rotation (counter-clockwise degrees) stored in the file.
-        audio: audio codec of a 440 Hz stereo tone as long as the video, or None.
-
-    Returns:
-        The video pts written, in ``time_base`` (default ``1/fps``).
-    """
-    import av
-
-    time_base = time_base or Fraction(1, fps)
-    width, height = size
-    step = round(1 / (fps * time_base))
-    with av.open(str(path), "w") as container:
-        quiet = {"x265-params": "log-level=error"} if codec == "libx265" else {}
-        video = container.add_stream(codec, rate=fps, options=quiet)
-        video.width, video.height, video.pix_fmt = width, height, pix_fmt
-        video.time_base = video.codec_context.time_base = time_base
-        if rotation:
-            video.set_display_rotation(rotation)
-        sound = None
-        if audio:
-            sound = container.add_stream(audio, rate=48000)
-            sound.layout = "stereo"
-        written, pts, samples = [], 0, 0
-        for frame in SyntheticSource(width, height, frames, fps, seed):
-            picture = av.VideoFrame.from_ndarray(frame.image, format="bgr24")
-            picture = picture.reformat(format=pix_fmt)
-            picture.pts, picture.time_base = pts, time_base
-            for packet in video.encode(picture):
-                container.mux(packet)
-            written.append(pts)
-            pts += durations[len(written) % len(durations)] if durations else step
-            # Audio up to the video's current end, so the file is interleaved like real ones.
-            while sound is not None and samples < float(pts * time_base) * 48000:
-                t = (samples + np.arange(1024)) / 48000.0
-                tone = (0.2 * np.sin(2 * np.pi * 440.0 * t)).astype(np.float32)
-                chunk = av.AudioFrame.from_ndarray(np.stack([tone, tone]), "fltp", "stereo")
-                chunk.sample_rate, chunk.pts, chunk.time_base = 48000, samples, Fraction(1, 48000)
-                for packet in sound.encode(chunk):
-                    container.mux(packet)
-                samples += 1024
-        for stream in (video, sound):
-            if stream is not None:
-                for packet in stream.encode(None):
-                    container.mux(packet)
-    return written
 
 
 def _list_images(paths: Sequence[str]) -> list[str]:
@@ -536,7 +376,7 @@ def open_source(
     fps: float = 25.0,
     passthrough: bool = True,
     alpha: bool = False,
-) -> Source:
+) -> SourceBase:
     """Open whatever ``spec`` names: a video file, an image, a folder or glob of images, or
     ``synthetic[:WxH[:FRAMES]]``.
 

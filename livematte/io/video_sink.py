@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import contextlib
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -22,14 +22,18 @@ from livematte.io.silence import silence_packets
 from livematte.io.sinks import (
     CONTAINERS,
     QUALITIES,
+    FileSink,
     Notice,
-    PngSequenceSink,
-    Sink,
     _check_folder,
     frame_pixels,
     resolve_format,
     stderr_notice,
 )
+
+if TYPE_CHECKING:
+    from av.container import OutputContainer
+    from av.packet import Packet
+    from av.stream import Stream
 
 _CRF = {
     "libx264": {"low": 28, "medium": 23, "high": 18, "max": 12},
@@ -63,7 +67,7 @@ _REENCODE_AUDIO = {"mp4": "aac", "mov": "aac", "matroska": "libopus", "webm": "l
 _HOLD_LIMIT_S = 10.0
 
 
-class VideoFileSink(Sink):
+class VideoFileSink(FileSink):
     """Encode frames into a video file with PyAV; copy or re-encode the source's other streams.
 
     The container opens on the first frame (its size and time base come from it).  Output
@@ -87,10 +91,12 @@ class VideoFileSink(Sink):
         quality: str | int = "high",
         codec: str | None = None,
         preset: str = "veryfast",
-        passthrough: Sequence[Any] = (),
+        passthrough: Sequence[Stream] = (),
         rate: Fraction | None = None,
         notice: Notice = stderr_notice,
     ):
+        super().__init__()
+        self.name = str(path)
         self.path = Path(path)
         self.fmt = resolve_format(self.path, fmt)
         if isinstance(quality, str) and quality not in QUALITIES:
@@ -99,19 +105,18 @@ class VideoFileSink(Sink):
         self.muxer = CONTAINERS[self.path.suffix.lower()]
         self.codec, self.pix_fmt, self.options = self._codec_settings(codec)
         self.passthrough = list(passthrough)
-        self.frames = 0
         _check_folder(self.path.parent if str(self.path.parent) else Path("."))
         self._tmp = make_temporary(self.path, "tmp")
-        self._container: Any = None
-        self._video: Any = None
+        self._container: OutputContainer | None = None
+        self._video: Stream | None = None
         self._size: tuple[int, int] | None = None
         self._pad = (0, 0)
-        self._pending: list[Any] = []
-        self._copy: dict[int, Any] = {}  # source stream index -> output stream
-        self._recode: dict[int, tuple[Any, Any]] = {}  # index -> (source stream, output stream)
+        self._pending: list[Packet] = []
+        self._copy: dict[int, Stream] = {}  # source stream index -> output stream
+        self._recode: dict[int, tuple[Stream, Stream]] = {}  # index -> (source, output)
         self._flattened = False
         self.end_with_video = False
-        self._held: deque[tuple[float, Any]] = deque()  # (start s, packet) ahead of the video
+        self._held: deque[tuple[float, Packet]] = deque()  # (start s, packet) ahead of the video
         self._video_end = 0.0  # seconds: the end of the last frame written
         self._last_time: float | None = None
         self._audio_ends: dict[int, float] = {}  # output stream index -> seconds
@@ -174,7 +179,7 @@ class VideoFileSink(Sink):
         for packet in pending:
             self.send_packet(packet)
 
-    def _add_passthrough(self, source: Any) -> None:
+    def _add_passthrough(self, source: Stream) -> None:
         # The codec's canonical name: a decoder may go by another ("srt" decodes subrip).
         name = source.codec_context.codec.canonical_name if source.codec_context else "unknown"
         label = f"{source.type} stream #{source.index} ({name})"
@@ -199,7 +204,7 @@ class VideoFileSink(Sink):
 
     # -- writing ---------------------------------------------------------------------------
 
-    def _mux(self, packets: Any) -> None:
+    def _mux(self, packets: Iterable[Packet]) -> None:
         import av
 
         try:
@@ -212,7 +217,7 @@ class VideoFileSink(Sink):
         except av.error.FFmpegError as exc:
             raise SinkError(f"cannot write {self.path}: {exc.strerror or exc}") from None
 
-    def send(self, frame: Frame) -> None:
+    def send(self, frame: Frame, captured_at: float | None = None) -> None:
         import av
 
         pixels = frame_pixels(frame, self.fmt)
@@ -250,13 +255,13 @@ class VideoFileSink(Sink):
             self._mux(self._video.encode(vframe))
         except av.error.FFmpegError as exc:
             raise SinkError(f"encoding {self.path} failed: {exc.strerror or exc}") from None
-        self.frames += 1
+        self._record(captured_at)
         step = float(seconds) - self._last_time if self._last_time is not None else 0.0
         self._last_time = float(seconds)
         self._video_end = float(seconds) + (step or 1 / float(self.rate or 25))
         self._release()
 
-    def send_packet(self, packet: Any) -> None:
+    def send_packet(self, packet: Packet) -> None:
         if self._container is None:
             self._pending.append(packet)
             return
@@ -273,7 +278,7 @@ class VideoFileSink(Sink):
                         or held[-1][0] - self._video_end > _HOLD_LIMIT_S):  # fmt: skip
             self._dispatch(held.popleft()[1])
 
-    def _dispatch(self, packet: Any) -> None:
+    def _dispatch(self, packet: Packet) -> None:
         index = packet.stream.index
         if index in self._copy:
             packet.stream = self._copy[index]
@@ -281,7 +286,7 @@ class VideoFileSink(Sink):
         elif index in self._recode:
             self._recode_packet(index, packet)
 
-    def _recode_packet(self, index: int, packet: Any) -> None:
+    def _recode_packet(self, index: int, packet: Packet) -> None:
         import av
 
         source, out = self._recode[index]
@@ -326,7 +331,7 @@ class VideoFileSink(Sink):
             raise SinkError(f"cannot finish {self.path}: {exc.strerror or exc}") from None
         self._container = None
 
-    def _pad_silence(self, out: Any, end: float) -> None:
+    def _pad_silence(self, out: Stream, end: float) -> None:
         """Silence from ``end`` to the video's end in audio stream ``out`` (copied or
         re-encoded), made by an encoder of the same codec whose setup matches the stream's."""
         ctx = out.codec_context
@@ -379,38 +384,3 @@ class VideoFileSink(Sink):
             publish(self._tmp, self.partial_path)
         else:
             self._tmp.unlink(missing_ok=True)
-
-
-def open_sink(
-    path: str | Path,
-    fmt: str = "auto",
-    *,
-    quality: str | int = "high",
-    codec: str | None = None,
-    preset: str = "veryfast",
-    passthrough: Sequence[Any] = (),
-    rate: Fraction | None = None,
-    notice: Notice | None = None,
-) -> Sink:
-    """The sink for ``path`` and ``fmt`` (see :func:`resolve_format`): a
-    :class:`PngSequenceSink` for png-seq, else a :class:`VideoFileSink`.
-
-    Args:
-        quality: low | medium | high | max, or a CRF number for x264/x265/VP9.
-        codec: "h264" (default for composite and the passes), "h265"/"hevc"; ignored by the
-            alpha formats, which fix their codec.
-        preset: x264/x265 speed preset.
-        passthrough: source streams (audio, subtitles, data) to copy or re-encode.
-        rate: nominal frame rate (encoder rate control; timestamps still come from frames).
-        notice: called with one-line notices (audio re-encoded, stream skipped, ...).
-
-    Raises:
-        SinkError: unknown format, bad extension, missing/unwritable folder.
-    """
-    fmt = resolve_format(path, fmt)
-    if fmt == "png-seq":
-        return PngSequenceSink(path, fmt)
-    return VideoFileSink(
-        path, fmt, quality=quality, codec=codec, preset=preset, passthrough=passthrough,
-        rate=rate, notice=notice or stderr_notice,
-    )  # fmt: skip

@@ -26,7 +26,9 @@ import numpy as np
 
 from livematte.errors import SinkError
 from livematte.frame import Frame
-from livematte.io.live_sinks import LiveSink, fit, flatten, output_image
+from livematte.io.base import SinkBase
+from livematte.io.live_sinks import fit, flatten
+from livematte.io.sinks import output_image
 
 #: (keys, action, what it does).  Actions other than the window's own (matte, overlay, help)
 #: are handled by the LIVE runner.
@@ -145,7 +147,7 @@ def draw_text(
         cv2.putText(image, text, (x, y + i * step), _FONT, scale, (255, 255, 255), 1, cv2.LINE_AA)
 
 
-class WindowSink(LiveSink):
+class WindowSink(SinkBase):
     """An OpenCV window showing the output, with hotkeys and an optional overlay.
 
     Args:
@@ -239,7 +241,7 @@ class WindowSink(LiveSink):
     def _pump(self) -> None:
         # Every key the GUI holds: Win32 and GTK queue them, one per call.  (Qt keeps only the
         # last key since it was pumped, so the runner pumps every 10 ms while a frame is
-        # processed, see LiveSink.takes_input; two presses 100 ms apart lost the first before.)
+        # processed, see Sink.takes_input; two presses 100 ms apart lost the first before.)
         read = getattr(cv2, "pollKey", None) or (lambda: cv2.waitKey(1))
         for _ in range(_MAX_KEYS_PER_PUMP):
             key = read()

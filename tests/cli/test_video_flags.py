@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from livematte import cli
-from livematte.io.sources import write_clip
+from livematte.io.synthetic import write_clip
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import av
 from media import truncated_copy, write_h264
 
 from livematte import cli
-from livematte.io.sources import SyntheticSource
+from livematte.io.synthetic import SyntheticSource
 
 
 def test_truncated_input_is_written_with_exit_0_and_a_warning(tmp_path, capsys):

@@ -1,4 +1,7 @@
-"""Live sources: newest-frame mailbox, stand-in file pacing/looping, reconnects, camera errors."""
+"""Live sources: newest-frame mailbox, stand-in file pacing/looping, reconnects, camera errors.
+
+The sources are read through the latest-frame scheduler's ``Capture`` (a thread keeping only
+the newest frame), as ``livematte cam`` reads them."""
 
 from __future__ import annotations
 
@@ -12,14 +15,15 @@ from media import write_h264
 from livematte.errors import SourceError
 from livematte.frame import Mode
 from livematte.io import capture
+from livematte.io.base import LatestSlot
 from livematte.io.capture import (
     CameraSource,
-    LatestSlot,
     LiveSource,
     StreamSource,
     open_live_source,
     parse_camera,
 )
+from livematte.runner import Capture
 
 
 def write_clip(path, frames: int = 10, size=(160, 120), fps: int = 30) -> str:
@@ -63,7 +67,8 @@ def test_parse_camera(spec, expected):
 
 
 def test_stand_in_is_paced_looped_and_timestamped(clip):
-    with StreamSource(clip, fps=50) as source:
+    stream = StreamSource(clip, fps=50)
+    with Capture(stream) as source:
         time.sleep(0.45)
         item = source.read(1.0)
         captured = source.captured
@@ -74,25 +79,34 @@ def test_stand_in_is_paced_looped_and_timestamped(clip):
     assert abs(item.captured_at - time.monotonic()) < 5.0  # monotonic clock, for latency
     # 10-frame clip at 50 fps for ~0.45 s: paced (not decoded flat out) and looped.
     assert 15 <= captured <= 30
-    assert source.loops >= 1
+    assert stream.loops >= 1
     assert source.dropped >= captured - 2  # nobody read meanwhile: only the newest was kept
     assert not source.running
 
 
 def test_stand_in_resizes_to_the_requested_size(clip):
-    with open_live_source(source=clip, size=(80, 60), fps=100) as source:
+    with Capture(open_live_source(source=clip, size=(80, 60), fps=100)) as source:
         item = source.read(2.0)
     assert item is not None and item.frame.image.shape == (60, 80, 3)
 
 
 def test_stand_in_without_loop_ends(clip):
-    source = StreamSource(clip, fps=200, loop=False).start()
+    stream = StreamSource(clip, fps=200, loop=False)
+    source = Capture(stream).start()
     deadline = time.monotonic() + 3.0
     while source.running and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert not source.running and source.ended
-    assert source.captured == 10
+    assert not source.running and stream.ended
+    assert source.captured == 10 and stream.captured == 10
     assert source.stop()
+
+
+def test_a_live_source_is_iterated_like_a_file(clip):
+    """The one Source protocol: open, items(), close, with no thread of its own."""
+    with StreamSource(clip, fps=500, loop=False) as stream:
+        frames = list(stream.items())
+    assert [f.index for f in frames] == list(range(10))
+    assert all(f.mode is Mode.LIVE for f in frames) and stream.status == "live"
 
 
 @pytest.mark.parametrize(
@@ -107,7 +121,7 @@ def test_stand_in_without_loop_ends(clip):
 def test_bad_source_is_one_clear_line(kwargs, message, monkeypatch):
     monkeypatch.setattr(capture.sys, "platform", "linux")
     with pytest.raises(SourceError) as info:
-        open_live_source(**kwargs).start()
+        open_live_source(**kwargs).open()
     text = str(info.value)
     assert message in text and "\n" not in text
     if "camera" in kwargs and "source" not in kwargs:
@@ -118,7 +132,7 @@ def test_not_media_is_a_source_error(tmp_path):
     bogus = tmp_path / "notes.txt"
     bogus.write_text("hello")
     with pytest.raises(SourceError, match="cannot read"):
-        StreamSource(str(bogus)).start()
+        StreamSource(str(bogus)).open()
 
 
 def test_camera_list_names_devices(monkeypatch, tmp_path):
@@ -164,12 +178,12 @@ def test_unplugged_camera_is_retried_with_backoff_and_resumes():
     source = FlakyCamera(
         fail_after=5, down_for=0.4, stall_timeout=0.1, max_backoff=0.2, on_status=statuses.append
     )
-    with source:
+    with Capture(source) as capture:
         deadline = time.monotonic() + 3.0
         while source.reconnects == 0 and time.monotonic() < deadline:
             time.sleep(0.02)
         time.sleep(0.1)
-        after = source.read(1.0)
+        after = capture.read(1.0)
     assert "reconnecting" in statuses and statuses[-1] == "live"
     assert source.reconnects == 1
     assert source.opens >= 3  # failed attempts while it was away, then success
@@ -177,7 +191,7 @@ def test_unplugged_camera_is_retried_with_backoff_and_resumes():
 
 
 def test_stop_joins_the_capture_thread(clip):
-    source = StreamSource(clip, fps=30).start()
+    source = Capture(StreamSource(clip, fps=30)).start()
     thread = source._thread
     assert source.stop(timeout=2.0)
     assert thread is not None and not thread.is_alive()
@@ -209,8 +223,8 @@ def test_camera_source_requests_mjpg_size_and_fps(monkeypatch):
 
     monkeypatch.setattr(capture.cv2, "VideoCapture", FakeCapture)
     source = CameraSource(0, size=(1280, 720), fps=30)
-    with source:
-        item = source.read(1.0)
+    with Capture(source) as reader:
+        item = reader.read(1.0)
     cv2 = capture.cv2
     assert calls[cv2.CAP_PROP_FOURCC] == cv2.VideoWriter.fourcc(*"MJPG")
     assert calls[cv2.CAP_PROP_FRAME_WIDTH] == 1280 and calls[cv2.CAP_PROP_FPS] == 30

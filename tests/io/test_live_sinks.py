@@ -16,15 +16,13 @@ from livematte.errors import SinkError
 from livematte.frame import Frame
 from livematte.io import window as window_mod
 from livematte.io.live_sinks import (
-    GREEN,
-    NullSink,
     StreamSink,
     VirtualCameraSink,
     flatten,
     no_vcam_message,
-    output_image,
     stream_format,
 )
+from livematte.io.sinks import GREEN, NullSink, output_image
 from livematte.io.window import WindowSink, checkerboard, fit_text, hotkey_help
 
 BLUE = (200, 50, 10)
@@ -137,11 +135,11 @@ def wait_for(predicate, timeout=2.0):
 def test_vcam_sends_bgr_at_the_source_size_and_fps(test_backend):
     with VirtualCameraSink((64, 48), 30, backend=test_backend, stall_after=10.0) as vcam:
         vcam.send(solid(), time.monotonic())
-        assert wait_for(lambda: vcam.delivered == 1)
+        assert wait_for(lambda: vcam.frames == 1)
         vcam.send(transparent(), time.monotonic())  # flattened over chroma green
-        assert wait_for(lambda: vcam.delivered == 2)
+        assert wait_for(lambda: vcam.frames == 2)
         vcam.send(solid((128, 96)), time.monotonic())  # another size: fitted to the device
-        assert wait_for(lambda: vcam.delivered == 3)
+        assert wait_for(lambda: vcam.frames == 3)
     backend = RecordingBackend.instances[-1]
     assert (backend.width, backend.height, backend.fps) == (64, 48, 30)
     assert backend.fourcc == encode_fourcc(pyvirtualcam.PixelFormat.BGR.value)
@@ -158,7 +156,7 @@ def test_vcam_keeps_resending_the_last_frame_when_the_pipeline_stalls(test_backe
         time.sleep(0.4)  # the pipeline stalls: nothing new for 0.4 s
         repeats_while_stalled = vcam.repeated
         vcam.send(solid((32, 24), (1, 2, 3)), time.monotonic())
-        assert wait_for(lambda: vcam.delivered == 2)
+        assert wait_for(lambda: vcam.frames == 2)
     backend = RecordingBackend.instances[-1]
     # 0.05 s until the first re-send, then every 1/50 s: ~17; allow a busy machine.
     assert repeats_while_stalled >= 5
@@ -262,7 +260,7 @@ def test_udp_stream_on_loopback_is_read_back():
     assert len(received) >= 5
     assert received[-1].shape == (120, 160, 3)
     assert np.abs(received[-1].mean(axis=(0, 1)) - BLUE).max() < 12  # H.264 is lossy
-    assert sink.delivered >= 5 and sink.latencies
+    assert sink.frames >= 5 and sink.latencies
 
 
 def test_stream_to_file_keeps_alive_on_stall_and_flushes(tmp_path):

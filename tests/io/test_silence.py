@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from livematte.io.silence import silence_packets
-from livematte.io.sources import write_clip
+from livematte.io.synthetic import write_clip
 
 
 @pytest.mark.parametrize("ext, codec", [("mp4", "aac"), ("mkv", "libopus")])

@@ -30,8 +30,10 @@ from livematte.io.sinks import (
     frame_pixels,
     resolve_format,
 )
-from livematte.io.sources import SyntheticSource, open_source, write_clip
-from livematte.io.video_sink import VideoFileSink, open_sink
+from livematte.io.sources import open_source
+from livematte.io.synthetic import SyntheticSource, write_clip
+from livematte.io.table import open_sink
+from livematte.io.video_sink import VideoFileSink
 
 W, H, N = 160, 120, 12
 
@@ -404,7 +406,7 @@ import sys, time
 from pathlib import Path
 import numpy as np
 from livematte.frame import Frame
-from livematte.io.video_sink import open_sink
+from livematte.io.table import open_sink
 
 sink = open_sink(Path(sys.argv[1]), notice=lambda m: None)
 for i in range(5):

@@ -14,13 +14,8 @@ from media import SHARED_DATA, needs_shared
 
 from livematte.errors import SourceError
 from livematte.frame import Mode
-from livematte.io.sources import (
-    ImageSequenceSource,
-    SyntheticSource,
-    VideoFileSource,
-    open_source,
-    write_clip,
-)
+from livematte.io.sources import ImageSequenceSource, VideoFileSource, open_source
+from livematte.io.synthetic import SyntheticSource, write_clip
 
 
 def _has_encoder(name: str) -> bool:

@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 _QUICK_KEYS = textwrap.dedent(
     """
     import ctypes, json, sys, time
-    from livematte.live import LiveRunner
+    from livematte.runner import LiveRunner
     from livematte.io.capture import StreamSource
     from livematte.io.window import WindowSink
 

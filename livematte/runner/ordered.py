@@ -1,4 +1,4 @@
-"""VIDEO-mode runner: decode thread -> process -> encode thread, with bounded queues.
+"""The ordered scheduler (VIDEO): decode thread -> process -> encode thread, bounded queues.
 
 Decoding, inference/compositing and encoding overlap: PyAV releases the GIL inside codec and
 swscale work, ONNX Runtime and OpenCV release it in their kernels.  Every frame is processed
@@ -7,13 +7,16 @@ Passthrough packets (audio, subtitles) travel in the same queues as the frames, 
 the sink in file order without a separate buffer.
 
 ``process`` runs in the calling thread by default, so Ctrl-C (delivered to the main thread)
-lands in it; frames already processed are still written before the sink finalizes.
+lands in it; frames already processed are still written, then the result says the run was
+interrupted (the caller keeps the sink's part done).
 
 Example::
 
-    with open_source("in.mp4") as source, open_sink("out.mp4", passthrough=...) as sink:
-        stats = run_video(source, pipeline.process, sink)
-    print(stats.frames, stats.fps)
+    with open_source("in.mp4") as source:
+        sink = open_sink("out.mp4", passthrough=source.passthrough_streams)
+        run = run_video(source, pipeline, sink)
+        sink.close() if run.completed else sink.abort(keep_partial=run.interrupted)
+    print(run.frames, run.fps, run.error)
 """
 
 from __future__ import annotations
@@ -21,38 +24,25 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator
+from typing import Protocol
 
 from livematte.frame import Frame
+from livematte.io.base import Item, Sink, Source
+from livematte.runner.results import VideoRun
 
 ProcessFn = Callable[[Frame], Frame]
 #: Called after each written frame with (frames written, seconds elapsed).
 ProgressFn = Callable[[int, float], None]
 
+
+class Processor(Protocol):
+    """Anything with ``process(frame) -> frame`` (a Pipeline, a stage, a counting wrapper)."""
+
+    def process(self, frame: Frame) -> Frame: ...
+
+
 _END = object()
-
-
-@dataclass
-class RunStats:
-    """What a run did.  ``timings_ms`` holds per-stage totals (decode, process, encode) and
-    ``wait_ms`` the time each thread spent blocked on its queues (where the bottleneck is)."""
-
-    frames: int = 0
-    packets: int = 0
-    seconds: float = 0.0
-    interrupted: bool = False
-    timings_ms: dict[str, float] = field(default_factory=dict)
-    wait_ms: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def fps(self) -> float:
-        """Frames written per wall-clock second."""
-        return self.frames / self.seconds if self.seconds > 0 else 0.0
-
-    def add(self, name: str, ms: float) -> None:
-        self.timings_ms[name] = self.timings_ms.get(name, 0.0) + ms
 
 
 class _Failure:
@@ -62,11 +52,12 @@ class _Failure:
         self.error = error
 
 
-def _as_callable(process: ProcessFn | Any) -> ProcessFn:
+def as_process_fn(process: ProcessFn | Processor) -> ProcessFn:
+    """``process`` itself, or its ``.process`` method."""
     return process.process if hasattr(process, "process") else process
 
 
-def _put(q: queue.Queue, item: Any, stop: threading.Event) -> bool:
+def _put(q: queue.Queue[object], item: object, stop: threading.Event) -> bool:
     """Put unless told to stop; False when stopped (the consumer is gone)."""
     while not stop.is_set():
         try:
@@ -77,7 +68,7 @@ def _put(q: queue.Queue, item: Any, stop: threading.Event) -> bool:
     return False
 
 
-def _get(q: queue.Queue, waits: dict[str, float], name: str) -> Any:
+def _get(q: queue.Queue[object], waits: dict[str, float], name: str) -> object:
     tic = time.perf_counter()
     item = q.get()
     waits[name] = waits.get(name, 0.0) + (time.perf_counter() - tic) * 1000.0
@@ -85,41 +76,38 @@ def _get(q: queue.Queue, waits: dict[str, float], name: str) -> Any:
 
 
 def run_video(
-    source: Iterable[Any] | Any,
-    process: ProcessFn | Any,
-    sink: Any,
+    source: Source | Iterable[Frame],
+    process: ProcessFn | Processor,
+    sink: Sink,
     *,
     queue_size: int = 4,
     process_in_thread: bool = False,
     on_progress: ProgressFn | None = None,
-) -> RunStats:
+) -> VideoRun:
     """Run every frame of ``source`` through ``process`` into ``sink``, in order.
 
     Args:
-        source: a :class:`~livematte.io.sources.Source` (its ``items()`` are used, so
+        source: a :class:`~livematte.io.base.Source` (its ``items()`` are used, so
             passthrough packets flow too) or any iterable of frames.
         process: ``Frame -> Frame`` callable, or an object with ``.process`` (a Pipeline).
-        sink: anything with ``send(frame)`` (and optionally ``send_packet(packet)``); it is
-            not closed here, the caller's ``with`` block finalizes it.
+        sink: a :class:`~livematte.io.base.Sink`; it is not closed here: the caller closes
+            it, or aborts it when the result says the run did not complete.
         queue_size: frames buffered between stages (memory bound: about 2 x this many frames).
         process_in_thread: run ``process`` in a worker thread instead of the calling thread.
         on_progress: called from the encode thread after each frame is written.
 
     Returns:
-        RunStats with frame count, wall time and per-stage timings.
-
-    Raises:
-        Whatever a stage raised (SourceError, SinkError, the pipeline's errors), re-raised in
-        the calling thread after the other threads stopped; KeyboardInterrupt after the frames
-        already processed were written (``stats`` is attached to it as ``.stats``).
+        VideoRun with frame count, wall time and per-stage timings, and how the run ended:
+        ``interrupted`` (Ctrl-C: the frames already processed were written first) or
+        ``error`` (what a stage raised: SourceError, SinkError, the pipeline's errors), once
+        every thread stopped.  Nothing is raised for those.
     """
-    fn = _as_callable(process)
-    items = source.items() if hasattr(source, "items") else iter(source)
-    send_packet = getattr(sink, "send_packet", None)
-    stats = RunStats()
+    fn = as_process_fn(process)
     stop = threading.Event()
-    decoded: queue.Queue = queue.Queue(maxsize=queue_size)
-    processed: queue.Queue = queue.Queue(maxsize=queue_size)
+    items: Iterator[Item] = source.items(stop) if hasattr(source, "items") else iter(source)
+    stats = VideoRun()
+    decoded: queue.Queue[object] = queue.Queue(maxsize=queue_size)
+    processed: queue.Queue[object] = queue.Queue(maxsize=queue_size)
     waits: dict[str, float] = {}
     started = time.perf_counter()
 
@@ -151,8 +139,7 @@ def run_video(
                         on_progress(stats.frames, time.perf_counter() - started)
                 else:
                     stats.packets += 1
-                    if send_packet is not None:
-                        send_packet(item)
+                    sink.send_packet(item)  # type: ignore[arg-type]  (a Packet)
         except BaseException as exc:  # noqa: BLE001
             encode_error.append(exc)
             stop.set()
@@ -217,11 +204,11 @@ def run_video(
         decoder.join(timeout=5.0)
         stats.seconds = time.perf_counter() - started
         stats.wait_ms = waits
-    if encode_error:
-        raise encode_error[0]
-    if failure is not None:
-        if isinstance(failure, KeyboardInterrupt):
-            stats.interrupted = True
-            failure.stats = stats  # type: ignore[attr-defined]
-        raise failure
+    error = encode_error[0] if encode_error else failure
+    if isinstance(error, KeyboardInterrupt):
+        stats.interrupted = True
+    elif isinstance(error, Exception):
+        stats.error = error
+    elif error is not None:
+        raise error  # SystemExit and the like end the process, not just the run
     return stats
