@@ -16,16 +16,14 @@ Example::
 
 from __future__ import annotations
 
-import glob
-import os
 import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
-from livematte.errors import LivematteError, SinkError, SourceError
+from livematte.errors import LivematteError, SinkError
 from livematte.io.sinks import (
     CONTAINERS,
     FORMATS,
@@ -33,12 +31,7 @@ from livematte.io.sinks import (
     resolve_format,
     stderr_notice,
 )
-from livematte.io.sources import (
-    _GLOB_CHARS,
-    is_image_path,
-    natural_key,
-    open_source,
-)
+from livematte.io.sources import expand_inputs, open_source
 from livematte.io.table import open_sink
 from livematte.outputs import IMAGE_FORMATS, refuse_overwriting_input
 from livematte.runner import ProcessFn, Processor, VideoRun, run_video
@@ -160,30 +153,6 @@ class Progress:
             self.stream.flush()
 
 
-def expand_inputs(inputs: str | Path | Sequence[str | Path]) -> list[str]:
-    """Inputs as a list of sources: globs of videos expand to one entry per file (natural
-    order); a glob matching only images stays one entry (an image sequence).
-
-    Raises:
-        SourceError: a pattern matches nothing.
-    """
-    items = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
-    expanded: list[str] = []
-    for item in items:
-        text = str(item)
-        if os.path.exists(text) or not _GLOB_CHARS.search(text) or text.startswith("synthetic"):
-            expanded.append(text)
-            continue
-        matches = sorted((m for m in glob.glob(text) if os.path.isfile(m)), key=natural_key)
-        if not matches:
-            raise SourceError(f"no files match {text}")
-        if all(is_image_path(m) for m in matches):
-            expanded.append(text)  # an image sequence, opened as one source
-        else:
-            expanded.extend(m for m in matches if not is_image_path(m))
-    return expanded
-
-
 def _output_for(source: str, output: Path, fmt: str, batch: bool) -> Path:
     if not batch:
         return output
@@ -240,12 +209,25 @@ def plan_outputs(
     return OutputPlan(specs, targets, written, batch)
 
 
+@dataclass(frozen=True)
+class _Options:
+    """How each input of a ``transcode`` call is read and written (its keyword arguments)."""
+
+    start: float | None
+    end: float | None
+    fps: float
+    quality: str | int
+    codec: str | None
+    preset: str
+    notice: Callable[[str], None]
+
+
 def _one(
     spec: str,
     target: Path,
     process: ProcessFn | Processor,
     fmt: str,
-    options: dict[str, Any],
+    options: _Options,
     progress: bool,
     label: str,
 ) -> FileResult:
@@ -257,7 +239,7 @@ def _one(
     """
     result = FileResult(input=spec, output=str(target))
     with open_source(
-        spec, start=options["start"], end=options["end"], fps=options["fps"]
+        spec, start=options.start, end=options.end, fps=options.fps
     ) as source:
         reset = getattr(process, "reset", None)
         if callable(reset):
@@ -265,9 +247,9 @@ def _one(
         bar = Progress(label, source.frame_count, enabled=progress,
                        estimated=source.frame_count_estimated)  # fmt: skip
         sink = open_sink(
-            target, fmt, quality=options["quality"], codec=options["codec"],
-            preset=options["preset"], passthrough=source.passthrough_streams,
-            rate=source.rate, notice=options["notice"],
+            target, fmt, quality=options.quality, codec=options.codec,
+            preset=options.preset, passthrough=source.passthrough_streams,
+            rate=source.rate, notice=options.notice,
         )  # fmt: skip
         try:
             run = run_video(source, process, sink, on_progress=bar)
@@ -281,7 +263,7 @@ def _one(
         else:
             if source.ended_early:
                 result.ended_early = source.ended_early
-                options["notice"](
+                options.notice(
                     f"warning: {Path(spec).name} ended early: {source.ended_early}; "
                     "truncated or damaged, the output stops there"
                 )
@@ -347,8 +329,7 @@ def transcode(
     output = Path(output)
     plan = plan_outputs(inputs, output, fmt)
     specs, batch = plan.inputs, plan.batch
-    options = dict(start=start, end=end, fps=fps, quality=quality, codec=codec, preset=preset,
-                   notice=say)  # fmt: skip
+    options = _Options(start, end, fps, quality, codec, preset, say)
     summary = VideoSummary()
     for number, spec in enumerate(specs, 1):
         target = plan.targets[number - 1]

@@ -13,9 +13,9 @@ from media import SHARED_DATA, needs_shared, truncated_copy, write_h264
 
 from livematte.errors import SinkError, SourceError
 from livematte.frame import Frame
-from livematte.io.sources import open_source
+from livematte.io.sources import expand_inputs, open_source
 from livematte.io.synthetic import SyntheticSource, write_clip
-from livematte.video import Progress, expand_inputs, transcode
+from livematte.video import Progress, transcode
 
 SHARED_VIDEO = SHARED_DATA / "video"
 

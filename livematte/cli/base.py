@@ -10,9 +10,12 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from livematte.errors import ConfigError
+
+if TYPE_CHECKING:
+    from livematte.config import Config
 
 Handler = Callable[[argparse.Namespace], int | None]
 Builder = Callable[[argparse.ArgumentParser], Handler]
@@ -92,7 +95,9 @@ def parse_overrides(items: Sequence[str]) -> dict[str, str]:
     return overrides
 
 
-def config_from_args(args: argparse.Namespace, extra: Mapping[str, Any] | None = None) -> Any:
+def config_from_args(
+    args: argparse.Namespace, extra: Mapping[str, object] | None = None
+) -> Config:
     """Build the ``Config`` for a command from ``add_config_args`` flags plus ``extra``.
 
     Precedence, lowest first: preset, ``extra`` (the command's own flags), ``--set``,
@@ -100,7 +105,7 @@ def config_from_args(args: argparse.Namespace, extra: Mapping[str, Any] | None =
     """
     from livematte.config import load_config
 
-    overrides: dict[str, Any] = dict(extra or {})
+    overrides: dict[str, object] = dict(extra or {})
     overrides.update(parse_overrides(getattr(args, "overrides", []) or []))
     if getattr(args, "providers", None):
         overrides["runtime.providers"] = args.providers
@@ -119,7 +124,7 @@ def positive_float(text: str) -> float:
     return value
 
 
-def add_pixel_limit_arg(parser: Any) -> None:
+def add_pixel_limit_arg(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     """``--max-megapixels``: the one pixel limit of ``image`` and ``serve`` (outputs.MAX_PIXELS),
     checked from a picture's header before it is decoded."""
     from livematte.outputs import MAX_PIXELS

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import glob
 import sys
 import time
 from pathlib import Path
@@ -27,36 +26,6 @@ from livematte.frame import Mode
 from livematte.photos import batch_status, read_photo, write_photo
 
 
-def expand_inputs(patterns: list[str]) -> list[Path]:
-    """Files, folders (their images, sorted) and glob patterns -> image paths, in order.
-
-    Raises:
-        SourceError: a name matches nothing.
-    """
-    # Imported here: the module loads OpenCV and PyAV, which `livematte --help` should not.
-    from livematte.io.sources import _GLOB_CHARS, IMAGE_EXTENSIONS, natural_key
-
-    # The image files the video path reads as frames, plus GIF, whose first frame is a photo
-    # here (the video path reads a GIF as an animation instead).
-    photo_suffixes = IMAGE_EXTENSIONS | {".gif"}
-    found: list[Path] = []
-    for pattern in patterns:
-        path = Path(pattern)
-        if path.is_dir():
-            photos = (p for p in path.iterdir() if p.suffix.lower() in photo_suffixes)
-            found.extend(sorted(photos, key=natural_key))
-        elif _GLOB_CHARS.search(pattern):
-            matches = sorted((Path(p) for p in glob.glob(pattern, recursive=True)), key=natural_key)
-            if not matches:
-                raise SourceError(f"no files match {pattern!r}")
-            found.extend(matches)
-        elif path.exists():
-            found.append(path)
-        else:
-            raise SourceError(f"input not found: {pattern}")
-    return found
-
-
 def plan_outputs(
     patterns: list[str], inputs: list[Path], output_arg: str, suffix: str, *, alpha: bool
 ) -> list[Path]:
@@ -75,11 +44,11 @@ def plan_outputs(
             cannot be written (or cannot hold the alpha), a missing folder for a single file,
             names that clash, or a result that would overwrite its input.
     """
-    from livematte.io.sources import _GLOB_CHARS
+    from livematte.io.sources import is_pattern
     from livematte.outputs import IMAGE_FORMATS, check_image_format, refuse_overwriting_input
 
     several = len(inputs) > 1 or len(patterns) > 1
-    several = several or any(Path(p).is_dir() or _GLOB_CHARS.search(p) for p in patterns)
+    several = several or any(Path(p).is_dir() or is_pattern(p) for p in patterns)
     output = Path(output_arg)
     as_folder = output.is_dir() or output_arg.endswith(("/", "\\"))
     if several and not as_folder and output.suffix.lower() in IMAGE_FORMATS:
@@ -160,7 +129,10 @@ def _image(parser: argparse.ArgumentParser) -> Handler:
             raise SourceError("give at least one INPUT and an OUTPUT")
         from livematte.api import build_pipeline
 
-        inputs = expand_inputs(args.inputs[:-1])
+        # Imported here: the module loads OpenCV and PyAV, which `livematte --help` should not.
+        from livematte.io.sources import expand_inputs
+
+        inputs = [Path(p) for p in expand_inputs(args.inputs[:-1], photos=True)]
         if not inputs:
             raise SourceError("no images found in the given inputs")
         suffix = args.ext if args.ext.startswith(".") else "." + args.ext

@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Iterator
 from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, TypedDict, Unpack
 
 import cv2
 import numpy as np
@@ -45,6 +45,21 @@ if TYPE_CHECKING:
 #: Timestamps of live frames: microseconds of capture time since the source started.
 LIVE_TIME_BASE = Fraction(1, 1_000_000)
 _URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
+
+
+class DeviceTiming(TypedDict, total=False):
+    """How a live source waits for a failing device (see :class:`LiveSource`)."""
+
+    stall_timeout: float
+    max_backoff: float
+    on_status: Callable[[str], None] | None
+
+
+class LiveOptions(DeviceTiming, total=False):
+    """Every option of :class:`LiveSource`."""
+
+    size: tuple[int, int] | None
+    fps: float | None
 
 
 class LiveSource(SourceBase):
@@ -251,7 +266,9 @@ class CameraSource(LiveSource):
         SourceError: missing or busy camera, naming the cameras that exist.
     """
 
-    def __init__(self, camera: int | str, *, mjpg: bool = True, **kwargs: Any) -> None:
+    def __init__(
+        self, camera: int | str, *, mjpg: bool = True, **kwargs: Unpack[LiveOptions]
+    ) -> None:
         super().__init__(**kwargs)
         self.camera = parse_camera(camera)
         self.mjpg = mjpg
@@ -341,7 +358,12 @@ class StreamSource(LiveSource):
     """
 
     def __init__(
-        self, spec: str, *, loop: bool = True, realtime: bool | None = None, **kwargs: Any
+        self,
+        spec: str,
+        *,
+        loop: bool = True,
+        realtime: bool | None = None,
+        **kwargs: Unpack[LiveOptions],
     ) -> None:
         super().__init__(**kwargs)
         self.spec = str(spec)
@@ -437,7 +459,7 @@ def open_live_source(
     source: str | None = None,
     size: tuple[int, int] | None = None,
     fps: float | None = None,
-    **kwargs: Any,
+    **kwargs: Unpack[DeviceTiming],
 ) -> LiveSource:
     """A camera (``camera``) or a stand-in file/URL (``source``); not opened yet.
 

@@ -26,7 +26,7 @@ import sys
 import threading
 import time
 from fractions import Fraction
-from typing import Any
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import cv2
@@ -36,6 +36,11 @@ from livematte.errors import SinkError
 from livematte.frame import Frame
 from livematte.io.base import LatestSlot, SinkBase
 from livematte.io.sinks import GREEN, output_image
+
+if TYPE_CHECKING:  # the backends load when a sink opens
+    import pyvirtualcam
+    from av.container import OutputContainer
+    from av.video.stream import VideoStream
 
 _FLATTEN_COLOURS = {"green": GREEN, "black": (0, 0, 0)}
 
@@ -188,7 +193,7 @@ class VirtualCameraSink(ThreadedSink):
         super().__init__(size, fps, flatten=flatten, stall_after=stall_after)
         self.device = device
         self.backend = backend
-        self._camera: Any = None
+        self._camera: pyvirtualcam.Camera | None = None
 
     def open(self) -> None:
         try:
@@ -286,8 +291,8 @@ class StreamSink(ThreadedSink):
         self.preset = preset
         self.codec = codec
         self.name = f"stream {url}"
-        self._container: Any = None
-        self._stream: Any = None
+        self._container: OutputContainer | None = None
+        self._stream: VideoStream | None = None
         self._t0 = 0.0
         self._last_pts = -1
 

@@ -364,6 +364,55 @@ class ImageSequenceSource(SourceBase):
             yield frame
 
 
+def is_pattern(text: str) -> bool:
+    """True when ``text`` is a glob pattern (``*``, ``?`` or ``[``)."""
+    return bool(_GLOB_CHARS.search(text))
+
+
+#: What ``livematte image`` reads from a folder: the images frames are read from, plus GIF,
+#: whose first frame is a photo there (a video reads a GIF as an animation instead).
+PHOTO_EXTENSIONS = IMAGE_EXTENSIONS | {".gif"}
+
+
+def expand_inputs(
+    patterns: str | Path | Sequence[str | Path], *, photos: bool = False
+) -> list[str]:
+    """The inputs a command's INPUT arguments name, in order (natural order within each).
+
+    * A path that exists, or ``synthetic[...]``, is one input; a folder too (an image
+      sequence), except with ``photos``: then each image in it is one (``PHOTO_EXTENSIONS``).
+    * A glob pattern gives the files it matches: a glob of images is one input (an image
+      sequence) unless ``photos`` (then each file is one, ``**`` included); a glob of videos
+      gives each video.
+
+    Raises:
+        SourceError: a pattern matches nothing; with ``photos``, a path that does not exist.
+    """
+    items = [patterns] if isinstance(patterns, (str, Path)) else list(patterns)
+    found: list[str] = []
+    for item in items:
+        text = str(item)
+        if photos and os.path.isdir(text):
+            inside = (p for p in Path(text).iterdir() if p.suffix.lower() in PHOTO_EXTENSIONS)
+            found.extend(sorted((str(p) for p in inside), key=natural_key))
+        elif os.path.exists(text) or not is_pattern(text) or text.startswith("synthetic"):
+            if photos and not os.path.exists(text):
+                raise SourceError(f"input not found: {text}")
+            found.append(text)
+        else:
+            matches = glob.glob(text, recursive=photos)
+            files = sorted((m for m in matches if os.path.isfile(m)), key=natural_key)
+            if not files:
+                raise SourceError(f"no files match {text}")
+            if photos:
+                found.extend(files)
+            elif all(is_image_path(m) for m in files):
+                found.append(text)  # an image sequence, opened as one source
+            else:
+                found.extend(m for m in files if not is_image_path(m))
+    return found
+
+
 def _list_images(paths: Sequence[str]) -> list[str]:
     return sorted((p for p in paths if is_image_path(p) and os.path.isfile(p)), key=natural_key)
 

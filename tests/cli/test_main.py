@@ -14,7 +14,7 @@ from livematte import cli
 from livematte.cli import base
 from livematte.errors import ConfigError, SourceError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from media import write_h264
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 #: Runs in a child process (Qt binds to one display per process): a frame that takes 300 ms,
 #: during which the user presses two keys 100 ms apart (a quick double press); prints the

@@ -1,5 +1,6 @@
-"""The LIVE runner and ``livematte cam``: stale-frame dropping, bounded latency, outputs kept
-alive through stalls, clean shutdown, the real pipeline end to end, the window under Xvfb."""
+"""The latest-frame scheduler (LIVE) and ``livematte cam``: stale-frame dropping, bounded
+latency, outputs kept alive through stalls, clean shutdown, errors as the result, any Source,
+the real pipeline with its hotkey controls end to end, the window under Xvfb."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from livematte.io.sinks import NullSink
 from livematte.runner import LiveRunner
 from livematte.runner.results import percentile
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def write_clip(path: Path, frames: int = 12, size=(160, 120), fps: int = 30) -> str:
@@ -208,6 +209,26 @@ def test_processing_errors_skip_frames_until_too_many(clip):
     assert not our_threads()
 
 
+def test_any_source_runs_under_the_latest_frame_scheduler():
+    """The one Source protocol: a synthetic clip (a file-like source) runs live too, and the
+    run ends by itself when the source does."""
+    from livematte.io.synthetic import SyntheticSource
+
+    class Paced(SyntheticSource):
+        def items(self, stop=None):
+            for frame in super().items(stop):
+                time.sleep(0.01)  # a 100 fps device
+                yield frame
+
+    sink = NullSink(keep=2)
+    run = LiveRunner(Paced(64, 48, frames=30), composite, [sink], duration=20).run()
+    assert run.stop_reason == "source ended" and run.completed
+    assert 10 <= run.frames <= 29 and run.captured == 30  # the first frame warms up
+    assert run.frames + run.dropped >= 29  # each frame was processed or overwritten
+    assert sink.frames == run.frames and len(sink.pictures) == 2
+    assert not our_threads()
+
+
 # --- the real pipeline and the CLI -------------------------------------------------------------
 
 
@@ -251,8 +272,8 @@ def run_cam(*args: str, env: dict | None = None, timeout: float = 60):
     """Run ``livematte cam`` in a child process with the test vcam backend registered."""
     code = (
         "import sys, pyvirtualcam, livematte.cli.cam\n"
-        f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
-        "from test_live import RecordingBackend\n"
+        f"sys.path[:0] = [{str(Path(__file__).parent)!r}, {str(Path(__file__).parents[1])!r}]\n"
+        "from test_latest import RecordingBackend\n"
         "pyvirtualcam.camera.register_backend('livematte-test', RecordingBackend)\n"
         "from livematte.cli import main\n"
         "sys.exit(main(sys.argv[1:]))\n"
