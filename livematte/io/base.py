@@ -105,6 +105,12 @@ class Source(Protocol):
     def close(self) -> None:
         """Release the file or device; safe to call twice."""
 
+    def __enter__(self) -> Source:
+        """``open()``, then the source itself."""
+
+    def __exit__(self, *exc: object) -> None:
+        """``close()``."""
+
 
 class SourceBase:
     """Defaults every source shares; subclasses implement ``items`` (and ``open``/``close``
@@ -198,6 +204,12 @@ class Sink(Protocol):
 
     def abort(self, keep_partial: bool) -> None:
         """Stop early: keep a playable partial result (Ctrl-C) or remove it (errors)."""
+
+    def __enter__(self) -> Sink:
+        """``open()``, then the sink itself."""
+
+    def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
+        """``close()`` on success, ``abort(keep_partial=<Ctrl-C>)`` on an error."""
 
 
 class SinkBase:

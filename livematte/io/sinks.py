@@ -209,7 +209,7 @@ class FileSink(SinkBase):
             other streams (audio) are then cut or padded to end with the video.
     """
 
-    path: Path | None = None
+    path: Path
     partial_path: Path | None = None
     end_with_video: bool = False
 
@@ -234,7 +234,7 @@ class NullSink(SinkBase):
         self._record(captured_at)
 
 
-class MemorySink(FileSink):
+class MemorySink(SinkBase):
     """Keeps what it is sent: ``frames`` count, ``images`` (pixels per ``fmt``, when given),
     ``received`` (the Frame objects, when ``keep_frames``) and ``packets``."""
 

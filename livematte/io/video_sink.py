@@ -31,9 +31,11 @@ from livematte.io.sinks import (
 )
 
 if TYPE_CHECKING:
+    from av.audio.stream import AudioStream
     from av.container import OutputContainer
     from av.packet import Packet
     from av.stream import Stream
+    from av.video.stream import VideoStream
 
 _CRF = {
     "libx264": {"low": 28, "medium": 23, "high": 18, "max": 12},
@@ -108,12 +110,12 @@ class VideoFileSink(FileSink):
         _check_folder(self.path.parent if str(self.path.parent) else Path("."))
         self._tmp = make_temporary(self.path, "tmp")
         self._container: OutputContainer | None = None
-        self._video: Stream | None = None
+        self._video: VideoStream | None = None
         self._size: tuple[int, int] | None = None
         self._pad = (0, 0)
         self._pending: list[Packet] = []
         self._copy: dict[int, Stream] = {}  # source stream index -> output stream
-        self._recode: dict[int, tuple[Stream, Stream]] = {}  # index -> (source, output)
+        self._recode: dict[int, tuple[AudioStream, AudioStream]] = {}  # index -> (source, output)
         self._flattened = False
         self.end_with_video = False
         self._held: deque[tuple[float, Packet]] = deque()  # (start s, packet) ahead of the video
@@ -331,7 +333,7 @@ class VideoFileSink(FileSink):
             raise SinkError(f"cannot finish {self.path}: {exc.strerror or exc}") from None
         self._container = None
 
-    def _pad_silence(self, out: Stream, end: float) -> None:
+    def _pad_silence(self, out: AudioStream, end: float) -> None:
         """Silence from ``end`` to the video's end in audio stream ``out`` (copied or
         re-encoded), made by an encoder of the same codec whose setup matches the stream's."""
         ctx = out.codec_context

@@ -34,12 +34,12 @@ from dataclasses import dataclass
 
 from livematte.errors import SourceError
 from livematte.frame import Frame
-from livematte.io.base import LatestSlot, SinkBase, Source
+from livematte.io.base import LatestSlot, Sink, SinkBase, Source
 from livematte.io.sinks import stderr_notice
 from livematte.runner.ordered import ProcessFn
 from livematte.runner.results import LiveRun, SinkFigures, latency_percentiles
 
-SinkFactory = Callable[[tuple[int, int], float], Sequence[SinkBase]]
+SinkFactory = Callable[[tuple[int, int], float], Sequence[Sink]]
 
 
 @dataclass
@@ -135,7 +135,7 @@ class Capture:
         self.stop()
 
 
-def sink_figures(sink: SinkBase) -> SinkFigures:
+def sink_figures(sink: Sink) -> SinkFigures:
     """Delivered/repeated counts and latency percentiles of one sink."""
     ms = [v for _, v in sink.latencies]
     return SinkFigures(sink.frames, sink.repeated, latency_percentiles(ms))
@@ -163,7 +163,7 @@ class LiveRunner:
         self,
         source: Source,
         process: ProcessFn,
-        sinks: Sequence[SinkBase] | SinkFactory,
+        sinks: Sequence[Sink] | SinkFactory,
         *,
         duration: float | None = None,
         controls: object | None = None,
@@ -176,7 +176,7 @@ class LiveRunner:
         self.capture = Capture(source)
         self.process = process
         self._sinks_arg = sinks
-        self.sinks: list[SinkBase] = []
+        self.sinks: list[Sink] = []
         self.duration = duration
         self.controls = controls
         self.stall_after = stall_after
@@ -307,7 +307,7 @@ class LiveRunner:
             stats.dropped = self.capture.dropped
 
     def _process(
-        self, frame: Frame, worker: ThreadPoolExecutor | None, interactive: list[SinkBase],
+        self, frame: Frame, worker: ThreadPoolExecutor | None, interactive: list[Sink],
         poll: float,
     ) -> Frame:  # fmt: skip
         """``process(frame)``; with a window, in a worker thread while this (the GUI) thread

@@ -25,11 +25,14 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol, cast
 
 from livematte.frame import Frame
 from livematte.io.base import Item, Sink, Source
 from livematte.runner.results import VideoRun
+
+if TYPE_CHECKING:
+    from av.packet import Packet
 
 ProcessFn = Callable[[Frame], Frame]
 #: Called after each written frame with (frames written, seconds elapsed).
@@ -137,9 +140,9 @@ def run_video(
                     stats.frames += 1
                     if on_progress is not None:
                         on_progress(stats.frames, time.perf_counter() - started)
-                else:
+                else:  # neither a frame nor the end: a packet carried over
                     stats.packets += 1
-                    sink.send_packet(item)  # type: ignore[arg-type]  (a Packet)
+                    sink.send_packet(cast("Packet", item))
         except BaseException as exc:  # noqa: BLE001
             encode_error.append(exc)
             stop.set()

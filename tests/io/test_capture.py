@@ -5,7 +5,6 @@ the newest frame), as ``livematte cam`` reads them."""
 
 from __future__ import annotations
 
-import threading
 import time
 
 import numpy as np
@@ -15,7 +14,6 @@ from media import write_h264
 from livematte.errors import SourceError
 from livematte.frame import Mode
 from livematte.io import capture
-from livematte.io.base import LatestSlot
 from livematte.io.capture import (
     CameraSource,
     LiveSource,
@@ -35,27 +33,6 @@ def write_clip(path, frames: int = 10, size=(160, 120), fps: int = 30) -> str:
 @pytest.fixture
 def clip(tmp_path) -> str:
     return write_clip(tmp_path / "clip.mp4")
-
-
-def test_latest_slot_keeps_only_the_newest_and_counts_drops():
-    slot: LatestSlot[int] = LatestSlot()
-    assert slot.take(0.01) is None
-    for i in range(5):
-        slot.put(i)
-    assert slot.take(0.01) == 4
-    assert slot.overwritten == 4
-    assert slot.take(0.01) is None
-
-
-def test_latest_slot_close_wakes_a_waiting_reader():
-    slot: LatestSlot[int] = LatestSlot()
-    got = []
-    reader = threading.Thread(target=lambda: got.append(slot.take(10.0)))
-    reader.start()
-    time.sleep(0.05)
-    slot.close()
-    reader.join(1.0)
-    assert not reader.is_alive() and got == [None]
 
 
 @pytest.mark.parametrize(
