@@ -21,7 +21,6 @@ from typing import Any
 
 from livematte.config import Config
 from livematte.errors import LivematteError
-from livematte.frame import Frame
 from livematte.video import FileResult
 
 #: Concurrency group for calls that must not wait for the running task.
@@ -53,7 +52,7 @@ class _Counted:
         self.pipeline, self.cancel = pipeline, cancel
         self.frames = 0
 
-    def process(self, frame: Frame) -> Frame:
+    def process(self, frame: Any) -> Any:
         if self.cancel.is_set():
             raise _Cancelled
         frame = self.pipeline.process(frame)
