@@ -244,7 +244,7 @@ class IdPhotoStage:
                 f"largest clear face (box {left},{top}-{right},{bottom})"
             )
         head = head_geometry(person) if person is not None else None
-        if head is None or head.score < self.min_score or head.height < 4:
+        if person is None or head is None or head.score < self.min_score or head.height < 4:
             if frame.mode is Mode.IMAGE:
                 raise SourceError(
                     "ID photo: no clear face found; use a frontal photo showing the whole head"

@@ -25,9 +25,9 @@ from __future__ import annotations
 import math
 import time
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import cv2
 import numpy as np
@@ -77,7 +77,7 @@ class Sticker:
         elif img.shape[2] == 3:
             img = cv2.cvtColor(img, cv2.COLOR_BGR2BGRA)
         if img.dtype != np.uint8:
-            img = (img >> 8).astype(np.uint8)
+            img = (img.astype(np.uint16) >> 8).astype(np.uint8)
         level = premultiply(img)
         self.levels = [level]
         while min(level.shape[:2]) > 16:
@@ -145,23 +145,42 @@ def sprite_matrix(sticker: Sticker, p: Placement) -> tuple[np.ndarray, np.ndarra
 _STICKER_KEYS = {"image", "anchor", "width", "unit", "offset", "pivot", "rotate", "angle", "z"}
 
 
-def _parse_sticker(raw: dict[str, Any], where: str, base: Path) -> Sticker:
+def _number(value: object, where: str) -> float:
+    """A TOML number (or numeric text) as float."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ConfigError(f"{where}: expected a number, got {value!r}")
+    return float(value)
+
+
+def _pair(value: object, where: str) -> tuple[float, float]:
+    """A TOML pair of numbers ``[a, b]``."""
+    if not isinstance(value, list | tuple) or len(value) != 2:
+        raise ConfigError(f"{where}: expected two numbers [a, b], got {value!r}")
+    return _number(value[0], where), _number(value[1], where)
+
+
+def _parse_sticker(raw: object, where: str, base: Path) -> Sticker:
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{where}: expected a [[sticker]] table, got {raw!r}")
     unknown = set(raw) - _STICKER_KEYS
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
     try:
         anchor = raw["anchor"]
-        anchors = (anchor,) if isinstance(anchor, str) else tuple(anchor)
+        if not isinstance(anchor, str | list):
+            raise ConfigError(f"{where}.anchor: expected a point name or a list of them")
+        anchors = (anchor,) if isinstance(anchor, str) else tuple(str(a) for a in anchor)
         if not anchors:
             raise ConfigError(f"{where}.anchor: name at least one point")
-        if not float(raw["width"]) > 0:
+        width = _number(raw["width"], f"{where}.width")
+        if not width > 0:
             raise ConfigError(f"{where}.width: must be above 0")
         for name in anchors:
             if name not in ANCHORS:
                 raise ConfigError(
                     f"{where}.anchor: unknown point {name!r}; known: {', '.join(ANCHORS)}"
                 )
-        unit = raw.get("unit", "eye_distance")
+        unit = str(raw.get("unit", "eye_distance"))
         if unit not in UNITS:
             raise ConfigError(f"{where}.unit: {unit!r} is not one of {', '.join(UNITS)}")
         rot = raw.get("rotate", "eyes")
@@ -176,8 +195,10 @@ def _parse_sticker(raw: dict[str, Any], where: str, base: Path) -> Sticker:
                 )
             rotate = ROTATIONS[rot]
         else:
+            if not isinstance(rot, list) or len(rot) != 2:
+                raise ConfigError(f"{where}.rotate: expected two point names, got {rot!r}")
             rotate = (str(rot[0]), str(rot[1]))
-            if not set(rotate) <= set(ANCHORS) or len(rot) != 2:
+            if not set(rotate) <= set(ANCHORS):
                 raise ConfigError(f"{where}.rotate: expected two point names, got {rot!r}")
         z = raw.get("z", "front")
         if z not in ("front", "behind"):
@@ -188,12 +209,12 @@ def _parse_sticker(raw: dict[str, Any], where: str, base: Path) -> Sticker:
         return Sticker(
             image=image,
             anchor=anchors,
-            width=float(raw["width"]),
+            width=width,
             unit=unit,
-            offset=(float(raw.get("offset", (0, 0))[0]), float(raw.get("offset", (0, 0))[1])),
-            pivot=(float(raw.get("pivot", (0.5, 0.5))[0]), float(raw.get("pivot", (0.5, 0.5))[1])),
+            offset=_pair(raw.get("offset", [0.0, 0.0]), f"{where}.offset"),
+            pivot=_pair(raw.get("pivot", [0.5, 0.5]), f"{where}.pivot"),
             rotate=rotate,
-            angle=float(raw.get("angle", 0.0)),
+            angle=_number(raw.get("angle", 0.0), f"{where}.angle"),
             behind=z == "behind",
         )
     except KeyError as exc:
