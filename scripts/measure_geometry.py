@@ -4,12 +4,13 @@
 What is measured, per person (IMAGE-mode keypoint stage, its 33 landmarks, matched to a
 human-annotated person by OKS >= 0.5), against that person's own outline:
 
-* **head top**: the crown is the point of the person's mask, on the far side of the eye line
-  from the shoulders and within 3 head sizes of the eyes, farthest from the mouth (the top of
-  the hair: hats sit there, ID-photo standards measure to it).  Its distance from the eye
-  midpoint is divided by each candidate length (eye-mouth, ear-to-ear, eye-to-eye distance);
-  the median ratio is the constant and the spread (median absolute deviation / median) says
-  which length predicts it best.
+* **head top**: walking from the eye midpoint up the face (``geometry.face_up``) on three
+  parallel lines, the farthest point still inside the person's outline (the top of the hair:
+  hats sit there, ID-photo standards measure to it).  Its distance from the eye midpoint is
+  divided by each candidate length (eye-mouth, ear-to-ear, eye-to-eye distance) and by
+  ``geometry.top_head``'s distance; the median ratio is the constant and the spread (median
+  absolute deviation / median) says which length predicts it best.  The error of
+  ``geometry.hair_top`` against it is printed beside the two crown rules used before.
 * **neck**: the narrowest cross-section of the mask on the segment shoulder midpoint -> mouth
   midpoint, as a fraction t of that segment (0 = shoulders, 1 = mouth).
 
@@ -135,7 +136,7 @@ def person_record(lm: np.ndarray, mask: np.ndarray, where: str) -> dict | None:
         "eyes": _dist(lm, "left_eye", "right_eye"),
         "neck_t": neck_from_mask(mask, lm),
     }
-    _, up, dist, _ = geometry._crown(geometry.landmarks_array(lm))
+    _, up, dist, _ = geometry.crown_line(geometry.landmarks_array(lm))
     rec["crown / top_head"] = rec["crown_above_eyes"] / max(dist, 1e-6)
     scale = max(rec["crown_above_eyes"] + rec["eye_mouth"], 1e-6)  # crown to mouth
     for name, point in candidates(lm).items():

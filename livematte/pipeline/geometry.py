@@ -56,8 +56,8 @@ Point = tuple[Vec, float]
 #   measured on COCO / OCHuman's human-drawn outlines: for the 54 people our keypoint stage
 #   found (OKS >= 0.5, eyes inside the outline, head not cut by the edge) the outline ends, up
 #   the face from the eyes, a median 1.34 times the top_head distance away (spread 19%); the
-#   point's median error is then 0.123 of the crown-to-mouth distance (the stickers' crown
-#   before: 0.126, the JSON's top_head before: 0.178).
+#   point's median error is then 0.117 of the crown-to-mouth distance (the stickers' and ID
+#   photos' crown before: 0.126, the JSON's top_head before: 0.178).
 #   Of the lengths that could scale it, the eye-mouth distance varies least across those people
 #   (median absolute deviation 19% of the median, ear-to-ear 30%, eye-to-eye 34%: heads turn),
 #   which is why top_head takes the larger of the two estimates (the eye-mouth one, except when
@@ -157,8 +157,9 @@ def face_unit(landmarks: ArrayLike) -> float:
     return max(distance(lm, "left_eye", "right_eye"), em / EYE_MOUTH_PER_FACE)
 
 
-def _crown(lm: NDArray[np.float64]) -> tuple[Vec, Vec, float, float]:
-    """(eye midpoint, up, top_head distance, score)."""
+def crown_line(lm: NDArray[np.float64]) -> tuple[Vec, Vec, float, float]:
+    """(eye midpoint, up, top_head's distance from the eye midpoint, score) of float64
+    landmarks: the line top_head and hair_top lie on."""
     eyes, s_eyes = midpoint(lm, "left_eye", "right_eye")
     mouth, _ = midpoint(lm, "mouth_left", "mouth_right")
     by_face = CROWN_PER_EYE_MOUTH * float(np.hypot(*(eyes - mouth)))
@@ -172,13 +173,13 @@ def _crown(lm: NDArray[np.float64]) -> tuple[Vec, Vec, float, float]:
 
 def top_head(landmarks: ArrayLike) -> Point:
     """Top of the head (x, y) and its score (see ``CROWN_PER_*``)."""
-    eyes, up, dist, score = _crown(landmarks_array(landmarks))
+    eyes, up, dist, score = crown_line(landmarks_array(landmarks))
     return eyes + up * dist, score
 
 
 def hair_top(landmarks: ArrayLike) -> Point:
     """Top of the hair (x, y) and its score (see ``HAIR_PER_TOP_HEAD``)."""
-    eyes, up, dist, score = _crown(landmarks_array(landmarks))
+    eyes, up, dist, score = crown_line(landmarks_array(landmarks))
     return eyes + up * HAIR_PER_TOP_HEAD * dist, score
 
 
