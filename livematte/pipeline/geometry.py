@@ -232,11 +232,14 @@ def anchor_points(landmarks: ArrayLike) -> dict[str, Point]:
     s_mouth = mouth_score(lm)
     shoulders, s_sh = midpoint(lm, "left_shoulder", "right_shoulder")
     hips, s_hips = midpoint(lm, "left_hip", "right_hip")
-    up, face = face_up(lm), face_unit(lm)
+    # The same points as top_head / hair_top / chin, with the shared parts computed once (a
+    # live frame places stickers on every person).
+    _, up, dist, s_crown = crown_line(lm)
+    face = face_unit(lm)
     s_face = min(s_eyes, s_mouth)
-    crown, s_crown = top_head(lm)
-    hair, _ = hair_top(lm)
-    low, s_chin = chin(lm)
+    crown, hair = eyes + up * dist, eyes + up * HAIR_PER_TOP_HEAD * dist
+    low = eyes - up * max(float(-up @ (mouth - eyes)), 0.0) * CHIN_PER_EYE_MOUTH
+    s_chin = s_face
     out["between_eyes"] = (eyes, s_eyes)
     out["mouth"] = (mouth, s_mouth)
     out["top_head"] = (crown, s_crown)
