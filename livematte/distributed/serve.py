@@ -75,7 +75,7 @@ class KeyService:
 class _RemoteKeys:
     """``create_app``'s key store and rate limiter, answered by the ``KeyService`` actor."""
 
-    def __init__(self, actor: ActorHandle):
+    def __init__(self, actor: ActorHandle[KeyService]):
         import ray
 
         self._ray: ModuleType = ray
@@ -214,7 +214,7 @@ def add_serve_engine_args(parser: argparse.ArgumentParser) -> None:
 
 def start(
     args: argparse.Namespace, config: Config, settings: ServerSettings
-) -> tuple[ActorHandle, bool]:
+) -> tuple[ActorHandle[KeyService], bool]:
     """Connect, start the key actor and the Serve app on ``args.host:args.port``; returns the
     key actor (the caller keeps it alive while serving) and whether this call started the
     connection (then the caller ends it with ``ray.shutdown()``)."""
