@@ -196,7 +196,8 @@ def make_id_photo(
     return cv2.warpAffine(src, matrix, size.pixels, flags=interp, borderMode=cv2.BORDER_REPLICATE)
 
 
-#: Minimum visibility of the eyes and mouth for a head to be trusted.
+#: Minimum visibility of what the head top is built from (eyes, and mouth or ears: see
+#: ``geometry.top_head``) for a head to be trusted.
 MIN_HEAD_SCORE = 0.3
 
 
