@@ -18,9 +18,11 @@ Derived parts (BlazePose has no such landmarks): ``top_head`` and ``neck`` from
 module says how their constants were measured; score = the lowest visibility they were built
 from).
 
-``location`` is the person's box (``Person.box``) grown to include ``top_head``, clipped to the
-image when its size is given; its score is the person's score (the landmark model's pose flag,
-or MoveNet's person score for a MoveNet-only person).
+``location`` is the person's box (``Person.box``) grown to include ``geometry.hair_top`` (a
+person's box holds their hair: on the service's own example its location's top is 90, its
+top_head 210 and our hair top 120, our top_head 210), clipped to the image when its size is
+given; its score is the person's score (the landmark model's pose flag, or MoveNet's person
+score for a MoveNet-only person).
 
 Example::
 
@@ -129,14 +131,14 @@ def body_parts(person: Person) -> dict[str, PartJSON]:
 
 
 def location(person: Person, image_size: tuple[int, int] | None = None) -> LocationJSON:
-    """``{"score", "top", "left", "width", "height"}``: the person's box including the head top.
+    """``{"score", "top", "left", "width", "height"}``: the person's box including the hair top.
 
     Args:
         person: the person.
         image_size: (width, height) to clip the box to, or None to leave it unclipped.
     """
     left, top, right, bottom = (float(v) for v in person.box)
-    head, _ = geometry.top_head(person.landmarks)
+    head, _ = geometry.hair_top(person.landmarks)
     left, right = min(left, head[0]), max(right, head[0])
     top, bottom = min(top, head[1]), max(bottom, head[1])
     if image_size is not None:

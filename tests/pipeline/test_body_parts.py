@@ -85,7 +85,7 @@ def test_top_head_falls_back_to_body_axis() -> None:
 def test_location_includes_head_and_clips() -> None:
     person = _upright_person()
     loc = location(person)
-    top, _ = geometry.top_head(person.landmarks)
+    top, _ = geometry.hair_top(person.landmarks)
     assert loc["top"] == pytest.approx(top[1], abs=0.01)
     assert loc["left"] == 245.0 and loc["width"] == pytest.approx(110.0)
     assert loc["score"] == pytest.approx(0.95)
