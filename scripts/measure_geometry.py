@@ -55,11 +55,10 @@ SERVICE_DOC = REPO.parent / "shared" / "reference" / "portrait-matting-service.m
 
 
 def _mid(lm: np.ndarray, a: str, b: str) -> np.ndarray:
-    return (lm[LANDMARK_INDEX[a], :2] + lm[LANDMARK_INDEX[b], :2]) / 2.0
+    return geometry.midpoint(lm, a, b)[0]
 
 
-def _dist(lm: np.ndarray, a: str, b: str) -> float:
-    return float(np.hypot(*(lm[LANDMARK_INDEX[a], :2] - lm[LANDMARK_INDEX[b], :2])))
+_dist = geometry.distance
 
 
 def crown_from_mask(mask: np.ndarray, lm: np.ndarray) -> np.ndarray | None:
@@ -145,7 +144,7 @@ def person_record(lm: np.ndarray, mask: np.ndarray, where: str) -> dict | None:
 
 
 def candidates(lm: np.ndarray) -> dict[str, np.ndarray]:
-    """The hair-top estimate now and the two top_head rules before (for the table)."""
+    """The hair-top estimate now and the two crown rules before (for the tables)."""
     eyes, mouth = _mid(lm, "left_eye", "right_eye"), _mid(lm, "mouth_left", "mouth_right")
     em, ears = float(np.hypot(*(eyes - mouth))), _dist(lm, "left_ear", "right_ear")
     # Before: the JSON's (face axis, max(1.7 eye-mouth, 0.75 ears)) ...
@@ -242,11 +241,27 @@ def service_example(doc: Path) -> dict | None:
     shoulders = (parts["left_shoulder"] + parts["right_shoulder"]) / 2
     crown = float(np.hypot(*(parts["top_head"] - eyes)))
     axis = mouth - shoulders
+    # Its parts as landmarks: our points (now and before) against its own, in pixels.
+    lm = np.zeros((33, 3))
+    lm[:, 2] = 1.0
+    renamed = {"left_mouth_corner": "mouth_left", "right_mouth_corner": "mouth_right"}
+    for name in need[2:]:
+        lm[LANDMARK_INDEX[renamed.get(name, name)], :2] = parts[name]
+    before = candidates(lm)
+    off = {
+        "top_head now": geometry.top_head(lm)[0] - parts["top_head"],
+        "top_head JSON before": before["json before"] - parts["top_head"],
+        "top_head stickers before": before["stickers before"] - parts["top_head"],
+        "neck now": geometry.neck(lm)[0] - parts["neck"],
+        "neck JSON before": shoulders - parts["neck"],
+        "neck stickers before": shoulders + 0.35 * axis - parts["neck"],
+    }
     return {
         "crown / eye-mouth": crown / np.hypot(*(eyes - mouth)),
         "crown / ears": crown / np.hypot(*(parts["left_ear"] - parts["right_ear"])),
         "crown / eyes": crown / np.hypot(*(parts["left_eye"] - parts["right_eye"])),
         "neck t": float((parts["neck"] - shoulders) @ axis / (axis @ axis)),
+        **{f"error px {k}": float(np.hypot(*v)) for k, v in off.items()},
     }
 
 
