@@ -24,14 +24,25 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from types import ModuleType
+from typing import TypeVar
 
 from livematte.config import Config
 from livematte.distributed import Engine
 from livematte.distributed.cluster import connect, import_ray, pool_size, require_ray
-from livematte.distributed.workers import CONTROL, TaskResult, actor_class
+from livematte.distributed.workers import (
+    CONTROL,
+    PhotoOptions,
+    TaskResult,
+    VideoOptions,
+    WorkerHandle,
+    actor_class,
+)
 from livematte.errors import ConfigError, LivematteError
 from livematte.video import FileResult, Progress, VideoSummary, plan_outputs
+
+T = TypeVar("T")
 
 #: Seconds between progress polls and redraws of the batch line.
 _POLL_S = 0.25
@@ -82,13 +93,14 @@ def worker_config(config: Config, resources: Resources, threads_given: bool) -> 
 class _Pool:
     """Actors, the tasks waiting, and the tasks running (object ref -> actor, task index)."""
 
-    def __init__(self, ray: Any, config: Config, resources: Resources, size: int):
+    def __init__(self, ray: ModuleType, config: Config, resources: Resources, size: int):
         self.ray = ray
         self._make = lambda: actor_class(ray, cpus=resources.cpus, gpus=resources.gpus).remote(
             config
         )
-        self.idle = [self._make() for _ in range(size)]
-        self.running: dict[Any, tuple[Any, int]] = {}
+        self.idle: list[WorkerHandle] = [self._make() for _ in range(size)]
+        #: Object reference of a running task -> (its actor, its task index).
+        self.running: dict[object, tuple[WorkerHandle, int]] = {}
         try:
             self._wait_ready(resources)
         except BaseException:
@@ -110,7 +122,7 @@ class _Pool:
             if error is not None:
                 raise error
 
-    def replace(self, actor: Any) -> None:
+    def replace(self, actor: WorkerHandle) -> None:
         self.ray.kill(actor)
         self.idle.append(self._make())
 
@@ -136,7 +148,7 @@ class _Pool:
         self.idle, self.running = [], {}
 
 
-def _task_error(ray: Any, items: list[str], exc: Exception) -> TaskResult:
+def _task_error(ray: ModuleType, items: list[str], exc: Exception) -> TaskResult:
     """A task that raised outside livematte's own errors (a bug, a dead worker): each of its
     ``items`` failed with that error."""
     cause = getattr(exc, "cause", None) if isinstance(exc, ray.exceptions.RayTaskError) else None
@@ -146,9 +158,9 @@ def _task_error(ray: Any, items: list[str], exc: Exception) -> TaskResult:
 
 
 def run_tasks(
-    ray: Any,
+    ray: ModuleType,
     pool: _Pool,
-    calls: list[tuple[str, tuple[Any, ...]]],
+    calls: list[tuple[str, tuple[object, ...]]],
     labels: list[list[str]],
     *,
     on_result: Callable[[int, TaskResult], None],
@@ -207,7 +219,12 @@ def run_tasks(
     progress.finish()
 
 
-def _cancel(ray: Any, pool: _Pool, labels: list[list[str]], on_result: Callable) -> None:
+def _cancel(
+    ray: ModuleType,
+    pool: _Pool,
+    labels: list[list[str]],
+    on_result: Callable[[int, TaskResult], None],
+) -> None:
     """Stop running tasks; collect what they finalized; kill actors still busy after the grace
     time or on a second Ctrl-C."""
     pool.cancel()
@@ -230,7 +247,7 @@ def _cancel(ray: Any, pool: _Pool, labels: list[list[str]], on_result: Callable)
 @contextlib.contextmanager
 def _cluster_pool(
     engine: Engine, config: Config, resources: Resources, tasks: int
-) -> Iterator[tuple[Any, _Pool, int]]:
+) -> Iterator[tuple[ModuleType, _Pool, int]]:
     """Join (or start) the cluster and make the actor pool for ``tasks`` tasks; on the way out
     kill the pool, and shut down a cluster this call started."""
     owned = connect(engine)
@@ -259,9 +276,9 @@ def video_on_ray(args: argparse.Namespace, config: Config) -> int:
     inputs = args.inputs[:-1]
     plan = plan_outputs(inputs if len(inputs) > 1 else inputs[0], args.inputs[-1], args.fmt)
     specs, targets, batch = plan.inputs, plan.targets, plan.batch
-    options = dict(fmt=plan.fmt, quality=args.quality, codec=args.codec,
-                   preset=args.encoder_preset, start=args.start, end=args.end,
-                   fps=args.fps)  # fmt: skip
+    options = VideoOptions(fmt=plan.fmt, quality=args.quality, codec=args.codec,
+                           preset=args.encoder_preset, start=args.start, end=args.end,
+                           fps=args.fps)  # fmt: skip
     summary = VideoSummary()
     results: dict[int, FileResult] = {}
     interrupted: list[FileResult] = []
@@ -281,8 +298,10 @@ def video_on_ray(args: argparse.Namespace, config: Config) -> int:
     started = time.perf_counter()
     with _cluster_pool(engine, config, resources, len(specs)) as (ray, pool, size):
         bar = Progress("ray", None, enabled=not args.no_progress)
-        calls = [("video", (spec, str(target), options, bar.enabled))
-                 for spec, target in zip(specs, targets, strict=True)]  # fmt: skip
+        calls: list[tuple[str, tuple[object, ...]]] = [
+            ("video", (spec, str(target), options, bar.enabled))
+            for spec, target in zip(specs, targets, strict=True)
+        ]
         try:
             labels = [[spec] for spec in specs]
             run_tasks(ray, pool, calls, labels, on_result=on_result, progress=bar)
@@ -300,12 +319,12 @@ def video_on_ray(args: argparse.Namespace, config: Config) -> int:
     return summary.exit_code
 
 
-def _chunks(items: list, size: int) -> list[list]:
+def _chunks(items: list[T], size: int) -> list[list[T]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
-def images_on_ray(args: argparse.Namespace, config: Config, inputs: list, outputs: list,
-                  max_pixels: int) -> int:  # fmt: skip
+def images_on_ray(args: argparse.Namespace, config: Config, inputs: list[Path],
+                  outputs: list[Path], max_pixels: int) -> int:  # fmt: skip
     """``livematte image ... --engine ray``: the local command's photos, in chunks on Ray;
     the same per-photo lines, last lines and exit status as locally."""
     from livematte.photos import batch_status
@@ -314,8 +333,8 @@ def images_on_ray(args: argparse.Namespace, config: Config, inputs: list, output
     config = worker_config(config, resources, args.threads is not None)
     require_ray()
     pairs = [(str(source), str(target)) for source, target in zip(inputs, outputs, strict=True)]
-    options = dict(matte=args.matte, analysis=args.json, many=len(pairs) > 1,
-                   max_pixels=max_pixels)  # fmt: skip
+    options = PhotoOptions(matte=args.matte, analysis=args.json, many=len(pairs) > 1,
+                           max_pixels=max_pixels)  # fmt: skip
     failures: list[str] = []
     written = 0
 

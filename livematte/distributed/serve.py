@@ -21,10 +21,23 @@ from __future__ import annotations
 import argparse
 import sys
 import threading
-from typing import Any
+from collections.abc import Hashable
+from types import ModuleType
+from typing import TYPE_CHECKING, Protocol, cast
 
 from livematte.distributed import Engine as EngineSpec
 from livematte.errors import ConfigError
+
+if TYPE_CHECKING:
+    import numpy as np
+    from fastapi import FastAPI
+    from ray.actor import ActorHandle
+    from ray.serve import Application
+
+    from livematte.config import Config
+    from livematte.distributed.workers import RemoteMethod
+    from livematte.server.engine import MattingResult, ServerSettings
+    from livematte.server.keys import ApiKey, KeyStore, RateLimiter
 
 #: The key actor's name in the cluster (one per Serve application).
 KEYS_ACTOR = "livematte-keys"
@@ -43,7 +56,7 @@ class KeyService:
         self._store = KeyStore(path)
         self._limiter = RateLimiter()
 
-    def verify(self, token: str) -> Any:
+    def verify(self, token: str) -> ApiKey | None:
         return self._store.verify(token)
 
     def has_keys(self) -> bool:
@@ -55,35 +68,55 @@ class KeyService:
     def settle(self, key_id: int, held: int, used: int) -> None:
         self._store.settle(key_id, held, used)
 
-    def acquire(self, bucket: Any, rate: float) -> float:
+    def acquire(self, bucket: Hashable, rate: float) -> float:
         return self._limiter.acquire(bucket, rate)
 
 
 class _RemoteKeys:
     """``create_app``'s key store and rate limiter, answered by the ``KeyService`` actor."""
 
-    def __init__(self, actor: Any):
+    def __init__(self, actor: ActorHandle[KeyService]):
         import ray
 
-        self._ray, self._actor = ray, actor
+        self._ray: ModuleType = ray
+        self._actor = actor
 
-    def _call(self, method: str, *args: Any) -> Any:
-        return self._ray.get(getattr(self._actor, method).remote(*args))
+    def _call(self, method: str, *args: object) -> object:
+        remote: RemoteMethod = getattr(self._actor, method)
+        return self._ray.get(remote.remote(*args))
 
-    def verify(self, token: str) -> Any:
-        return self._call("verify", token)
+    def verify(self, token: str) -> ApiKey | None:
+        key = self._call("verify", token)
+        return None if key is None else cast("ApiKey", key)
 
     def has_keys(self) -> bool:
-        return self._call("has_keys")
+        return bool(self._call("has_keys"))
 
     def reserve(self, key_id: int, n: int = 1) -> int | None:
-        return self._call("reserve", key_id, n)
+        left = self._call("reserve", key_id, n)
+        return None if left is None else int(cast(int, left))
 
     def settle(self, key_id: int, held: int, used: int) -> None:
         self._call("settle", key_id, held, used)
 
-    def acquire(self, bucket: Any, rate: float) -> float:
-        return self._call("acquire", bucket, rate)
+    def acquire(self, bucket: Hashable, rate: float) -> float:
+        return float(cast(float, self._call("acquire", bucket, rate)))
+
+
+class _Response(Protocol):
+    """What a Serve deployment handle's ``.remote()`` returns."""
+
+    def result(self) -> MattingResult: ...
+
+
+class _ReplicaProcess(Protocol):
+    def remote(self, bgr: np.ndarray, analysis: bool) -> _Response: ...
+
+
+class _ReplicaHandle(Protocol):
+    """The ingress's handle on the matting replicas."""
+
+    process: _ReplicaProcess
 
 
 class MattingReplica:
@@ -91,7 +124,7 @@ class MattingReplica:
     per replica): the matte, the decontaminated foreground and the body analysis that the
     ingress's pipeline then composites exactly as plain ``serve`` does."""
 
-    def __init__(self, config: Any, settings: Any):
+    def __init__(self, config: Config, settings: ServerSettings):
         import numpy as np
 
         from livematte.server.engine import Engine
@@ -100,37 +133,44 @@ class MattingReplica:
         self._lock = threading.Lock()
         self.process(np.full((64, 64, 3), 128, np.uint8), False)  # models load now
 
-    def process(self, bgr: Any, analysis: bool) -> Any:
+    def process(self, bgr: np.ndarray, analysis: bool) -> MattingResult:
         from livematte.server.engine import MattingResult
         from livematte.server.images import RenderOptions
 
         with self._lock:  # one pipeline per replica: one picture at a time
             frame, body = self._engine._frame(bgr, None, RenderOptions(), analysis)
+        if frame.alpha is None:
+            raise RuntimeError("the matting replica's pipeline made no matte")
         return MattingResult(frame.alpha, frame.foreground, body)
 
 
 class Ingress:
     """Serves ``create_app``; built on each ingress replica by Ray Serve."""
 
-    def __init__(self, settings: Any, matting: Any):
+    def __init__(self, settings: ServerSettings, matting: _ReplicaHandle):
         import ray
 
         self._settings, self._matting = settings, matting
         self._keys = _RemoteKeys(ray.get_actor(KEYS_ACTOR))
 
-    def _process(self, bgr: Any, analysis: bool) -> Any:
+    def _process(self, bgr: np.ndarray, analysis: bool) -> MattingResult:
         # Runs on the app's worker threads (never its event loop), where a blocking wait on
         # the replica's answer is allowed.
         return self._matting.process.remote(bgr, analysis).result()
 
-    def __serve_build_asgi_app__(self) -> Any:
+    def __serve_build_asgi_app__(self) -> FastAPI:
         from livematte.server.app import create_app
 
-        return create_app(None, settings=self._settings, key_store=self._keys,
-                          process=self._process, limiter=self._keys)  # fmt: skip
+        # The actor-backed store answers every call create_app's Access makes of a KeyStore
+        # and a RateLimiter (verify, has_keys, reserve, settle; acquire).
+        store, limiter = cast("KeyStore", self._keys), cast("RateLimiter", self._keys)
+        return create_app(None, settings=self._settings, key_store=store,
+                          process=self._process, limiter=limiter)  # fmt: skip
 
 
-def build_app(config: Any, settings: Any, *, replicas: int, cpus: float, gpus: float) -> Any:
+def build_app(
+    config: Config, settings: ServerSettings, *, replicas: int, cpus: float, gpus: float
+) -> Application:
     """The Serve application graph: an ingress over ``replicas`` matting replicas.
 
     The ingress keeps the server's admission rule (``workers + queue`` requests in flight,
@@ -151,7 +191,9 @@ def build_app(config: Any, settings: Any, *, replicas: int, cpus: float, gpus: f
                                max_ongoing_requests=_PER_REPLICA)  # fmt: skip
     ingress = serve.deployment(serve.ingress()(Ingress), name="ingress",
                                ray_actor_options={"num_cpus": 0})  # fmt: skip
-    return ingress.bind(ingress_settings, matting.bind(replica_config, replica_settings))
+    # ray's stubs type serve.deployment(cls, ...) as a decorator factory; it is a Deployment.
+    replicas_app = matting.bind(replica_config, replica_settings)  # type: ignore[attr-defined]
+    return ingress.bind(ingress_settings, replicas_app)  # type: ignore[attr-defined,no-any-return]
 
 
 def add_serve_engine_args(parser: argparse.ArgumentParser) -> None:
@@ -170,7 +212,9 @@ def add_serve_engine_args(parser: argparse.ArgumentParser) -> None:
                        help="GPUs each matting replica reserves, fractions allowed")  # fmt: skip
 
 
-def start(args: argparse.Namespace, config: Any, settings: Any) -> tuple[Any, bool]:
+def start(
+    args: argparse.Namespace, config: Config, settings: ServerSettings
+) -> tuple[ActorHandle[KeyService], bool]:
     """Connect, start the key actor and the Serve app on ``args.host:args.port``; returns the
     key actor (the caller keeps it alive while serving) and whether this call started the
     connection (then the caller ends it with ``ray.shutdown()``)."""
@@ -198,7 +242,9 @@ def start(args: argparse.Namespace, config: Any, settings: Any) -> tuple[Any, bo
     return keys, owned
 
 
-def serve_on_ray(args: argparse.Namespace, config: Any, settings: Any, access: str) -> int:
+def serve_on_ray(
+    args: argparse.Namespace, config: Config, settings: ServerSettings, access: str
+) -> int:
     """``livematte serve --engine ray``: serve until Ctrl-C, then take the app down;
     ``access``: who needs a key (for the "serving on" line)."""
     import time

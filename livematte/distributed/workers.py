@@ -17,14 +17,65 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Protocol, TypedDict
 
 from livematte.config import Config
 from livematte.errors import LivematteError
+from livematte.frame import Frame
 from livematte.video import FileResult
+
+if TYPE_CHECKING:
+    from livematte.api import Pipeline
 
 #: Concurrency group for calls that must not wait for the running task.
 CONTROL = "control"
+
+
+class VideoOptions(TypedDict, total=False):
+    """``transcode``'s options for one video task (the local command's flags; those left out
+    take ``transcode``'s defaults)."""
+
+    fmt: str
+    quality: str | int
+    codec: str | None
+    preset: str
+    start: float | None
+    end: float | None
+    fps: float
+
+
+class PhotoOptions(TypedDict):
+    """``write_photo``'s options for a chunk of photos, plus the pixel limit for reading."""
+
+    matte: bool
+    analysis: Path | None
+    many: bool
+    max_pixels: int
+
+
+class RemoteMethod(Protocol):
+    """A method of a Ray actor handle: ``.remote(...)`` returns an object reference."""
+
+    def remote(self, *args: object) -> object: ...
+
+    def options(self, **kwargs: object) -> RemoteMethod: ...
+
+
+class WorkerHandle(Protocol):
+    """A ``MattingWorker`` actor as the driver holds it."""
+
+    ready: RemoteMethod
+    progress: RemoteMethod
+    cancel: RemoteMethod
+    video: RemoteMethod
+    photos: RemoteMethod
+
+
+class WorkerClass(Protocol):
+    """``actor_class``'s result: ``.remote(config)`` starts a worker."""
+
+    def remote(self, config: Config) -> WorkerHandle: ...
 
 
 @dataclass
@@ -48,11 +99,11 @@ class _Counted:
     """The pipeline as ``transcode`` sees it: ``process`` counts frames and honours cancel;
     ``reset`` passes through (a new file is a new shot)."""
 
-    def __init__(self, pipeline: Any, cancel: threading.Event):
+    def __init__(self, pipeline: Pipeline, cancel: threading.Event):
         self.pipeline, self.cancel = pipeline, cancel
         self.frames = 0
 
-    def process(self, frame: Any) -> Any:
+    def process(self, frame: Frame) -> Frame:
         if self.cancel.is_set():
             raise _Cancelled
         frame = self.pipeline.process(frame)
@@ -63,7 +114,7 @@ class _Counted:
         self.pipeline.reset()
 
 
-def _frame_count(spec: str, options: dict[str, Any]) -> int | None:
+def _frame_count(spec: str, options: VideoOptions) -> int | None:
     """The frames ``spec`` should give (for the batch progress line); None when unknown or
     unreadable (``transcode`` then reports the real error)."""
     from livematte.io.sources import open_source
@@ -107,7 +158,7 @@ class MattingWorker:
         group)."""
         self._cancel.set()
 
-    def video(self, spec: str, target: str, options: dict[str, Any],
+    def video(self, spec: str, target: str, options: VideoOptions,
               count: bool = True) -> TaskResult:  # fmt: skip
         """Run one input through ``transcode`` into ``target`` (a file, or a folder for
         png-seq), as the local batch does for that input; ``count``: read its frame count
@@ -131,14 +182,12 @@ class MattingWorker:
             self._current, self._total = None, None
         return task
 
-    def photos(self, pairs: list[tuple[str, str]], options: dict[str, Any]) -> TaskResult:
+    def photos(self, pairs: list[tuple[str, str]], options: PhotoOptions) -> TaskResult:
         """Run a chunk of photos through the ``image`` command's own ``read_photo`` and
         ``write_photo`` (livematte.photos), each into its target; a photo that fails is
         recorded and the chunk goes on.  ``options``: ``write_photo``'s, plus ``max_pixels``."""
         from livematte.photos import read_photo, write_photo
 
-        options = dict(options)
-        max_pixels = options.pop("max_pixels")
         task = TaskResult()
         self._total = len(pairs)
         self._current = counter = _Counted(self._pipeline, self._cancel)
@@ -148,8 +197,10 @@ class MattingWorker:
                     task.interrupted = True
                     break
                 try:
-                    image = read_photo(Path(source), max_pixels)
-                    write_photo(self._pipeline, image, Path(source), Path(target), **options)
+                    image = read_photo(Path(source), options["max_pixels"])
+                    write_photo(self._pipeline, image, Path(source), Path(target),
+                                matte=options["matte"], analysis=options["analysis"],
+                                many=options["many"])  # fmt: skip
                     task.results.append(FileResult(source, output=target, frames=1))
                 except LivematteError as exc:
                     task.error = exc
@@ -164,7 +215,7 @@ class MattingWorker:
             self._pipeline.close()
 
 
-def actor_class(ray: Any, *, cpus: float, gpus: float) -> Any:
+def actor_class(ray: ModuleType, *, cpus: float, gpus: float) -> WorkerClass:
     """``MattingWorker`` as a Ray actor class reserving ``cpus`` and ``gpus`` per actor."""
     remote = ray.remote(concurrency_groups={CONTROL: 1})(MattingWorker)
     return remote.options(num_cpus=cpus, num_gpus=gpus, max_restarts=0)

@@ -13,21 +13,16 @@ extension of the service's schema): ``"blazepose"`` (the landmark model) or ``"m
 person the landmark model could not fit: MoveNet's 17 keypoints, scores are MoveNet's keypoint
 scores; mouth corners are placed by face proportions with score 0, since nothing saw them).
 
-Derived parts (BlazePose has no such landmarks):
+Derived parts (BlazePose has no such landmarks): ``top_head`` and ``neck`` from
+``geometry.top_head`` / ``geometry.neck``, the same points the stickers and ID photos use (the
+module says how their constants were measured; score = the lowest visibility they were built
+from).
 
-* ``neck`` = midpoint of the two shoulders; score = the lower shoulder score.
-* ``top_head`` = eye midpoint moved "up" the head by one head-top distance, where
-  "up" is the face axis mouth midpoint -> eye midpoint (it follows head tilt), or, when the face
-  is seen too foreshortened for that axis to be trusted (eye-mouth distance under 0.3 x the ear
-  distance), the body axis neck -> ear midpoint; and the head-top distance is the larger of
-  1.7 x eye-mouth distance and 0.75 x ear-to-ear distance (adult proportions: the crown sits
-  ~11.5 cm above the eyes, the mouth ~7 cm below them, the ears ~15 cm apart; taking the larger
-  estimate survives both profile views, where the ears overlap, and a tilted-down face, where
-  the eye-mouth distance shrinks).  Score = mean visibility of the eyes and ears.
-
-``location`` is the person's box (``Person.box``) grown to include ``top_head``, clipped to the
-image when its size is given; its score is the person's score (the landmark model's pose flag,
-or MoveNet's person score for a MoveNet-only person).
+``location`` is the person's box (``Person.box``) grown to include ``geometry.hair_top`` (a
+person's box holds their hair: on the service's own example its location's top is 90, its
+top_head 210 and our hair top 120, our top_head 210), clipped to the image when its size is
+given; its score is the person's score (the landmark model's pose flag, or MoveNet's person
+score for a MoveNet-only person).
 
 Example::
 
@@ -36,11 +31,12 @@ Example::
 
 from __future__ import annotations
 
-from typing import Any
+from typing import NotRequired, TypedDict
 
 import numpy as np
 
 from livematte.frame import LANDMARK_INDEX, LANDMARK_NAMES, Person
+from livematte.pipeline import geometry
 
 #: Service part name -> BlazePose landmark name (None: derived, see the module docstring).
 BODY_PARTS: dict[str, str | None] = {
@@ -67,78 +63,82 @@ BODY_PARTS: dict[str, str | None] = {
     "right_ankle": "right_ankle",
 }
 
-#: Head-top distance as multiples of the eye-mouth and ear-to-ear distances.
-TOP_HEAD_PER_FACE = 1.7
-TOP_HEAD_PER_EARS = 0.75
-#: Below this eye-mouth / ear-distance ratio the face axis is too foreshortened to trust.
-MIN_FACE_AXIS_RATIO = 0.3
+
+class PartJSON(TypedDict):
+    """One body part: position (pixels) and score."""
+
+    score: float
+    x: float
+    y: float
 
 
-def _part(x: float, y: float, score: float) -> dict[str, float]:
+class LocationJSON(TypedDict):
+    """A person's box (pixels) and score."""
+
+    score: float
+    top: float
+    left: float
+    width: float
+    height: float
+
+
+class LandmarkJSON(TypedDict):
+    """One of the 33 landmarks (extension)."""
+
+    x: float
+    y: float
+    visibility: float
+    presence: float
+
+
+class PersonJSON(TypedDict):
+    """One entry of ``person_info``."""
+
+    body_parts: dict[str, PartJSON]
+    location: LocationJSON
+    source: str
+    track_id: NotRequired[int]
+    landmarks: NotRequired[dict[str, LandmarkJSON]]
+
+
+class AnalysisJSON(TypedDict):
+    """The service's body-analysis result."""
+
+    person_num: int
+    person_info: list[PersonJSON]
+
+
+def _part(x: float, y: float, score: float) -> PartJSON:
     return {"score": round(float(score), 4), "x": round(float(x), 2), "y": round(float(y), 2)}
 
 
-def _mid(lm: np.ndarray, a: str, b: str) -> np.ndarray:
-    return (lm[LANDMARK_INDEX[a], :2] + lm[LANDMARK_INDEX[b], :2]) / 2.0
+#: The derived parts' definitions.
+DERIVED_PARTS = {"top_head": geometry.top_head, "neck": geometry.neck}
 
 
-def derive_neck(landmarks: np.ndarray) -> tuple[np.ndarray, float]:
-    """Neck point (x, y) and score from (33, >=3) landmarks: the shoulder midpoint."""
-    lm = np.asarray(landmarks, dtype=np.float64)
-    score = min(lm[LANDMARK_INDEX["left_shoulder"], 2], lm[LANDMARK_INDEX["right_shoulder"], 2])
-    return _mid(lm, "left_shoulder", "right_shoulder"), float(score)
-
-
-def derive_top_head(landmarks: np.ndarray) -> tuple[np.ndarray, float]:
-    """Top-of-head point (x, y) and score from (33, >=3) landmarks (see module docstring)."""
-    lm = np.asarray(landmarks, dtype=np.float64)
-    eyes = _mid(lm, "left_eye", "right_eye")
-    mouth = _mid(lm, "mouth_left", "mouth_right")
-    ears = _mid(lm, "left_ear", "right_ear")
-    neck, _ = derive_neck(lm)
-    face_axis = eyes - mouth
-    face_len = float(np.hypot(*face_axis))
-    ear_dist = float(
-        np.hypot(*(lm[LANDMARK_INDEX["left_ear"], :2] - lm[LANDMARK_INDEX["right_ear"], :2]))
-    )
-    if face_len > 1e-6 and face_len >= MIN_FACE_AXIS_RATIO * ear_dist:
-        up = face_axis / face_len
-    else:
-        body_axis = ears - neck
-        norm = float(np.hypot(*body_axis))
-        up = body_axis / norm if norm > 1e-6 else np.array([0.0, -1.0])
-    distance = max(TOP_HEAD_PER_FACE * face_len, TOP_HEAD_PER_EARS * ear_dist)
-    names = ("left_eye", "right_eye", "left_ear", "right_ear")
-    score = float(np.mean([lm[LANDMARK_INDEX[n], 2] for n in names]))
-    return eyes + up * distance, score
-
-
-def body_parts(person: Person) -> dict[str, dict[str, float]]:
+def body_parts(person: Person) -> dict[str, PartJSON]:
     """The 21 service body parts of one person: ``{name: {"score", "x", "y"}}``."""
     lm = person.landmarks
-    parts: dict[str, dict[str, float]] = {}
+    parts: dict[str, PartJSON] = {}
     for name, source in BODY_PARTS.items():
         if source is not None:
             row = lm[LANDMARK_INDEX[source]]
             parts[name] = _part(row[0], row[1], row[2])
-        elif name == "neck":
-            point, score = derive_neck(lm)
-            parts[name] = _part(point[0], point[1], score)
         else:
-            point, score = derive_top_head(lm)
+            point, score = DERIVED_PARTS[name](lm)
             parts[name] = _part(point[0], point[1], score)
     return parts
 
 
-def location(person: Person, image_size: tuple[int, int] | None = None) -> dict[str, float]:
-    """``{"score", "top", "left", "width", "height"}``: the person's box including the head top.
+def location(person: Person, image_size: tuple[int, int] | None = None) -> LocationJSON:
+    """``{"score", "top", "left", "width", "height"}``: the person's box including the hair top.
 
     Args:
         person: the person.
         image_size: (width, height) to clip the box to, or None to leave it unclipped.
     """
     left, top, right, bottom = (float(v) for v in person.box)
-    head, _ = derive_top_head(person.landmarks)
+    head, _ = geometry.hair_top(person.landmarks)
     left, right = min(left, head[0]), max(right, head[0])
     top, bottom = min(top, head[1]), max(bottom, head[1])
     if image_size is not None:
@@ -154,7 +154,7 @@ def location(person: Person, image_size: tuple[int, int] | None = None) -> dict[
     }
 
 
-def landmarks_json(person: Person) -> dict[str, dict[str, float]]:
+def landmarks_json(person: Person) -> dict[str, LandmarkJSON]:
     """All 33 named landmarks: ``{name: {"x", "y", "visibility", "presence"}}``."""
     return {
         name: {
@@ -171,7 +171,7 @@ def analysis_json(
     people: list[Person],
     image_size: tuple[int, int] | None = None,
     include_landmarks: bool = False,
-) -> dict[str, Any]:
+) -> AnalysisJSON:
     """The service's body-analysis result for a list of people.
 
     Args:
@@ -187,7 +187,7 @@ def analysis_json(
     """
     info = []
     for person in people:
-        entry: dict[str, Any] = {
+        entry: PersonJSON = {
             "body_parts": body_parts(person),
             "location": location(person, image_size),
             "source": person.source,

@@ -1,7 +1,7 @@
 """ID photos: crop and scale a composited portrait to a standard size, with DPI metadata.
 
-The head is found from the pose keypoints (crown and chin estimated from the eyes and mouth,
-see ``stickers.anchor_points``), levelled so the eye line is horizontal, scaled so the head
+The head is found from the pose keypoints (hair top and chin estimated from the eyes and mouth,
+see ``geometry``), levelled so the eye line is horizontal, scaled so the head
 (chin to crown) fills the standard's fraction of the photo height, centred horizontally, and
 placed with the standard's margin above the crown.  Use it with a plain background, e.g.
 ``--bg white`` / ``blue`` / ``red`` (the usual ID-photo colours, see ``effects.NAMED_COLOURS``).
@@ -47,8 +47,8 @@ from livematte.errors import ConfigError, SinkError, SourceError
 from livematte.frame import Frame, Mode, Person, largest_person
 from livematte.io.sinks import stderr_notice
 from livematte.outputs import atomic_path
+from livematte.pipeline import geometry
 from livematte.pipeline.compose import cover_fit
-from livematte.pipeline.stickers import anchor_points, fold_angle
 
 
 @dataclass(frozen=True)
@@ -136,42 +136,22 @@ def head_geometry(person: Person, alpha: np.ndarray | None = None) -> Head:
 
     With the matte (``alpha``), the crown is the top of the hair found in it above the eyes
     (standards measure to the top of the head, and hair volume varies too much for the
-    keypoint-only estimate); without it, the crown comes from average head proportions.
+    keypoint-only estimate); without it, ``geometry.hair_top``.
     """
-    pts = anchor_points(person.landmarks)
-    d = pts["left_eye"][0] - pts["right_eye"][0]
-    eyes, crown = pts["between_eyes"][0], pts["top_head"][0]
+    lm = person.landmarks
+    eyes, _ = geometry.midpoint(lm, "left_eye", "right_eye")
+    crown, score = geometry.hair_top(lm)
     if alpha is not None:
-        crown = _matte_crown(alpha, eyes, pts["up"][0], float(pts["unit:face"][0][0]), crown)
+        crown = geometry.matte_crown(
+            alpha, eyes, geometry.face_up(lm), geometry.face_unit(lm), crown
+        )
     return Head(
         crown=crown,
-        chin=pts["chin"][0],
+        chin=geometry.chin(lm)[0],
         eyes=eyes,
-        angle=fold_angle(math.atan2(d[1], d[0])),
-        score=pts["top_head"][1],
+        angle=geometry.eye_line_angle(lm),
+        score=score,
     )
-
-
-def _matte_crown(
-    alpha: np.ndarray, eyes: np.ndarray, up: np.ndarray, face: float, fallback: np.ndarray
-) -> np.ndarray:
-    """Walk up from the eyes along the face's axis until the matte ends (1.4..3.2 face units)."""
-    h, w = alpha.shape[:2]
-    side = np.array([-up[1], up[0]])
-    steps = np.arange(1.0, 3.6, 0.05) * face
-    best = 0.0
-    for lateral in (-0.3, 0.0, 0.3):  # a few parallel lines: a parting must not stop the walk
-        pts = eyes + lateral * face * side + steps[:, None] * up
-        xs = np.clip(np.round(pts[:, 0]).astype(int), 0, w - 1)
-        ys = np.clip(np.round(pts[:, 1]).astype(int), 0, h - 1)
-        inside = alpha[ys, xs] > 0.5
-        inside &= (pts[:, 0] >= 0) & (pts[:, 0] < w) & (pts[:, 1] >= 0) & (pts[:, 1] < h)
-        n = int(np.argmin(inside)) if not inside.all() else len(inside)
-        if n > 0:
-            best = max(best, float(steps[n - 1]))
-    if best < 1.4 * face or best > 3.2 * face:  # matte missing or merged with something
-        return fallback
-    return eyes + up * best
 
 
 def id_photo_matrix(head: Head, size: PhotoSize, level: bool = True) -> np.ndarray:
@@ -216,7 +196,8 @@ def make_id_photo(
     return cv2.warpAffine(src, matrix, size.pixels, flags=interp, borderMode=cv2.BORDER_REPLICATE)
 
 
-#: Minimum visibility of the eyes and mouth for a head to be trusted.
+#: Minimum visibility of what the head top is built from (eyes, and mouth or ears: see
+#: ``geometry.top_head``) for a head to be trusted.
 MIN_HEAD_SCORE = 0.3
 
 
@@ -264,7 +245,7 @@ class IdPhotoStage:
                 f"largest clear face (box {left},{top}-{right},{bottom})"
             )
         head = head_geometry(person) if person is not None else None
-        if head is None or head.score < self.min_score or head.height < 4:
+        if person is None or head is None or head.score < self.min_score or head.height < 4:
             if frame.mode is Mode.IMAGE:
                 raise SourceError(
                     "ID photo: no clear face found; use a frontal photo showing the whole head"

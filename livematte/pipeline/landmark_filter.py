@@ -118,7 +118,7 @@ class OneEuroFilter:
                     return x.copy()
                 self.frequency = 1.0 / (t - self._last_time)
             self._last_time = t
-        if self._value is None:
+        if self._value is None or self._last_raw is None or self._speed is None:
             self._value = x.copy()
             self._last_raw = x.copy()
             self._speed = np.zeros_like(x)

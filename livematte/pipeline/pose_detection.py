@@ -192,7 +192,9 @@ def weighted_nms(
         return dets
     order = np.argsort(-dets.scores, kind="stable")
     remaining = order
-    scores, boxes, kps = [], [], []
+    scores: list[float] = []
+    boxes: list[np.ndarray] = []
+    kps: list[np.ndarray] = []
     while remaining.size and (max_count is None or len(scores) < max_count):
         best = remaining[0]
         iou = box_iou(dets.boxes[best], dets.boxes[remaining])[0]
@@ -201,7 +203,7 @@ def weighted_nms(
             group = remaining[:1]
         w = dets.scores[group].astype(np.float64)
         total = w.sum()
-        scores.append(dets.scores[best])
+        scores.append(float(dets.scores[best]))
         boxes.append((dets.boxes[group] * w[:, None]).sum(axis=0) / total)
         kps.append((dets.keypoints[group] * w[:, None, None]).sum(axis=0) / total)
         remaining = remaining[~np.isin(remaining, group)]

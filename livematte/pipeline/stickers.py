@@ -6,7 +6,7 @@ each sticker is an RGBA image plus a placement rule::
     name = "party"
     [[sticker]]
     image = "party_hat.png"      # next to the TOML file, else in livematte/stickers/
-    anchor = "top_head"          # a keypoint or derived point (see ANCHORS); a list = their mean
+    anchor = "top_head"          # a keypoint or derived point (geometry.DERIVED); a list = mean
     unit = "face"                # eye_distance | face | shoulder_width | head_height
     width = 2.2                  # sticker width, in units
     offset = [0.0, 0.5]          # in units, along / across the rotation line (+y = down)
@@ -25,35 +25,23 @@ from __future__ import annotations
 import math
 import time
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import cv2
 import numpy as np
 
 from livematte.config import Config, RuntimeConfig, StickersConfig
 from livematte.errors import ConfigError, SourceError
-from livematte.frame import LANDMARK_INDEX, LANDMARK_NAMES, Frame, Mode, largest_person
+from livematte.frame import LANDMARK_NAMES, Frame, Mode, largest_person
 from livematte.pipeline.compose import paste_sprite, premultiply
+from livematte.pipeline.geometry import DERIVED, UNITS, Point, anchor_points, fold_angle
 
 PACK_DIR = Path(__file__).resolve().parent.parent / "configs" / "stickers"
 ART_DIR = Path(__file__).resolve().parent.parent / "stickers"
 
-#: Derived anchors, in addition to the 33 landmark names.
-DERIVED = (
-    "between_eyes",
-    "mouth",
-    "top_head",
-    "forehead",
-    "chin",
-    "neck",
-    "mid_shoulders",
-    "mid_hips",
-    "chest",
-)
 ANCHORS = LANDMARK_NAMES + DERIVED
-UNITS = ("eye_distance", "face", "shoulder_width", "head_height")
 ROTATIONS = {
     "eyes": ("right_eye", "left_eye"),
     "shoulders": ("right_shoulder", "left_shoulder"),
@@ -61,72 +49,6 @@ ROTATIONS = {
     "ears": ("right_ear", "left_ear"),
     "mouth": ("mouth_right", "mouth_left"),
 }
-# Proportions of an average head, in units of ``face`` (~ the distance between the eye centres):
-# the eyes sit half-way between the crown and the chin, ~1.9 units from each.
-CROWN_ABOVE_EYES = 1.9
-CHIN_PER_EYE_MOUTH = 1.7  # chin below the eyes, in eye-to-mouth distances
-
-
-def _apart(lm: np.ndarray, a: str, b: str) -> np.ndarray:
-    """Vector from landmark ``b`` to landmark ``a`` (pixels)."""
-    return lm[LANDMARK_INDEX[a], :2] - lm[LANDMARK_INDEX[b], :2]
-
-
-def _mid(lm: np.ndarray, a: str, b: str) -> tuple[np.ndarray, float]:
-    pa, pb = lm[LANDMARK_INDEX[a]], lm[LANDMARK_INDEX[b]]
-    return (pa[:2] + pb[:2]) / 2.0, float(min(pa[2], pb[2]))
-
-
-def anchor_points(landmarks: np.ndarray) -> dict[str, tuple[np.ndarray, float]]:
-    """Every anchor of one person: name -> (xy float64 pixels, score = min visibility used).
-
-    Derived points: ``between_eyes``, ``mouth``, ``top_head`` (crown, above the eye line along
-    the face's up direction), ``forehead``, ``chin``, ``neck``, ``mid_shoulders``, ``mid_hips``,
-    ``chest``.  Also the units (as ``unit:NAME`` -> (length, score)) and ``up`` (unit vector).
-    """
-    lm = np.asarray(landmarks, np.float64)
-    out: dict[str, tuple[np.ndarray, float]] = {
-        n: (lm[i, :2], float(lm[i, 2])) for n, i in LANDMARK_INDEX.items()
-    }
-    eyes, s_eyes = _mid(lm, "left_eye", "right_eye")
-    mouth, s_mouth = _mid(lm, "mouth_left", "mouth_right")
-    shoulders, s_sh = _mid(lm, "left_shoulder", "right_shoulder")
-    hips, s_hips = _mid(lm, "left_hip", "right_hip")
-    eye_vec = _apart(lm, "left_eye", "right_eye")
-    eye_dist = float(np.hypot(*eye_vec))
-    to_mouth = mouth - eyes
-    em = float(np.hypot(*to_mouth))
-    # "up" is perpendicular to the eye line, on the side away from the mouth.
-    up = np.array([eye_vec[1], -eye_vec[0]]) / max(eye_dist, 1e-6)
-    if eye_dist < 1e-6:
-        up = -to_mouth / max(em, 1e-6)
-    elif float(up @ to_mouth) > 0:
-        up = -up
-    # The eye distance collapses when the head turns sideways; the eye-mouth distance does not.
-    face = max(eye_dist, em / 1.1)
-    s_face = min(s_eyes, s_mouth)
-    corners = [LANDMARK_INDEX["mouth_left"], LANDMARK_INDEX["mouth_right"]]
-    if lm.shape[1] > 3 and not lm[corners, 3].any():
-        # Presence 0: a MoveNet-only person, whose mouth was placed by face proportions from
-        # the eyes and nose (coco_landmarks.landmarks_from_keypoints); those are what was seen.
-        s_face = min(s_eyes, float(lm[LANDMARK_INDEX["nose"], 2]))
-    chin_drop = max(float(-up @ to_mouth), 0.0) * CHIN_PER_EYE_MOUTH
-    out["between_eyes"] = (eyes, s_eyes)
-    out["mouth"] = (mouth, s_mouth)
-    out["top_head"] = (eyes + up * CROWN_ABOVE_EYES * face, s_face)
-    out["forehead"] = (eyes + up * 0.8 * face, s_face)
-    out["chin"] = (eyes - up * chin_drop, s_face)
-    out["neck"] = (shoulders + 0.35 * (mouth - shoulders), min(s_sh, s_mouth))
-    out["mid_shoulders"] = (shoulders, s_sh)
-    out["mid_hips"] = (hips, s_hips)
-    out["chest"] = (shoulders + 0.25 * (hips - shoulders), min(s_sh, s_hips))
-    sw = float(np.hypot(*_apart(lm, "left_shoulder", "right_shoulder")))
-    out["unit:eye_distance"] = (np.array([eye_dist, 0.0]), s_eyes)
-    out["unit:face"] = (np.array([face, 0.0]), s_face)
-    out["unit:shoulder_width"] = (np.array([sw, 0.0]), s_sh)
-    out["unit:head_height"] = (np.array([CROWN_ABOVE_EYES * face + chin_drop, 0.0]), s_face)
-    out["up"] = (up, s_face)
-    return out
 
 
 @dataclass
@@ -155,7 +77,7 @@ class Sticker:
         elif img.shape[2] == 3:
             img = cv2.cvtColor(img, cv2.COLOR_BGR2BGRA)
         if img.dtype != np.uint8:
-            img = (img >> 8).astype(np.uint8)
+            img = (img.astype(np.uint16) >> 8).astype(np.uint8)
         level = premultiply(img)
         self.levels = [level]
         while min(level.shape[:2]) > 16:
@@ -173,20 +95,9 @@ class Placement:
     angle: float
 
 
-def fold_angle(angle: float) -> float:
-    """Fold a line's angle into (-90, 90] degrees (radians)."""
-    # People are assumed upright: a line seen "backwards" (person facing away, so their left is
-    # on the picture's left) must not turn the hat upside down.
-    if angle > math.pi / 2:
-        return angle - math.pi
-    if angle <= -math.pi / 2:
-        return angle + math.pi
-    return angle
-
-
 def place(
     sticker: Sticker,
-    points: dict[str, tuple[np.ndarray, float]],
+    points: dict[str, Point],
     min_score: float,
     scale: float = 1.0,
 ) -> Placement | None:
@@ -234,23 +145,42 @@ def sprite_matrix(sticker: Sticker, p: Placement) -> tuple[np.ndarray, np.ndarra
 _STICKER_KEYS = {"image", "anchor", "width", "unit", "offset", "pivot", "rotate", "angle", "z"}
 
 
-def _parse_sticker(raw: dict[str, Any], where: str, base: Path) -> Sticker:
+def _number(value: object, where: str) -> float:
+    """A TOML number (or numeric text) as float."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ConfigError(f"{where}: expected a number, got {value!r}")
+    return float(value)
+
+
+def _pair(value: object, where: str) -> tuple[float, float]:
+    """A TOML pair of numbers ``[a, b]``."""
+    if not isinstance(value, list | tuple) or len(value) != 2:
+        raise ConfigError(f"{where}: expected two numbers [a, b], got {value!r}")
+    return _number(value[0], where), _number(value[1], where)
+
+
+def _parse_sticker(raw: object, where: str, base: Path) -> Sticker:
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{where}: expected a [[sticker]] table, got {raw!r}")
     unknown = set(raw) - _STICKER_KEYS
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
     try:
         anchor = raw["anchor"]
-        anchors = (anchor,) if isinstance(anchor, str) else tuple(anchor)
+        if not isinstance(anchor, str | list):
+            raise ConfigError(f"{where}.anchor: expected a point name or a list of them")
+        anchors = (anchor,) if isinstance(anchor, str) else tuple(str(a) for a in anchor)
         if not anchors:
             raise ConfigError(f"{where}.anchor: name at least one point")
-        if not float(raw["width"]) > 0:
+        width = _number(raw["width"], f"{where}.width")
+        if not width > 0:
             raise ConfigError(f"{where}.width: must be above 0")
         for name in anchors:
             if name not in ANCHORS:
                 raise ConfigError(
                     f"{where}.anchor: unknown point {name!r}; known: {', '.join(ANCHORS)}"
                 )
-        unit = raw.get("unit", "eye_distance")
+        unit = str(raw.get("unit", "eye_distance"))
         if unit not in UNITS:
             raise ConfigError(f"{where}.unit: {unit!r} is not one of {', '.join(UNITS)}")
         rot = raw.get("rotate", "eyes")
@@ -265,8 +195,10 @@ def _parse_sticker(raw: dict[str, Any], where: str, base: Path) -> Sticker:
                 )
             rotate = ROTATIONS[rot]
         else:
+            if not isinstance(rot, list) or len(rot) != 2:
+                raise ConfigError(f"{where}.rotate: expected two point names, got {rot!r}")
             rotate = (str(rot[0]), str(rot[1]))
-            if not set(rotate) <= set(ANCHORS) or len(rot) != 2:
+            if not set(rotate) <= set(ANCHORS):
                 raise ConfigError(f"{where}.rotate: expected two point names, got {rot!r}")
         z = raw.get("z", "front")
         if z not in ("front", "behind"):
@@ -277,12 +209,12 @@ def _parse_sticker(raw: dict[str, Any], where: str, base: Path) -> Sticker:
         return Sticker(
             image=image,
             anchor=anchors,
-            width=float(raw["width"]),
+            width=width,
             unit=unit,
-            offset=(float(raw.get("offset", (0, 0))[0]), float(raw.get("offset", (0, 0))[1])),
-            pivot=(float(raw.get("pivot", (0.5, 0.5))[0]), float(raw.get("pivot", (0.5, 0.5))[1])),
+            offset=_pair(raw.get("offset", [0.0, 0.0]), f"{where}.offset"),
+            pivot=_pair(raw.get("pivot", [0.5, 0.5]), f"{where}.pivot"),
             rotate=rotate,
-            angle=float(raw.get("angle", 0.0)),
+            angle=_number(raw.get("angle", 0.0), f"{where}.angle"),
             behind=z == "behind",
         )
     except KeyError as exc:

@@ -32,11 +32,12 @@ import json
 import logging
 import os
 import re
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
+import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -47,16 +48,19 @@ from starlette.requests import ClientDisconnect
 
 from livematte.server import errors as E
 from livematte.server.access import Access
-from livematte.server.engine import Engine, MattingResult, ServerSettings
+from livematte.server.engine import Engine, MattingResult, Outcome, ServerSettings
 from livematte.server.errors import ApiError, envelope
 from livematte.server.form import openapi_extra, parse_options
 from livematte.server.images import MEDIA_TYPES, RenderOptions, make_zip
 from livematte.server.keys import BalanceError, KeyStore, KeyStoreError, RateLimiter
 from livematte.server.middleware import BodyLimit, SecurityHeaders, error_response
 
+if TYPE_CHECKING:
+    from livematte.config import Config
+
 log = logging.getLogger("livematte.server")
 STATIC = Path(__file__).parent / "static"
-ProcessFn = Callable[[Any, bool], MattingResult]
+ProcessFn = Callable[[np.ndarray, bool], MattingResult]
 
 
 @dataclass(frozen=True)
@@ -76,7 +80,7 @@ def _stem(filename: str | None, index: int) -> str:
 
 
 def create_app(
-    config: Any = None,
+    config: Config | str | Path | None = None,
     *,
     settings: ServerSettings | None = None,
     key_store: KeyStore | None = None,
@@ -115,7 +119,7 @@ def create_app(
     from contextlib import asynccontextmanager
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI):
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         if settings.warmup:
             await engine.warmup()
         yield
@@ -240,14 +244,14 @@ def create_app(
             if kind == "png":
                 headers["Content-Disposition"] = f'inline; filename="{name}"'
                 return Response(data, media_type=MEDIA_TYPES[ext], headers=headers)
-            payload: dict[str, Any] = {"imageBase64": base64.b64encode(data).decode("ascii")}
+            payload: dict[str, object] = {"imageBase64": base64.b64encode(data).decode("ascii")}
             if analysis:
                 payload = {"bodyAnalysis": body, **payload}
             return JSONResponse(envelope(0, payload), headers=headers)
         return _batch_response(uploads, outcomes, analysis, headers)
 
     def _batch_response(
-        uploads: list[_Upload], outcomes: list[Any], analysis: bool, headers: dict[str, str]
+        uploads: list[_Upload], outcomes: list[Outcome], analysis: bool, headers: dict[str, str]
     ) -> Response:
         failures = [o for o in outcomes if isinstance(o, ApiError)]
         if len(failures) == len(outcomes):
@@ -302,11 +306,11 @@ def create_app(
         return await handle(request, "analysis")
 
     @app.get("/health", summary="Liveness and load")
-    async def health() -> dict[str, Any]:
+    async def health() -> dict[str, object]:
         return {"status": "ok", "version": __version__, **engine.load()}
 
     @app.get("/api/v1/info", summary="Limits and whether this client needs a key")
-    async def info(request: Request) -> dict[str, Any]:
+    async def info(request: Request) -> dict[str, object]:
         return {
             "keyless": access.is_keyless(request),
             "max_batch": settings.max_batch,
@@ -338,4 +342,11 @@ def _app_from_env() -> FastAPI:
     return create_app(preset, settings=replace(ServerSettings(), keyless=keyless))
 
 
-app = _app_from_env()
+def __getattr__(name: str) -> FastAPI:
+    """``app`` is built on first access (``uvicorn livematte.server.app:app``), not at import:
+    importing this module for ``create_app`` must not build an engine and its thread pool."""
+    if name == "app":
+        built = _app_from_env()
+        globals()["app"] = built
+        return built
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -21,7 +21,8 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeAlias, TypeVar
 
 import cv2
 import numpy as np
@@ -42,10 +43,17 @@ from livematte.server.images import (
 )
 from livematte.server.keys import DEFAULT_RATE
 
+if TYPE_CHECKING:
+    from livematte.api import Pipeline, Stage
+    from livematte.config import Config
+    from livematte.pipeline.body_parts import AnalysisJSON
+
+T = TypeVar("T")
+
 log = logging.getLogger("livematte.server")
 
 #: One processed upload: (bytes, extension, bodyAnalysis or None), or the error it met.
-Outcome = tuple[bytes, str, dict | None] | ApiError
+Outcome: TypeAlias = "tuple[bytes, str, AnalysisJSON | None] | ApiError"
 
 
 @dataclass(frozen=True)
@@ -102,7 +110,7 @@ class MattingResult:
 
     alpha: np.ndarray  # HxW float32 0..1
     foreground: np.ndarray | None  # HxWx3 uint8 BGR, decontaminated; None: use the input
-    analysis: dict | None = None  # the bodyAnalysis to answer, when asked for
+    analysis: AnalysisJSON | None = None  # the bodyAnalysis to answer, when asked for
 
 
 class _InjectedFront:
@@ -110,7 +118,7 @@ class _InjectedFront:
 
     def __init__(self, process: Callable[[np.ndarray, bool], MattingResult], analysis: bool):
         self._process, self._analysis = process, analysis
-        self.analysis: dict | None = None
+        self.analysis: AnalysisJSON | None = None
 
     def process(self, frame: Frame) -> Frame:
         result = self._process(frame.image, self._analysis)
@@ -125,7 +133,7 @@ class _InjectedFront:
         pass
 
 
-def server_config(config: Any, workers: int) -> Any:
+def server_config(config: Config | str | Path | None, workers: int) -> Config:
     """The pipeline config the server runs: the preset (default "photo") in IMAGE mode.
 
     ``config`` is a ``Config``, a preset name/path, or None for the "photo" preset.  With
@@ -154,7 +162,7 @@ class Engine:
 
     def __init__(
         self,
-        config: Any,
+        config: Config | str | Path | None,
         settings: ServerSettings,
         process: Callable[[np.ndarray, bool], MattingResult] | None = None,
     ):
@@ -167,7 +175,7 @@ class Engine:
         self._in_flight = 0
         self._lock = threading.Lock()
         self._local = threading.local()
-        self._pipelines: dict[int, Any] = {}  # thread id -> its current pipeline
+        self._pipelines: dict[int, Pipeline] = {}  # thread id -> its current pipeline
 
     def matting_model(self) -> str:
         """The matting model and provider the workers use (``X-Livematte-Model``)."""
@@ -196,7 +204,7 @@ class Engine:
         with self._lock:
             self._in_flight -= 1
 
-    async def submit(self, fn: Callable[..., Any], *args: Any) -> Any:
+    async def submit(self, fn: Callable[..., T], *args: object) -> T:
         """Run ``fn(*args)`` on a worker; ApiError 1201 at once when the pool is full."""
         with self._lock:
             if self._in_flight >= self._capacity:
@@ -289,7 +297,7 @@ class Engine:
 
     def _one(
         self, data: bytes, options: RenderOptions, analysis: bool, background: np.ndarray | None
-    ) -> tuple[bytes, str, dict | None]:
+    ) -> tuple[bytes, str, AnalysisJSON | None]:
         decoded = self._decode(data)
         bgr, input_alpha = decoded.bgr, decoded.alpha
         if options.preview:
@@ -309,7 +317,7 @@ class Engine:
         options: RenderOptions,
         analysis: bool,
         background: np.ndarray | None = None,
-    ) -> tuple[Frame, dict | None]:
+    ) -> tuple[Frame, AnalysisJSON | None]:
         """Run this thread's pipeline, set up for this request, on one picture."""
         from livematte.config import replace as with_overrides
 
@@ -330,14 +338,16 @@ class Engine:
             body = analysis_json(frame.people, frame.size)
         return frame, body
 
-    def _pipeline(self, config: Any, analysis: bool) -> Any:
+    def _pipeline(self, config: Config, analysis: bool) -> Pipeline:
         """This thread's pipeline for ``config``: its stages whose config is unchanged are kept
         (models load once per thread), the others are made anew."""
         from livematte.api import build_pipeline
 
         current = getattr(self._local, "pipeline", None)
         if current is None:
-            front = None if self._inject is None else [_InjectedFront(self._inject, analysis)]
+            front: list[Stage] | None = None
+            if self._inject is not None:
+                front = [_InjectedFront(self._inject, analysis)]
             current = build_pipeline(config, front=front)
         elif self._inject is not None:
             current.close()

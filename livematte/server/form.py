@@ -7,7 +7,7 @@ The fields that change the picture map onto the same config keys as the CLI's fl
 from __future__ import annotations
 
 import re
-from typing import Any
+from collections.abc import Mapping
 
 from starlette.datastructures import UploadFile
 
@@ -15,7 +15,10 @@ from livematte.server import errors as E
 from livematte.server.errors import ApiError
 from livematte.server.images import RenderOptions
 
-_UPLOAD_SCHEMA: dict[str, Any] = {
+#: A parsed multipart form (starlette's ``FormData`` is one): field name -> text or file.
+Form = Mapping[str, "str | UploadFile"]
+
+_UPLOAD_SCHEMA: dict[str, object] = {
     "type": "object",
     "required": ["file"],
     "properties": {
@@ -45,7 +48,7 @@ _UPLOAD_SCHEMA: dict[str, Any] = {
 }
 
 
-def openapi_extra(description: str, ok: dict[str, Any]) -> dict[str, Any]:
+def openapi_extra(description: str, ok: Mapping[str, object]) -> dict[str, object]:
     """OpenAPI for a hand-parsed multipart route (parsed by hand to check the key first)."""
     codes = ", ".join(f"{e.code} ({e.status})" for e in E.ALL_CODES)
     return {
@@ -93,7 +96,7 @@ def _fraction(value: str, field: str) -> float:
     return number
 
 
-def parse_look(form: Any) -> dict[str, object]:
+def parse_look(form: Form) -> dict[str, object]:
     """The fields that change the picture -> config overrides, the keys the CLI's flags set
     (``--bg``, ``--stickers``, ``--id-photo``, ``--dim``, ...), so a request and the same
     command line give the same pixels.
@@ -171,7 +174,7 @@ _FORMATS = {"png": "png", "jpg": "jpg", "jpeg": "jpg", "zip": "zip"}
 _CHANNELS = {"rgba": "rgba", "alpha": "alpha"}
 
 
-def parse_options(form: Any) -> RenderOptions:
+def parse_options(form: Form) -> RenderOptions:
     """The optional fields -> RenderOptions (unknown fields are ignored, as other APIs do)."""
 
     def text(name: str) -> str | None:

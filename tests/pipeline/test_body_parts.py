@@ -10,14 +10,8 @@ import pytest
 from media import STANDING_POSE
 
 from livematte.frame import LANDMARK_NAMES, Person
-from livematte.pipeline.body_parts import (
-    BODY_PARTS,
-    analysis_json,
-    body_parts,
-    derive_neck,
-    derive_top_head,
-    location,
-)
+from livematte.pipeline import geometry
+from livematte.pipeline.body_parts import BODY_PARTS, analysis_json, body_parts, location
 
 SERVICE_PARTS = {
     "nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_mouth_corner",
@@ -61,20 +55,22 @@ def test_body_parts_values_and_sides() -> None:
     assert parts["left_wrist"] == {"score": pytest.approx(0.9), "x": 355.0, "y": 230.0}
 
 
-def test_neck_is_shoulder_midpoint() -> None:
+def test_neck_is_above_the_shoulder_midpoint() -> None:
     person = _upright_person()
     person.landmarks[12, 2] = 0.4
-    neck, score = derive_neck(person.landmarks)
-    assert neck == pytest.approx([300, 130])
+    neck, score = geometry.neck(person.landmarks)
+    mouth_y = person.landmarks[[9, 10], 1].mean()
+    assert neck == pytest.approx([300, 130 + geometry.NECK_ALONG * (mouth_y - 130)])
     assert score == pytest.approx(0.4)
+    assert body_parts(person)["neck"]["y"] == pytest.approx(neck[1], abs=0.01)
 
 
 def test_top_head_above_eyes_and_follows_tilt() -> None:
-    upright, _ = derive_top_head(_upright_person().landmarks)
+    upright, _ = geometry.top_head(_upright_person().landmarks)
     eyes_y = 250 - 170
     assert upright[0] == pytest.approx(300)
-    assert eyes_y - 40 < upright[1] < eyes_y - 25  # ~1.7 x the 20 px eye-mouth distance
-    tilted, _ = derive_top_head(_upright_person(30).landmarks)
+    assert eyes_y - 40 < upright[1] < eyes_y - 25  # ~1.58 x the 20 px eye-mouth distance
+    tilted, _ = geometry.top_head(_upright_person(30).landmarks)
     assert tilted[0] > 300 + 10  # tilting clockwise moves the crown to the image right
 
 
@@ -82,14 +78,14 @@ def test_top_head_falls_back_to_body_axis() -> None:
     person = _upright_person()
     lm = person.landmarks
     lm[[9, 10], :2] = lm[[2, 5], :2].mean(axis=0)  # mouth collapsed onto the eyes
-    top, _ = derive_top_head(lm)
+    top, _ = geometry.top_head(lm)
     assert top[1] < 250 - 170 and abs(top[0] - 300) < 1.0
 
 
 def test_location_includes_head_and_clips() -> None:
     person = _upright_person()
     loc = location(person)
-    top, _ = derive_top_head(person.landmarks)
+    top, _ = geometry.hair_top(person.landmarks)
     assert loc["top"] == pytest.approx(top[1], abs=0.01)
     assert loc["left"] == 245.0 and loc["width"] == pytest.approx(110.0)
     assert loc["score"] == pytest.approx(0.95)

@@ -13,6 +13,11 @@ import pytest
 from livematte.config import load_config
 from livematte.errors import ConfigError, SourceError
 from livematte.frame import LANDMARK_NAMES, Frame, Mode, Person
+from livematte.pipeline.geometry import (
+    CHIN_PER_EYE_MOUTH,
+    CROWN_PER_EYE_MOUTH,
+    HAIR_PER_TOP_HEAD,
+)
 from livematte.pipeline.id_photo import (
     SIZES,
     IdPhotoStage,
@@ -27,6 +32,9 @@ from livematte.pipeline.id_photo import (
     sizes_table,
     write_image,
 )
+
+#: Without a matte the crown is geometry.hair_top: eye-mouth distance 1.1 d (no ears here).
+HAIR = HAIR_PER_TOP_HEAD * CROWN_PER_EYE_MOUTH * 1.1
 
 LAYOUT = {
     "nose": (0, 0.55), "left_eye": (0.5, 0), "right_eye": (-0.5, 0),
@@ -76,9 +84,11 @@ def test_standards_are_met():
     assert 25.4 <= mm["us"] <= 34.9 and SIZES["us"].pixels == (600, 600)
     assert 28 <= mm["33x48"] <= 33 and SIZES["33x48"].pixels == (390, 567)
     assert SIZES["1inch"].pixels == (295, 413) and SIZES["2inch"].pixels == (413, 579)
-    # US: eyes 1 1/8 to 1 3/8 in from the bottom (eyes sit half-way between crown and chin).
+    # US: eyes 1 1/8 to 1 3/8 in from the bottom, with the crown (hair top) and chin of
+    # geometry (chin 1.7 eye-mouth distances below the eyes).
     us = SIZES["us"]
-    eyes_from_bottom = (1 - us.top - us.head * 1.9 / 3.77) * 2.0
+    crown, chin = HAIR_PER_TOP_HEAD * CROWN_PER_EYE_MOUTH, CHIN_PER_EYE_MOUTH
+    eyes_from_bottom = (1 - us.top - us.head * crown / (crown + chin)) * 2.0
     assert 1.125 <= eyes_from_bottom <= 1.375
 
 
@@ -191,7 +201,7 @@ def test_stage_crops_and_errors():
         IdPhotoStage(load_config(None, {"effects.id_photo": "A4"}).effects)
 
 
-@pytest.mark.parametrize("top,expected", [(2.4, 2.4), (1.6, 1.6), (5.0, 1.9), (0.5, 1.9)])
+@pytest.mark.parametrize("top,expected", [(2.4, 2.4), (1.6, 1.6), (5.0, HAIR), (0.5, HAIR)])
 def test_crown_follows_the_hair_in_the_matte(top, expected):
     d = 30.0
     person = make_person(320, 300, d)
@@ -201,7 +211,7 @@ def test_crown_follows_the_hair_in_the_matte(top, expected):
     head = head_geometry(person, alpha)
     assert abs(head.crown[1] - (300 - expected * d)) <= 0.06 * d
     assert abs(head.crown[0] - 320) < 1e-6
-    assert head_geometry(person).crown[1] == pytest.approx(300 - 1.9 * d)
+    assert head_geometry(person).crown[1] == pytest.approx(300 - HAIR * d)
 
 
 def test_stage_uses_the_main_person_and_says_there_are_several():

@@ -15,10 +15,10 @@ import pytest
 from livematte.config import load_config
 from livematte.errors import ConfigError, SourceError
 from livematte.frame import LANDMARK_NAMES, Frame, Mode, Person
+from livematte.pipeline.geometry import CROWN_PER_EYE_MOUTH, anchor_points
 from livematte.pipeline.stickers import (
     ART_DIR,
     StickerStage,
-    anchor_points,
     list_packs,
     load_pack,
     place,
@@ -211,7 +211,8 @@ def test_derived_anchors_of_a_frontal_face():
     d = 40.0
     pts = anchor_points(make_person(200, 200, d).landmarks)
     assert np.allclose(pts["between_eyes"][0], (200, 200))
-    assert np.allclose(pts["top_head"][0], (200, 200 - 1.9 * d), atol=1e-3)
+    # Eye-mouth distance 1.1 d (the ears' estimate, 0.75 x 2 d, is smaller).
+    assert np.allclose(pts["top_head"][0], (200, 200 - CROWN_PER_EYE_MOUTH * 1.1 * d), atol=1e-3)
     assert np.allclose(pts["chin"][0], (200, 200 + 1.87 * d), atol=1e-3)
     assert pts["unit:eye_distance"][0][0] == pytest.approx(d)
     assert pts["unit:shoulder_width"][0][0] == pytest.approx(3.2 * d)

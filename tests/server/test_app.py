@@ -452,3 +452,22 @@ def test_the_docs_python_example_runs_unchanged(live_server, tmp_path):
     assert body["code"] == 0 and body["msg"] is None
     png = Image.open(io.BytesIO(base64.b64decode(body["data"]["imageBase64"])))
     assert png.mode == "RGBA"
+
+
+def test_importing_the_app_module_builds_no_engine():
+    """``create_app`` users import the module; only ``uvicorn ...app:app`` builds the app."""
+    import os
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import threading, livematte.server.app as m; "
+        "assert 'app' not in vars(m), 'built at import'; "
+        "assert threading.active_count() == 1, 'threads started at import'; "
+        "print(type(m.app).__name__)"
+    )
+    root = str(Path(__file__).resolve().parents[2])
+    env = {**os.environ, "LIVEMATTE_KEYLESS": "on", "PYTHONPATH": root}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "FastAPI"
