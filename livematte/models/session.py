@@ -22,7 +22,14 @@ from typing import Any
 import numpy as np
 
 from livematte.errors import ModelError, ProviderError
-from livematte.models.registry import ModelSpec, cache_dir, get_spec, installed_path, model_path
+from livematte.models.registry import (
+    ModelSpec,
+    cache_dir,
+    converted_path,
+    get_spec,
+    installed_path,
+    model_path,
+)
 
 #: Short provider names users type, mapped to ONNX Runtime's names.
 PROVIDERS: dict[str, str] = {
@@ -290,4 +297,16 @@ def _locate(spec_or_name: ModelSpec | str | os.PathLike[str]) -> tuple[ModelSpec
         raise ModelError(
             f"model {spec.name!r} is not downloaded; run: livematte models pull {spec.name}"
         )
+    if path == converted_path(spec):
+        # Made by an older converter: converted again from the kept TF.js files, never
+        # loaded as it is (a ModelError asks for a pull when they are not kept).
+        from livematte.models.converted import ensure_current
+
+        path = ensure_current(spec, log=_stderr)
     return spec, path
+
+
+def _stderr(line: str) -> None:
+    import sys
+
+    print(f"livematte: {line}", file=sys.stderr)

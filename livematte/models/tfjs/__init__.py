@@ -3,7 +3,7 @@
 ``model`` reads model.json and its (quantised) weight shards; ``graph`` builds the ONNX graph
 (constant folding, reuse of identical nodes, dead-node removal); ``layout`` tracks NHWC vs NCHW
 per tensor so Transposes appear only at the boundary; ``ops_*`` hold one emitter per op family;
-``convert`` drives it all.
+``peephole`` rewrites the result into forms ONNX Runtime fuses; ``convert`` drives it all.
 
 Example::
 
@@ -11,6 +11,11 @@ Example::
     onnx_bytes = convert_rvm(Path("rvm.json"))
 """
 
-from livematte.models.tfjs.convert import RVM_STATE_CHANNELS, convert_graph_model, convert_rvm
+from livematte.models.tfjs.convert import (
+    CONVERTER_VERSION,
+    RVM_STATE_CHANNELS,
+    convert_graph_model,
+    convert_rvm,
+)
 
-__all__ = ["RVM_STATE_CHANNELS", "convert_graph_model", "convert_rvm"]
+__all__ = ["CONVERTER_VERSION", "RVM_STATE_CHANNELS", "convert_graph_model", "convert_rvm"]
