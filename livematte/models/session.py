@@ -194,6 +194,7 @@ def create_session(
     threads: int = 0,
     *,
     log_level: int = 3,
+    config: Mapping[str, str] | None = None,
 ) -> ModelSession:
     """Load a model into ONNX Runtime on the first usable provider of ``providers``.
 
@@ -204,6 +205,8 @@ def create_session(
             The CPU is used only if it is in this list.
         threads: intra-op threads (0 lets ONNX Runtime decide); inter-op is always 1.
         log_level: ONNX Runtime log severity (0 verbose .. 4 fatal).
+        config: extra ONNX Runtime session config entries, e.g.
+            ``{"session.intra_op.allow_spinning": "0"}`` (benchmarks compare such options).
 
     Raises:
         ModelError: no runtime installed, model file missing or not loadable.
@@ -236,8 +239,12 @@ def create_session(
     options.intra_op_num_threads = max(0, int(threads))
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    # ALL includes the NCHWc layout transform: RVM at 320x176 on one thread, 57.6 ms CPU
+    # against 87.5 ms at EXTENDED (issue 16; scripts/bench_rvm.py).
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = log_level
+    for key, value in (config or {}).items():
+        options.add_session_config_entry(str(key), str(value))
     errors = _ort_errors(ort)
     try:
         session = ort.InferenceSession(str(path), sess_options=options, providers=chosen)
