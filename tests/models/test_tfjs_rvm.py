@@ -99,3 +99,26 @@ def test_full_branch_with_refiner_matches_tensorflow() -> None:
     assert np.abs(pha.transpose(0, 2, 3, 1) - ref["full_pha"]).max() <= ALPHA_TOLERANCE
     want_fgr = ref["full_fgr_f16"].astype(np.float32)
     assert np.abs(fgr.transpose(0, 2, 3, 1) - want_fgr).max() <= FGR_TOLERANCE
+
+
+def test_peephole_rewrites_change_the_graph_not_the_values(rvm_onnx: bytes) -> None:
+    """Hard-swish / hard-sigmoid / spatial means / resizes / channel splits rewritten for ONNX
+    Runtime's fused kernels (livematte.models.tfjs.peephole): the plain graph computes the same."""
+    import onnx
+
+    from livematte.models.tfjs import convert_rvm
+
+    plain = convert_rvm(RVM_JSON, optimize=False)
+    ops = [n.op_type for n in onnx.load_from_string(rvm_onnx).graph.node]
+    plain_ops = [n.op_type for n in onnx.load_from_string(plain).graph.node]
+    assert "Clip" in plain_ops and "ReduceMean" in plain_ops and plain_ops.count("Split") == 9
+    assert "Clip" not in ops and "ReduceMean" not in ops and ops.count("Split") == 5
+    assert ops.count("HardSwish") == 20 and ops.count("GlobalAveragePool") == 9
+    assert len(ops) < 0.8 * len(plain_ops)
+    ref = np.load(REFERENCE)
+    src = ref["lowres1_src_u8"].astype(np.float32) / 255.0
+    new_run = _run_steps(ort.InferenceSession(rvm_onnx, providers=["CPUExecutionProvider"]), src)
+    old_run = _run_steps(ort.InferenceSession(plain, providers=["CPUExecutionProvider"]), src)
+    for (fgr, pha, state), (fgr0, pha0, state0) in zip(new_run, old_run, strict=True):
+        assert np.abs(pha - pha0).max() <= 1e-5 and np.abs(fgr - fgr0).max() <= 1e-5
+        assert all(np.abs(a - b).max() <= 1e-4 for a, b in zip(state, state0, strict=True))
