@@ -30,7 +30,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from livematte.errors import DownloadError, ModelError
-from livematte.models import download
 from livematte.models.registry import ModelSpec, converted_path, provenance_path
 
 Log = Callable[[str], None]
@@ -153,7 +152,7 @@ def convert_again(spec: ModelSpec, why: str, log: Log | None = None) -> Path:
     folder = sources_dir(spec)
     redo = f"run: livematte models pull {spec.name}"
     for path, expected in package.files:
-        if not (folder / path).is_file() or download.sha256_file(folder / path) != expected:
+        if not (folder / path).is_file() or _sha256(folder / path) != expected:
             raise ModelError(
                 f"{spec.name} needs converting again ({why}; converted by an older livematte?) "
                 f"and its TF.js files are not kept in the cache; {redo}"
@@ -172,7 +171,7 @@ def _commit(spec: ModelSpec, package: TfjsPackage, folder: Path, source: str, or
             log: Log | None) -> None:
     inputs = {}
     for path, expected in package.files:
-        got = download.sha256_file(folder / path)
+        got = _sha256(folder / path)
         if got != expected:
             raise DownloadError(f"checksum mismatch for {path}: expected {expected}, got {got}")
         inputs[path] = got
@@ -220,6 +219,13 @@ def _keep_sources(spec: ModelSpec, package: TfjsPackage, folder: Path) -> None:
         os.replace(tmp, final)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _sha256(path: Path) -> str:
+    # Not models.download.sha256_file: importing download (which imports the package's
+    # __version__) from here would close an import circle through models.session.
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def _convert(package: TfjsPackage, json_path: Path) -> bytes:
