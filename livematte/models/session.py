@@ -243,6 +243,8 @@ def create_session(
     # against 87.5 ms at EXTENDED (issue 16; scripts/bench_rvm.py).
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = log_level
+    if spec is not None and not spec.spin:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     for key, value in (config or {}).items():
         options.add_session_config_entry(str(key), str(value))
     errors = _ort_errors(ort)
