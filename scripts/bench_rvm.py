@@ -9,14 +9,18 @@ Both ONNX files are converted here from the same TF.js export (``rvm.json`` + ``
   new      ``convert_rvm(...)``: with ``livematte.models.tfjs.peephole``
 
 ``--baseline FILE`` replaces "plain" by any ONNX file with RVM's signature (an old cache).
+``--variants`` adds ``fp16`` (float16 weight storage, ``fp16_weights=True``) and ``int8``
+(ONNX Runtime's static QDQ quantisation of every Conv, int8 per-channel weights, uint8
+activations calibrated on --calibration p3m photos), both from the new graph.
 Each model runs through ``livematte.models.session.create_session`` (the session options
 livematte uses) on a real 1280x720 frame (../shared/data/video, else a synthetic one) scaled
 to RVM's working size at each ``--ratios`` (sides multiples of 16, as the adapter rounds),
 recurrently (the state carried over, as in a video).  The variants take turns, one inference
 each, so a shared machine's load hits them alike; reported per variant: min and median wall
 ms and median process CPU ms per frame.  Also: Transpose nodes, nodes, and the layout
-reorders ONNX Runtime inserts (its optimised graph), and the max alpha difference between
-the variants on the same frames.
+reorders ONNX Runtime inserts (its optimised graph), the max alpha difference between the
+variants on the same frames, and on the p3m portraits (../shared/data/matting) each variant's
+alpha against plain's: mean |difference| and the share of pixels more than 0.1 apart.
 
     python scripts/bench_rvm.py                       # ratios 0.25, 0.5; threads 1, 2
     python scripts/bench_rvm.py --runs 40 --json bench-results/rvm.json
@@ -45,6 +49,9 @@ from timing import summarise  # noqa: E402
 SHARED = ROOT.parent / "shared"
 RVM_JSON = SHARED / "models" / "human-models-3.0.4" / "rvm.json"
 VIDEO = SHARED / "data" / "video" / "pixabay_thumbs_up.mp4"
+P3M = SHARED / "data" / "matting" / "p3m_pseudo_gt"
+#: Long side of a p3m portrait in the network for the alpha comparison (about RVM's photo size).
+PHOTO_SIDE = 384
 FRAME = (1280, 720)
 SPIN_OFF = {"session.intra_op.allow_spinning": "0"}
 
@@ -127,6 +134,62 @@ def working_input(image: np.ndarray, ratio: float) -> np.ndarray:
     return np.ascontiguousarray(rgb, np.float32) / np.float32(255.0)
 
 
+def photo_input(path: Path) -> np.ndarray:
+    """A p3m portrait at PHOTO_SIDE, sides multiples of 16, NCHW 0..1."""
+    import cv2
+
+    image = cv2.imread(str(path))
+    h, w = image.shape[:2]
+    s = PHOTO_SIDE / max(h, w)
+    size = (max(16, round(w * s / 16) * 16), max(16, round(h * s / 16) * 16))
+    rgb = cv2.cvtColor(cv2.resize(image, size, interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB)
+    return np.ascontiguousarray(rgb.transpose(2, 0, 1)[None], np.float32) / np.float32(255.0)
+
+
+def quantize_int8(source: Path, target: Path, photos: list[Path]) -> None:
+    """Static QDQ int8 of every Conv, calibrated on ``photos`` (two recurrent steps each)."""
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            zeros = {f"r{i + 1}i": np.zeros((1, c, 1, 1), np.float32)
+                     for i, c in enumerate((16, 20, 40, 64))}
+            self.feeds = iter([{"src": photo_input(p), **zeros} for p in photos])
+
+        def get_next(self) -> dict | None:
+            return next(self.feeds, None)
+
+    quantize_static(str(source), str(target), Reader(), quant_format=QuantFormat.QDQ,
+                    per_channel=True, activation_type=QuantType.QUInt8,
+                    weight_type=QuantType.QInt8, op_types_to_quantize=["Conv"])
+
+
+def alpha_change(models: dict[str, Path], photos: list[Path]) -> dict[str, dict]:
+    """Each model's alpha on the photos (2nd recurrent step) against the first model's."""
+    alphas: dict[str, list[np.ndarray]] = {}
+    for name, path in models.items():
+        variant = Variant(name, path, 1, None)
+        alphas[name] = []
+        for photo in photos:
+            src, variant.state = photo_input(photo), None
+            variant.run(src)
+            alphas[name].append(variant.run(src))
+    first = alphas[next(iter(models))]
+    out = {}
+    for name, found in alphas.items():
+        diffs = [np.abs(a - b) for a, b in zip(found, first, strict=True)]
+        out[name] = {"photos": len(photos),
+                     "mean_abs": float(np.mean([d.mean() for d in diffs])),
+                     "share_over_0.1": float(np.mean([(d > 0.1).mean() for d in diffs])),
+                     "max_abs": float(max(d.max() for d in diffs))}
+    return out
+
+
 def bench(models: dict[str, Path], image: np.ndarray, args: argparse.Namespace) -> list[dict]:
     rows = []
     settings = [(t, None, "") for t in args.threads]
@@ -186,6 +249,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--spin-off", action="store_true",
                         help="also each multi-thread setting with thread spinning off")
+    parser.add_argument("--variants", action="store_true",
+                        help="also fp16 weight storage and int8 (static QDQ) conversions")
+    parser.add_argument("--calibration", type=int, default=6,
+                        help="p3m photos calibrating the int8 variant")
     parser.add_argument("--json", type=Path, help="write the results here")
     args = parser.parse_args(argv)
     if not args.rvm_json.is_file():
@@ -209,14 +276,32 @@ def main(argv: list[str] | None = None) -> int:
         started = time.perf_counter()
         models["new"].write_bytes(convert_rvm(args.rvm_json))
         convert_s = time.perf_counter() - started
+        photos = sorted(P3M.glob("*.jpg"))
+        if args.variants:
+            models["fp16"] = Path(tmp) / "fp16.onnx"
+            models["fp16"].write_bytes(convert_rvm(args.rvm_json, fp16_weights=True))
+            if photos:
+                models["int8"] = Path(tmp) / "int8.onnx"
+                quantize_int8(models["new"], models["int8"], photos[: args.calibration])
         shas = {n: hashlib.sha256(p.read_bytes()).hexdigest() for n, p in models.items()}
         counts = {n: graph_counts(p) for n, p in models.items()}
         image, origin = frame_720p()
         rows = bench(models, image, args)
+        quality = alpha_change(models, photos) if photos else {}
     print(f"RVM MobileNetV3 from {args.rvm_json.name}, frame: {origin} at {FRAME[0]}x{FRAME[1]}, "
           f"converter version {CONVERTER_VERSION} ({convert_s:.1f} s), {args.runs} runs")
     print()
     print_tables(rows, counts, shas)
+    if quality:
+        print()
+        print(f"Alpha against {next(iter(models))} on {len(photos)} p3m portraits "
+              f"(long side {PHOTO_SIDE}, 2nd recurrent step):")
+        print()
+        print("| model | mean abs diff | pixels > 0.1 apart | max abs diff |")
+        print("|---|---|---|---|")
+        for name, q in quality.items():
+            print(f"| {name} | {q['mean_abs']:.2e} | {100 * q['share_over_0.1']:.2f}% | "
+                  f"{q['max_abs']:.2e} |")
     if args.json:
         import onnxruntime
 
@@ -226,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
                         "onnxruntime": onnxruntime.__version__},
             "frame": origin, "converter_version": CONVERTER_VERSION, "runs": args.runs,
             "models": {n: {"sha256": shas[n], **counts[n]} for n in models},
-            "rows": rows,
+            "rows": rows, "alpha_change_p3m": quality,
         }, indent=1) + "\n")
     return 0
 
