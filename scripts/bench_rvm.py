@@ -192,9 +192,11 @@ def alpha_change(models: dict[str, Path], photos: list[Path]) -> dict[str, dict]
 
 def bench(models: dict[str, Path], image: np.ndarray, args: argparse.Namespace) -> list[dict]:
     rows = []
-    settings = [(t, None, "") for t in args.threads]
+    # A bare path has no spec: ONNX Runtime's default, threads spinning (what RVM ran with
+    # before); "no spin" is what create_session now does for RVM (ModelSpec.spin).
+    settings = [(t, None, "spinning" if t > 1 else "") for t in args.threads]
     if args.spin_off:
-        settings += [(t, SPIN_OFF, "spin off") for t in args.threads if t > 1]
+        settings += [(t, SPIN_OFF, "no spin") for t in args.threads if t > 1]
     for ratio in args.ratios:
         src = working_input(image, ratio)
         for threads, config, note in settings:
@@ -211,7 +213,7 @@ def bench(models: dict[str, Path], image: np.ndarray, args: argparse.Namespace) 
                 stats = summarise(v.wall)
                 rows.append({
                     "ratio": ratio, "input": f"{src.shape[3]}x{src.shape[2]}",
-                    "threads": threads, "setting": note or "default", "model": v.name,
+                    "threads": threads, "setting": note or "-", "model": v.name,
                     "min_ms": stats["min_ms"], "median_ms": stats["median_ms"],
                     "cpu_ms": round(float(np.median(v.cpu)), 2),
                     "alpha_diff_vs_first": float(np.abs(alphas[v.name] - base).max()),
