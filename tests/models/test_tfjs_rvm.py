@@ -20,6 +20,10 @@ MODELS = SHARED_DATA.parent / "models"
 RVM_JSON = MODELS / "human-models-3.0.4" / "rvm.json"
 REFERENCE = MODELS / "reference" / "rvm_lowres_tf_reference.npz"
 RVM_JSON_SHA256 = "62f87ca8acb7f8318c4b37e340175df73bb2ecc9c0b8333c80c00515e1502bc2"
+#: sha256 of ``convert_rvm``'s bytes per ``CONVERTER_VERSION``: a converter change that alters
+#: them fails here until the version is bumped, so cached conversions get redone
+#: (``models.converted``) instead of the old bytes being used silently.
+RVM_ONNX_SHA256 = {2: "d793e7d4540c14d8d256d1d0a171ee91b3a6e57dcdeb5506c96fd79282e7c23b"}
 ALPHA_TOLERANCE = 3e-3  # issue 13's parity bar
 FGR_TOLERANCE = ALPHA_TOLERANCE + 2.5e-4
 
@@ -79,7 +83,12 @@ def test_conversion_is_deterministic_and_transpose_free(rvm_onnx: bytes) -> None
 
     from livematte.models.tfjs import convert_rvm
 
+    from livematte.models.tfjs import CONVERTER_VERSION
+
     assert hashlib.sha256(convert_rvm(RVM_JSON)).digest() == hashlib.sha256(rvm_onnx).digest()
+    assert hashlib.sha256(rvm_onnx).hexdigest() == RVM_ONNX_SHA256.get(CONVERTER_VERSION), (
+        "the converter's bytes changed: bump CONVERTER_VERSION and record the new sha256 here"
+    )
     ops = [n.op_type for n in onnx.load_from_string(rvm_onnx).graph.node]
     assert ops.count("Transpose") == 0  # NCHW at the boundary, NCHW inside
 
