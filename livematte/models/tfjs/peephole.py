@@ -79,7 +79,7 @@ def optimize(nodes: list[onnx.NodeProto], inits: list[onnx.TensorProto]) -> list
     out = []
     for node in g.nodes:
         out.extend(_rewrite(g, node))
-    g = _Graph(out, inits)
+    g = _Graph(out, inits)  # new constants: "scales_ppN" here, "<weight>_ppN" below
     out = []
     for node in g.nodes:
         out.extend(_split_conv(g, node))
@@ -212,6 +212,8 @@ def _symbolic(g: _Graph, name: str, depth: int = 0) -> _Sym | None:
             factor, src = g.const(node.input[i]), _symbolic(g, node.input[1 - i], depth + 1)
             if factor is None or src is None or not np.issubdtype(factor.dtype, np.integer):
                 continue
+            if factor.size not in (1, len(src)):
+                return None
             factor = np.broadcast_to(factor.ravel(), (len(src),))
             return [None if s is None else (s[0] * int(f), s[1], s[2])
                     for s, f in zip(src, factor, strict=True)]
