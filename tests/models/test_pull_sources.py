@@ -10,6 +10,7 @@ import io
 import json
 import os
 import stat
+import subprocess
 import sys
 import tarfile
 import threading
@@ -214,6 +215,19 @@ def test_a_stale_conversion_is_converted_again_never_used(cache, mirror, capsys)
     # ... which a pull fixes from a source.
     sources.pull_model("rvm_mobilenetv3", sources=_sources(mirror_template=mirror))
     assert download.sha256_file(cache / "rvm_mobilenetv3.tfjs.onnx") == good
+
+
+def test_checking_the_converter_version_does_not_load_the_converter():
+    # onnx takes seconds to import on a busy machine: every session of a converted model
+    # checks the version, and must not pay for it.
+    code = ("import sys; from livematte.models import converted; "
+            "v = converted.converter_version(converted.TFJS_EXPORTS['rvm_mobilenetv3']); "
+            "print(v, 'onnx' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
+                          text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(REPO)})
+    from livematte.models.tfjs.version import CONVERTER_VERSION
+
+    assert done.stdout.split() == [str(CONVERTER_VERSION), "False"], done.stderr
 
 
 def _fake_npm(bin_dir: Path, log: Path) -> Path:

@@ -26,14 +26,9 @@ from livematte.models.tfjs.emit import EMITTERS, fail
 from livematte.models.tfjs.graph import ONNX_TYPES, Builder, Value, const_value
 from livematte.models.tfjs.layout import NCHW_PERM, to_perm
 from livematte.models.tfjs.model import GraphModel, TfNode, load_graph_model, tf_dtype
+from livematte.models.tfjs.version import CONVERTER_VERSION  # noqa: F401 - re-exported
 
 _DEAD = Value("<dead branch>", np.dtype(np.float32), 0)
-
-#: Bumped whenever a change to the converter changes the bytes it writes for the same TF.js
-#: files.  ``models pull`` records it next to a converted model; a cached conversion made by
-#: another version is converted again (``models.sources``), never used silently.
-#: 2: peephole rewrites for ONNX Runtime's fused CPU kernels (``peephole``).
-CONVERTER_VERSION = 2
 _AXIS_LABELS = {4: "nhwc", 3: "hwc", 2: "hw", 1: "n"}
 
 
