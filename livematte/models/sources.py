@@ -15,8 +15,8 @@ TF.js files it came from and a provenance file ``<name>.tfjs.json`` (the package
 of every input file and of the ONNX written, the converter's version), all renamed into place
 only when complete, the provenance last: a model counts as installed only when it and the
 model are there (``registry.installed_path``).  A conversion by an older converter is
-converted again (``converted.ensure_current``).  Nothing is ever bundled with livematte: RVM's weights are
-GPL-3.0, the user pulls them for their own use.
+converted again (``converted.ensure_current``).  Nothing is ever bundled with livematte:
+RVM's weights are GPL-3.0, the user pulls them for their own use.
 
 Example::
 

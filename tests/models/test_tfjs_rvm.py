@@ -81,9 +81,7 @@ def test_alpha_and_foreground_match_tensorflow(rvm_onnx: bytes) -> None:
 def test_conversion_is_deterministic_and_transpose_free(rvm_onnx: bytes) -> None:
     import onnx
 
-    from livematte.models.tfjs import convert_rvm
-
-    from livematte.models.tfjs import CONVERTER_VERSION
+    from livematte.models.tfjs import CONVERTER_VERSION, convert_rvm
 
     assert hashlib.sha256(convert_rvm(RVM_JSON)).digest() == hashlib.sha256(rvm_onnx).digest()
     assert hashlib.sha256(rvm_onnx).hexdigest() == RVM_ONNX_SHA256.get(CONVERTER_VERSION), (

@@ -149,9 +149,9 @@ def _hard_swish_input(g: _Graph, mul: onnx.NodeProto) -> str | None:
         a, b = mul.input[i], mul.input[1 - i]
         x = _relu6_plus3(g, b)
         scaled = g.op(a, "Mul")
-        if x is not None and scaled is not None and g.only_use(a) and x in scaled.input:
-            if g.scalar(_other(scaled, x), 1 / 6):
-                return x
+        if (x is not None and scaled is not None and g.only_use(a) and x in scaled.input
+                and g.scalar(_other(scaled, x), 1 / 6)):
+            return x
         inner = g.op(b, "Mul")
         if inner is not None and g.only_use(b) and _hard_sigmoid_input(g, inner) == a:
             return a
