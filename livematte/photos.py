@@ -37,8 +37,8 @@ def write_photo(pipeline, image, source: Path, target: Path, *, matte: bool = Fa
         LivematteError: the output cannot be written.
     """
     from livematte.frame import Frame
+    from livematte.io.sinks import frame_pixels
     from livematte.outputs import write_image
-    from livematte.pipeline.sinks import frame_pixels
 
     config = pipeline.config
     frame = pipeline.process(Frame(image=image))

@@ -1,7 +1,7 @@
 """``livematte video``: turn footage into a composite, an alpha file or a matte, every frame kept.
 
 One function for the CLI to call, :func:`transcode`; it opens the source(s), runs the
-pipeline through :func:`~livematte.pipeline.runner.run_video` into the sink, shows a progress
+pipeline through :func:`~livematte.runner.run_video` into the sink, shows a progress
 bar on stderr (only on a terminal) and returns a :class:`VideoSummary`.
 
 Example::
@@ -16,39 +16,32 @@ Example::
 
 from __future__ import annotations
 
-import glob
-import os
 import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
-from livematte.errors import LivematteError, SinkError, SourceError
-from livematte.outputs import IMAGE_FORMATS, refuse_overwriting_input
-from livematte.pipeline.runner import ProcessFn, RunStats, run_video
-from livematte.pipeline.sinks import (
+from livematte.errors import LivematteError, SinkError
+from livematte.io.sinks import (
     CONTAINERS,
     FORMATS,
     default_extension,
     resolve_format,
     stderr_notice,
 )
-from livematte.pipeline.sources import (
-    _GLOB_CHARS,
-    Source,
-    is_image_path,
-    natural_key,
-    open_source,
-)
-from livematte.pipeline.video_sink import open_sink
+from livematte.io.sources import expand_inputs, open_source
+from livematte.io.table import open_sink
+from livematte.outputs import IMAGE_FORMATS, refuse_overwriting_input
+from livematte.runner import ProcessFn, Processor, VideoRun, run_video
 
 
 @dataclass
 class FileResult:
-    """The outcome for one input: written, interrupted (partial kept) or failed (error).
-    ``ended_early`` says what a truncated or damaged input lacked (it is still written)."""
+    """The outcome for one input: written, interrupted (``interrupted``, partial kept) or
+    failed (``error``).  ``ended_early`` says what a truncated or damaged input lacked (it is
+    still written)."""
 
     input: str
     output: str | None = None
@@ -58,7 +51,8 @@ class FileResult:
     partial: str | None = None
     error: str | None = None
     ended_early: str | None = None
-    stats: RunStats | None = None
+    interrupted: bool = False
+    stats: VideoRun | None = None
 
     @property
     def fps(self) -> float:
@@ -67,9 +61,12 @@ class FileResult:
 
 @dataclass
 class VideoSummary:
-    """All inputs of one ``transcode`` call; ``line()`` is the summary the CLI prints."""
+    """All inputs of one ``transcode`` call; ``line()`` is the summary the CLI prints.
+    ``interrupted``: Ctrl-C (or a cancel) stopped the batch; the last result says where the
+    part done is, and the inputs after it were not started."""
 
     results: list[FileResult] = field(default_factory=list)
+    interrupted: bool = False
 
     @property
     def frames(self) -> int:
@@ -156,30 +153,6 @@ class Progress:
             self.stream.flush()
 
 
-def expand_inputs(inputs: str | Path | Sequence[str | Path]) -> list[str]:
-    """Inputs as a list of sources: globs of videos expand to one entry per file (natural
-    order); a glob matching only images stays one entry (an image sequence).
-
-    Raises:
-        SourceError: a pattern matches nothing.
-    """
-    items = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
-    expanded: list[str] = []
-    for item in items:
-        text = str(item)
-        if os.path.exists(text) or not _GLOB_CHARS.search(text) or text.startswith("synthetic"):
-            expanded.append(text)
-            continue
-        matches = sorted((m for m in glob.glob(text) if os.path.isfile(m)), key=natural_key)
-        if not matches:
-            raise SourceError(f"no files match {text}")
-        if all(is_image_path(m) for m in matches):
-            expanded.append(text)  # an image sequence, opened as one source
-        else:
-            expanded.extend(m for m in matches if not is_image_path(m))
-    return expanded
-
-
 def _output_for(source: str, output: Path, fmt: str, batch: bool) -> Path:
     if not batch:
         return output
@@ -236,19 +209,37 @@ def plan_outputs(
     return OutputPlan(specs, targets, written, batch)
 
 
+@dataclass(frozen=True)
+class _Options:
+    """How each input of a ``transcode`` call is read and written (its keyword arguments)."""
+
+    start: float | None
+    end: float | None
+    fps: float
+    quality: str | int
+    codec: str | None
+    preset: str
+    notice: Callable[[str], None]
+
+
 def _one(
     spec: str,
     target: Path,
-    process: ProcessFn | Any,
+    process: ProcessFn | Processor,
     fmt: str,
-    options: dict[str, Any],
+    options: _Options,
     progress: bool,
     label: str,
 ) -> FileResult:
+    """One input into ``target``: its result (written, or interrupted with the part done
+    kept).
+
+    Raises:
+        SourceError, SinkError, the pipeline's errors: the input failed (its output removed).
+    """
     result = FileResult(input=spec, output=str(target))
-    source: Source
     with open_source(
-        spec, start=options["start"], end=options["end"], fps=options["fps"]
+        spec, start=options.start, end=options.end, fps=options.fps
     ) as source:
         reset = getattr(process, "reset", None)
         if callable(reset):
@@ -256,39 +247,41 @@ def _one(
         bar = Progress(label, source.frame_count, enabled=progress,
                        estimated=source.frame_count_estimated)  # fmt: skip
         sink = open_sink(
-            target, fmt, quality=options["quality"], codec=options["codec"],
-            preset=options["preset"], passthrough=source.passthrough_streams,
-            rate=getattr(source, "rate", None), notice=options["notice"],
+            target, fmt, quality=options.quality, codec=options.codec,
+            preset=options.preset, passthrough=source.passthrough_streams,
+            rate=source.rate, notice=options.notice,
         )  # fmt: skip
         try:
-            with sink:
-                stats = run_video(source, process, sink, on_progress=bar)
-                if source.ended_early:
-                    bar.finish()
-                    result.ended_early = source.ended_early
-                    options["notice"](
-                        f"warning: {Path(spec).name} ended early: {source.ended_early}; "
-                        "truncated or damaged, the output stops there"
-                    )
-                    sink.end_with_video = True  # its other streams are cut or padded to match
-        except KeyboardInterrupt as exc:
+            run = run_video(source, process, sink, on_progress=bar)
+        except BaseException as exc:  # noqa: BLE001 - re-raised once the sink let go
             bar.finish()
-            stats = getattr(exc, "stats", None) or RunStats()
-            result.frames, result.seconds, result.stats = stats.frames, stats.seconds, stats
-            result.skipped = source.skipped
-            result.partial = str(sink.partial_path) if sink.partial_path else None
-            exc.result = result  # type: ignore[attr-defined]
+            sink.abort(keep_partial=isinstance(exc, KeyboardInterrupt))
             raise
         bar.finish()
-    result.frames, result.seconds, result.stats = stats.frames, stats.seconds, stats
+        if not run.completed:
+            sink.abort(keep_partial=run.interrupted)
+        else:
+            if source.ended_early:
+                result.ended_early = source.ended_early
+                options.notice(
+                    f"warning: {Path(spec).name} ended early: {source.ended_early}; "
+                    "truncated or damaged, the output stops there"
+                )
+                sink.end_with_video = True  # its other streams are cut or padded to match
+            sink.close()
+    if run.error is not None:
+        raise run.error
+    result.frames, result.seconds, result.stats = run.frames, run.seconds, run
     result.skipped = source.skipped
+    result.interrupted = run.interrupted
+    result.partial = str(sink.partial_path) if sink.partial_path else None
     return result
 
 
 def transcode(
     inputs: str | Path | Sequence[str | Path],
     output: str | Path,
-    process: ProcessFn | Any,
+    process: ProcessFn | Processor,
     *,
     fmt: str = "auto",
     quality: str | int = "high",
@@ -326,8 +319,9 @@ def transcode(
 
     Raises:
         SourceError, SinkError: single-input mode (or on_error="raise"), one clear line.
-        KeyboardInterrupt: after finalizing the partial file and printing where it is; the
-            summary so far is attached as ``.summary``.
+
+    Ctrl-C is not raised: the partial file is finalized, a notice says where it is, and the
+    summary returned says ``interrupted`` (the inputs after it are not started).
     """
     if on_error not in ("skip", "raise"):
         raise ValueError(f"on_error must be 'skip' or 'raise', got {on_error!r}")
@@ -335,25 +329,26 @@ def transcode(
     output = Path(output)
     plan = plan_outputs(inputs, output, fmt)
     specs, batch = plan.inputs, plan.batch
-    options = dict(start=start, end=end, fps=fps, quality=quality, codec=codec, preset=preset,
-                   notice=say)  # fmt: skip
+    options = _Options(start, end, fps, quality, codec, preset, say)
     summary = VideoSummary()
     for number, spec in enumerate(specs, 1):
         target = plan.targets[number - 1]
         label = f"[{number}/{len(specs)}] {Path(spec).name}" if batch else Path(spec).name
         try:
-            summary.results.append(_one(spec, target, process, fmt, options, progress, label))
-        except KeyboardInterrupt as exc:
-            result = getattr(exc, "result", FileResult(spec))
-            summary.results.append(result)
-            where = f"; the part done is in {result.partial}" if result.partial else ""
-            say(f"interrupted after {result.frames} frames{where}")
-            exc.summary = summary  # type: ignore[attr-defined]
-            raise
+            result = _one(spec, target, process, fmt, options, progress, label)
+        except KeyboardInterrupt:  # before or after the run (opening, finishing)
+            result = FileResult(spec, interrupted=True)
         except (LivematteError, OSError) as exc:
             if not batch or on_error == "raise":
                 raise
             message = " ".join(str(exc).split())
             say(f"skipping {spec}: {message}")
             summary.results.append(FileResult(spec, error=message))
+            continue
+        summary.results.append(result)
+        if result.interrupted:
+            where = f"; the part done is in {result.partial}" if result.partial else ""
+            say(f"interrupted after {result.frames} frames{where}")
+            summary.interrupted = True
+            break
     return summary

@@ -77,10 +77,11 @@ def run_case(case: str, args: argparse.Namespace) -> dict:
 
     from livematte.api import build_pipeline
     from livematte.config import load_config
-    from livematte.live import LiveRunner
-    from livematte.pipeline.capture import StreamSource
-    from livematte.pipeline.live_sinks import NullSink, VirtualCameraSink
-    from livematte.pipeline.window import WindowSink
+    from livematte.io.capture import StreamSource
+    from livematte.io.live_sinks import VirtualCameraSink
+    from livematte.io.sinks import NullSink
+    from livematte.io.window import WindowSink
+    from livematte.runner import LiveRunner
 
     overrides: dict[str, object] = {"effects.background": str(args.background)}
     if case.startswith("stickers"):
@@ -105,6 +106,8 @@ def run_case(case: str, args: argparse.Namespace) -> dict:
         busy0 = busy_seconds()
         stats = LiveRunner(source, pipeline.process, sinks, duration=args.seconds).run()
         busy1 = busy_seconds()
+    if stats.error is not None:
+        raise stats.error
     summary = stats.summary()
     # This machine is shared: what other processes used during the run explains slow cases.
     others = None
@@ -189,7 +192,7 @@ def main() -> int:
         print(f"bench_live: video not found: {args.video} (needs ../shared/data)", file=sys.stderr)
         return 2
 
-    from livematte.pipeline.window import display_available
+    from livematte.io.window import display_available
 
     if any(c.endswith("+sinks") for c in cases) and not display_available():
         if os.environ.get("BENCH_LIVE_XVFB") or not shutil.which("xvfb-run"):

@@ -46,7 +46,7 @@ def make_clip(path: Path, size: tuple[int, int], frames: int, source: Path | Non
     import av
     import cv2
 
-    from livematte.pipeline.sources import SyntheticSource
+    from livematte.io.synthetic import SyntheticSource
 
     def pictures():
         made = 0

@@ -32,3 +32,14 @@ def x_display():
     yield f":{number}"
     server.terminate()
     server.wait(5)
+
+
+@pytest.fixture
+def vcam_backend():
+    """A pyvirtualcam backend that records what it is sent, registered for one test."""
+    import pyvirtualcam
+    from media import RecordingBackend
+
+    pyvirtualcam.camera.register_backend("livematte-test", RecordingBackend)
+    yield "livematte-test"
+    pyvirtualcam.camera.BACKENDS.pop("livematte-test", None)

@@ -123,3 +123,42 @@ def truncated_copy(path: str | Path, share: float, target: str | Path) -> str:
     data = Path(path).read_bytes()
     Path(target).write_bytes(data[: int(len(data) * share)])
     return str(target)
+
+
+def write_moving_square(path: Path, frames: int = 12, size=(160, 120), fps: int = 30) -> str:
+    """A tiny H.264 clip: a grey square moving over a darker field (a stand-in camera)."""
+
+    def picture(i: int) -> np.ndarray:
+        image = np.full((size[1], size[0], 3), 40, np.uint8)
+        image[30:90, 10 + 5 * i : 60 + 5 * i] = 200
+        return image
+
+    return write_h264(path, (picture(i) for i in range(frames)), fps)
+
+
+class RecordingBackend:
+    """pyvirtualcam backend registered by the tests (no v4l2loopback here)."""
+
+    last: RecordingBackend | None = None
+
+    def __init__(self, *, width, height, fps, fourcc, device, **kw):
+        self.size, self.fps, self.frames = (width, height), fps, 0
+        RecordingBackend.last = self
+
+    def send(self, frame):
+        self.frames += 1
+
+    def close(self):
+        pass
+
+    def device(self):
+        return "test"
+
+    def native_fourcc(self):
+        return None
+
+
+def invert(frame):
+    """A small real processing step: invert the picture into ``output``."""
+    frame.output = 255 - frame.image
+    return frame

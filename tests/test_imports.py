@@ -84,3 +84,11 @@ def test_no_import_cycles():
     graph = import_graph()
     assert "livematte.api" in graph and graph["livematte.api"]  # the walk found imports
     assert cycles(graph) == []
+
+
+def test_every_folder_of_modules_is_a_regular_package():
+    """setuptools' find_packages ships only folders with an ``__init__.py``: a folder of
+    modules without one would import from a checkout and be missing from the wheel."""
+    folders = {p.parent for p in PACKAGE.rglob("*.py") if "__pycache__" not in p.parts}
+    loose = [f.relative_to(PACKAGE) for f in folders if not (f / "__init__.py").exists()]
+    assert loose == []

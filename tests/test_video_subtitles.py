@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from livematte.frame import Frame
-from livematte.pipeline.sources import write_clip
+from livematte.io.synthetic import write_clip
 from livematte.video import transcode
 
 FRAMES = 25  # one second at 25 fps

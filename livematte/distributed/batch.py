@@ -98,7 +98,7 @@ class _Pool:
     def _wait_ready(self, resources: Resources) -> None:
         """Load the models everywhere at once; stop on the first worker that cannot (one
         line); say so when the cluster has no free room for the workers yet."""
-        from livematte.pipeline.sinks import stderr_notice
+        from livematte.io.sinks import stderr_notice
 
         calls = [actor.ready.remote() for actor in self.idle]
         ready, waiting = self.ray.wait(calls, num_returns=len(calls), timeout=_START_NOTICE_S)
@@ -250,7 +250,7 @@ def _cluster_pool(
 def video_on_ray(args: argparse.Namespace, config: Config) -> int:
     """``livematte video ... --engine ray``: the local command's batch, run on Ray; prints the
     same summary line and returns the same exit status."""
-    from livematte.pipeline.sinks import stderr_notice
+    from livematte.io.sinks import stderr_notice
 
     engine: Engine = args.engine
     resources = resources_from_args(args)
@@ -286,12 +286,10 @@ def video_on_ray(args: argparse.Namespace, config: Config) -> int:
         try:
             labels = [[spec] for spec in specs]
             run_tasks(ray, pool, calls, labels, on_result=on_result, progress=bar)
-        except KeyboardInterrupt as exc:
-            summary.results = [results[i] for i in sorted(results)]
+        except KeyboardInterrupt:
             left = len(specs) - len(results)
             stderr_notice(f"interrupted: {len(results) - len(interrupted)} file(s) finished, "
                           f"{len(interrupted)} stopped, {left} not started")  # fmt: skip
-            exc.summary = summary  # type: ignore[attr-defined]
             raise
     summary.results = [results[i] for i in sorted(results)]
     print(summary.line(), file=sys.stderr)

@@ -66,7 +66,7 @@ class _Counted:
 def _frame_count(spec: str, options: dict[str, Any]) -> int | None:
     """The frames ``spec`` should give (for the batch progress line); None when unknown or
     unreadable (``transcode`` then reports the real error)."""
-    from livematte.pipeline.sources import open_source
+    from livematte.io.sources import open_source
 
     try:
         with open_source(spec, start=options.get("start"), end=options.get("end"),
@@ -120,11 +120,10 @@ class MattingWorker:
         try:
             summary = transcode(spec, Path(target), self._current, progress=False,
                                 notice=task.notices.append, **options)  # fmt: skip
-            task.results = summary.results
-        except KeyboardInterrupt as exc:
+            task.results, task.interrupted = summary.results, summary.interrupted
+        except KeyboardInterrupt:  # a cancel outside the frames (opening the input)
             task.interrupted = True
-            summary = getattr(exc, "summary", None)
-            task.results = summary.results if summary else [FileResult(spec)]
+            task.results = [FileResult(spec, interrupted=True)]
         except (LivematteError, OSError) as exc:
             task.error = exc
             task.results = [FileResult(spec, error=" ".join(str(exc).split()))]

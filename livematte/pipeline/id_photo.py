@@ -45,9 +45,9 @@ import numpy as np
 from livematte.config import EffectsConfig, RuntimeConfig
 from livematte.errors import ConfigError, SinkError, SourceError
 from livematte.frame import Frame, Mode, Person, largest_person
+from livematte.io.sinks import stderr_notice
 from livematte.outputs import atomic_path
 from livematte.pipeline.compose import cover_fit
-from livematte.pipeline.sinks import stderr_notice
 from livematte.pipeline.stickers import anchor_points, fold_angle
 
 

@@ -4,7 +4,7 @@
 (``livematte.server.keys``); who may call is decided in ``livematte.server.access``; the
 sockets of ``livematte serve`` (timeouts, connection cap) are guarded by
 ``livematte.server.net``; error codes are in ``livematte.server.errors``.  Nothing is
-imported eagerly: the CLI imports ``livematte.commands.serve`` on every run, and FastAPI,
+imported eagerly: the CLI imports ``livematte.cli.serve`` on every run, and FastAPI,
 OpenCV and Pillow must load only when a server command actually runs.
 """
 

@@ -13,7 +13,7 @@ from livematte.distributed import Engine, parse_engine
 from livematte.distributed.batch import Resources, worker_config
 from livematte.distributed.workers import MattingWorker
 from livematte.errors import ConfigError, SourceError
-from livematte.pipeline.sources import write_clip
+from livematte.io.synthetic import write_clip
 
 
 @pytest.mark.parametrize(

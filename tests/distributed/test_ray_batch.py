@@ -12,7 +12,8 @@ import pytest
 ray = pytest.importorskip("ray", reason="Ray is not installed: pip install 'livematte[ray]'")
 
 from livematte import cli  # noqa: E402
-from livematte.pipeline.sources import open_source, write_clip  # noqa: E402
+from livematte.io.sources import open_source  # noqa: E402
+from livematte.io.synthetic import write_clip  # noqa: E402
 
 SAMPLE = Path(__file__).resolve().parents[2] / "livematte" / "samples" / "astronaut.jpg"
 

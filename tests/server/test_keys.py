@@ -10,7 +10,7 @@ import threading
 import pytest
 
 from livematte import cli
-from livematte.commands import serve as commands
+from livematte.cli import serve as commands
 from livematte.server.keys import (
     DEFAULT_RATE,
     BalanceError,
@@ -233,7 +233,7 @@ def test_env_var_picks_the_database(capsys, monkeypatch, db):
 def test_serve_and_keys_are_cli_commands():
     import argparse
 
-    from livematte.commands.base import COMMANDS
+    from livematte.cli.base import COMMANDS
 
     assert {"serve", "keys"} <= set(COMMANDS)
     parser = argparse.ArgumentParser()
