@@ -162,7 +162,7 @@ def convert_again(spec: ModelSpec, why: str, log: Log | None = None) -> Path:
     source = str(record.get("source") or package.label)
     try:
         _commit(spec, package, folder, source, str(record.get("origin", "cache")), None)
-    except DownloadError as exc:
+    except (DownloadError, OSError) as exc:
         raise ModelError(f"{spec.name}: converting again failed ({exc}); {redo}") from exc
     return converted_path(spec)
 
