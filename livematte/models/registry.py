@@ -70,6 +70,10 @@ class ModelSpec:
         license: SPDX identifier of the weights' license.
         description: one line for ``livematte models list``.
         homepage: where the model comes from.
+        spin: ONNX Runtime's intra-op threads spin while they wait for work (its default:
+            the fastest for small models on an idle machine).  Off for heavy networks: RVM at
+            320x176 on 2 threads, sharing the machine, cost 134.6 ms CPU per frame spinning
+            against 55.8 ms not (median wall 327 against 72 ms; scripts/bench_rvm.py).
     """
 
     name: str
@@ -90,6 +94,7 @@ class ModelSpec:
     license: str = "unknown"
     description: str = ""
     homepage: str = ""
+    spin: bool = True
 
     def __post_init__(self) -> None:
         problems = []
@@ -425,6 +430,7 @@ def rvm_mobilenetv3() -> ModelSpec:
         license="GPL-3.0",
         description="Robust Video Matting MobileNetV3 fp32 (recurrent; any size; 15 MB)",
         homepage="https://github.com/PeterL1n/RobustVideoMatting",
+        spin=False,
     )
 
 

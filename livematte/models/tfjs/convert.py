@@ -26,6 +26,7 @@ from livematte.models.tfjs.emit import EMITTERS, fail
 from livematte.models.tfjs.graph import ONNX_TYPES, Builder, Value, const_value
 from livematte.models.tfjs.layout import NCHW_PERM, to_perm
 from livematte.models.tfjs.model import GraphModel, TfNode, load_graph_model, tf_dtype
+from livematte.models.tfjs.version import CONVERTER_VERSION  # noqa: F401 - re-exported
 
 _DEAD = Value("<dead branch>", np.dtype(np.float32), 0)
 _AXIS_LABELS = {4: "nhwc", 3: "hwc", 2: "hw", 1: "n"}
@@ -156,6 +157,7 @@ def convert_graph_model(
     output_names: dict[str, str] | None = None,
     layout: str = "nchw",
     input_shapes: dict[str, tuple[int | None, ...]] | None = None,
+    optimize: bool = True,
 ) -> bytes:
     """Convert a TF.js graph model to a serialized ONNX model (opset 18, deterministic bytes).
 
@@ -169,6 +171,8 @@ def convert_graph_model(
             (TensorFlow's own layout at the graph boundary; NCHW inside either way).
         input_shapes: logical (NHWC) shapes of placeholders that declare none, None for a
             dynamic dimension.
+        optimize: apply the ``peephole`` rewrites (same values, faster in ONNX Runtime);
+            False gives the plain op-by-op graph (benchmarks, debugging).
 
     Raises:
         ModelError: unreadable model, or an op or pattern the converter does not support
@@ -177,7 +181,7 @@ def convert_graph_model(
     if layout not in ("nchw", "nhwc"):
         raise ModelError(f"layout must be 'nchw' or 'nhwc', not {layout!r}")
     model = load_graph_model(Path(model_json))
-    builder = Builder(fp16_weights=fp16_weights)
+    builder = Builder(fp16_weights=fp16_weights, optimize=optimize)
     conv = _Converter(model, builder, dict(bind or {}), layout, dict(input_shapes or {}))
     for name in bind or {}:
         if name not in conv.nodes or conv.nodes[name].op != "Placeholder":
@@ -209,7 +213,7 @@ def convert_graph_model(
 RVM_STATE_CHANNELS = (16, 20, 40, 64)
 
 
-def convert_rvm(json_path: Path, *, fp16_weights: bool = False) -> bytes:
+def convert_rvm(json_path: Path, *, fp16_weights: bool = False, optimize: bool = True) -> bytes:
     """Robust Video Matting's TF.js export as ONNX with the official release's signature.
 
     The ``downsample_ratio == 1`` branch is kept (no internal resize, no refiner: the caller
@@ -221,5 +225,5 @@ def convert_rvm(json_path: Path, *, fp16_weights: bool = False) -> bytes:
     names = {k: k for k in ("fgr", "pha", "r1o", "r2o", "r3o", "r4o")}
     return convert_graph_model(
         json_path, bind={"downsample_ratio": 1.0}, fp16_weights=fp16_weights,
-        output_names=names, layout="nchw", input_shapes=shapes,
+        output_names=names, layout="nchw", input_shapes=shapes, optimize=optimize,
     )

@@ -22,6 +22,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from livematte.errors import ModelError
+from livematte.models.tfjs import peephole
 
 OPSET = 18
 #: Float weights with at least this many elements are stored as float16 when asked to.
@@ -76,8 +77,9 @@ def const_value(array: Any, dtype: Any = None) -> Value:
 class Builder:
     """Accumulates ONNX nodes and initializers; see the module docstring."""
 
-    def __init__(self, *, fp16_weights: bool = False) -> None:
+    def __init__(self, *, fp16_weights: bool = False, optimize: bool = True) -> None:
         self.fp16_weights = fp16_weights
+        self.optimize = optimize
         self.nodes: list[onnx.NodeProto] = []
         self.initializers: list[onnx.TensorProto] = []
         self._const_names: dict[tuple[str, tuple[int, ...], bytes], str] = {}
@@ -206,7 +208,8 @@ class Builder:
         for node in self.nodes:
             node.input[:] = [renames.get(n, n) for n in node.input]
             node.output[:] = [renames.get(n, n) for n in node.output]
-        nodes = _live_nodes(self.nodes, [name for _, name in outputs])
+        nodes = peephole.optimize(self.nodes, self.initializers) if self.optimize else self.nodes
+        nodes = _live_nodes(nodes, [name for _, name in outputs])
         used = {n for node in nodes for n in node.input}
         inits = [t for t in self.initializers if t.name in used]
         graph = helper.make_graph(nodes, "tfjs", inputs, output_infos, inits)
