@@ -39,6 +39,16 @@ def test_a_person_found_keeps_what_is_in_their_box():
     assert gate[120:130, 25:35].min() == 1.0
 
 
+def test_with_people_found_a_small_core_away_from_them_is_dropped():
+    alpha = person(canvas())
+    cv2.rectangle(alpha, (10, 10), (40, 30), 0.95, -1)  # confident poster text, top left
+    person_box = (130.0, 55.0, 270.0, 200.0)
+    assert core_gate(alpha, [], (300, 200))[20, 25] == 1.0  # nobody found: it may be a person
+    gate = core_gate(alpha, [person_box], (300, 200))
+    assert gate[20, 25] == 0.0
+    assert gate[150:200, 180:220].min() == 1.0
+
+
 def test_a_person_the_model_doubts_whole_is_kept():
     # No core anywhere near: a grey copy of a photo, the person at 0.6-0.7 throughout.
     alpha = person(canvas(), value=0.65)
