@@ -93,3 +93,22 @@ def test_photo_preset_does_not_matte_the_statue():
         sad[gate] = float(np.abs(alpha - gt).sum() / 1000)
     # No person is found on this photo (a close-up with a blurred face): the gate alone.
     assert sad[True] < 60.0 < sad[False]
+
+
+def test_person_gate_alone_runs_the_keypoint_stage():
+    pytest.importorskip("onnxruntime")
+    from livematte.api import build_pipeline
+    from livematte.config import load_config
+    from livematte.pipeline.keypoints import KeypointStage
+
+    def kinds(gate: bool) -> list[type]:
+        overrides = {
+            "matting.person_roi": False,
+            "matting.person_crops": False,
+            "matting.person_gate": gate,
+        }
+        with build_pipeline(load_config("photo", overrides)) as pipeline:
+            return [type(stage) for stage in pipeline.stages]
+
+    assert KeypointStage in kinds(True)
+    assert KeypointStage not in kinds(False)
