@@ -162,9 +162,10 @@ def build_pipeline(
         slices.extend([None] * len(front))
     else:
         # Matting's person-ROI fusion needs the keypoint stage's per-person masks, its closer
-        # looks the people's boxes.
+        # looks and person gating the people's boxes.
         matting = config.matting
-        keypoints = config.keypoints.enabled or matting.person_roi or matting.person_crops
+        people = matting.person_roi or matting.person_crops or matting.person_gate
+        keypoints = config.keypoints.enabled or people
         if keypoints or stickers or id_photo:
             # Built because something needs it, whatever ``enabled`` says: the same stage
             # serves analysis, stickers and ID photos (``rebuild`` keeps its models).

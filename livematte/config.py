@@ -99,6 +99,11 @@ class MattingConfig:
     #: (``frame.people`` boxes, whatever found them), replacing the whole-frame mask there
     #: before the person-mask fusion.  Small people vanish at 256 px for the whole frame.
     person_crops: bool = False
+    #: Person gating of the embedded segmenter's coarse mask (``person_gate.core_gate``): keep
+    #: it only near its confident core and the people found, so a statue or a tarp the model
+    #: half takes for a person is not matted (p3m photo preset: worst SAD 132.2 -> 54.8,
+    #: mean 22.9 -> 16.9; COCO/OCHuman IoU 0.556 -> 0.554).  RVM has its own gate.
+    person_gate: bool = False
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,9 @@ RVM's own recurrence, unstabilised - on real clips, video on frame_ms), with rat
 the same mode on the embedded model.  Rows without "@" always use the embedded model, whatever
 is installed, and "@NAME" rows use the preset's own person-ROI setting (RVM's gating uses it).
 
+"photo-nogate" is the photo preset without person gating (``matting.person_gate``), its
+baseline in the same run.
+
 ``--person-roi`` adds a "<mode>+roi" row after each mode (but raw) in the p3m, iou, synthetic
 and video sections: the same settings with ``matting.person_roi`` on, fed the person masks of
 a keypoint stage (the base rows force it off, so both come from the same run); its ratios are
@@ -79,6 +82,8 @@ MODES = {
     "live": ("live", {}),
     "guided": ("photo", {"matting.refine": "guided", "matting.guide": "color"}),
     "photo": ("photo", {}),
+    # The photo preset without person gating (matting.person_gate): its baseline.
+    "photo-nogate": ("photo", {"matting.person_gate": False}),
     "video": ("video", {}),
     # The same without step 1 of temporal.py (optical-flow smoothing of the coarse mask).
     "video-noflow": ("video", {"temporal.motion_compensation": False}),
@@ -280,6 +285,7 @@ def section_gray(data: Path, modes: list[str], limit: int) -> dict:
         out[m] = {
             "gray_iou": float(np.mean(list(per.values()))),
             "min_gray_iou": float(min(per.values())),
+            "min_gray_image": min(per, key=per.get),
             "per_image": per,
         }
     return out
@@ -679,7 +685,9 @@ def main(argv: list[str] | None = None) -> int:
         results["p3m"] = section_p3m(
             args.data,
             with_models(
-                with_roi(["raw", "live", "guided", "photo"], roi), models, ("guided", "photo")
+                with_roi(["raw", "live", "guided", "photo-nogate", "photo"], roi),
+                models,
+                ("guided", "photo"),
             ),
             args.limit,
         )
@@ -692,19 +700,24 @@ def main(argv: list[str] | None = None) -> int:
         )
     if "gray" in sections:
         results["gray"] = section_gray(
-            args.data, with_models(["photo"], models, ("photo",)), args.limit
+            args.data,
+            with_models(with_roi(["photo-nogate", "photo"], roi), models, ("photo",)),
+            args.limit,
         )
         print(
             _table(
                 "grey copy of each p3m portrait: IoU (alpha > 0.5) vs the colour result",
                 results["gray"],
-                ["gray_iou", "min_gray_iou"],
+                ["gray_iou", "min_gray_iou", "min_gray_image"],
                 base=None,
             )
         )
     if "iou" in sections:
         results["iou"] = section_iou(
-            args.data, with_models(with_roi(["raw", "live", "photo"], roi), models, ("photo",))
+            args.data,
+            with_models(
+                with_roi(["raw", "live", "photo-nogate", "photo"], roi), models, ("photo",)
+            ),
         )
         print(
             _table(

@@ -17,7 +17,9 @@ of the two probabilities is further from 0.5.  Rules measured on p3m / COCO+OCHu
 crop (TF.js three_people IoU 0.91 -> 0.32 / 0.79), max barely helps (COCO IoU +0.016), the
 more-confident rule wins (p3m SAD 0.87x live / 0.85x photo, gradient 0.96-0.97x, COCO IoU
 +0.03).  Everyone given is united first and a mask's "background" counts only near its
-person (see ``fuse_person_masks``); ``config.person_crops`` adds a closer look per person.
+person (see ``fuse_person_masks``); ``config.person_crops`` adds a closer look per person;
+``config.person_gate`` then fades out what neither a confident core nor a person found stands
+behind (``person_gate.core_gate``).
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ from livematte.pipeline.matting_adapters import (
     resize_image,
     resolve_model,
 )
+from livematte.pipeline.person_gate import core_gate
 from livematte.pipeline.pose_detection import Roi, crop_roi
 from livematte.pipeline.refine import (
     closed_form_refine,
@@ -372,6 +375,9 @@ class MattingStage:
                 coarse.alpha = fuse_crop_masks(coarse.alpha, crops, (width, height))
             if self.config.person_roi and frame.person_masks:
                 coarse.alpha = fuse_person_masks(coarse.alpha, frame.person_masks, (width, height))
+            if self.config.person_gate:
+                boxes = [person.box for person in frame.people]
+                coarse.alpha = coarse.alpha * core_gate(coarse.alpha, boxes, (width, height))
         t1 = time.perf_counter()
         if smooth and self.temporal.motion_compensation:
             # The model's own flips, on still and moving bodies alike, along optical flow.
