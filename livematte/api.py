@@ -91,7 +91,7 @@ class Pipeline:
 
     def set_background(self, image: np.ndarray) -> None:
         """Composite over ``image`` (BGR uint8, cover-fitted to each frame) from now on."""
-        from livematte.pipeline.effects import EffectsStage
+        from livematte.stages.effects import EffectsStage
 
         for i, stage in enumerate(self.stages):
             if isinstance(stage, EffectsStage):
@@ -138,11 +138,11 @@ def build_pipeline(
         ModelError: a model is unknown, missing or cannot run on the requested providers.
     """
     # Imported here so `livematte doctor` and config work never pay for model imports.
-    from livematte.pipeline.effects import EffectsStage
-    from livematte.pipeline.id_photo import IdPhotoStage, id_photo_enabled
-    from livematte.pipeline.keypoints import KeypointStage
-    from livematte.pipeline.matting import MattingStage
-    from livematte.pipeline.stickers import StickerStage, stickers_enabled
+    from livematte.stages.effects import EffectsStage
+    from livematte.stages.id_photo import IdPhotoStage, id_photo_enabled
+    from livematte.stages.keypoints import KeypointStage
+    from livematte.stages.matting import MattingStage
+    from livematte.stages.stickers import StickerStage, stickers_enabled
 
     old: dict[tuple[object, ...], Stage] = {}
     if reuse is not None:

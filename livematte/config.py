@@ -195,7 +195,7 @@ class EffectsConfig:
     desaturate: float = _ranged(0.0, 0.0, 1.0)
     #: "lens": disc (bokeh-like) kernel; "gaussian": softer and slightly cheaper.
     blur_kind: str = _choice("lens", "lens", "gaussian")
-    #: ID photo size name (see livematte/pipeline/id_photo.py, e.g. "passport", "us"); "" = off.
+    #: ID photo size name (see livematte/stages/id_photo.py, e.g. "passport", "us"); "" = off.
     id_photo: str = ""
     #: ID photo: rotate so the eye line is level.
     id_photo_level: bool = True

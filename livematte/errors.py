@@ -7,6 +7,8 @@ The CLI prints ``str(error)`` as one line and exits non-zero; the HTTP API maps 
 
 from __future__ import annotations
 
+import sys
+
 
 class LivematteError(Exception):
     """Base of every error livematte raises on purpose."""
@@ -50,3 +52,8 @@ class DownloadError(ModelError, ConnectionError):
 class TooManyPixelsError(SourceError):
     """An image has more pixels than the limit (decompression-bomb guard), found from its
     header before any pixel is decoded."""
+
+
+def stderr_notice(message: str) -> None:
+    """The default notice (a warning that is not an error): ``livematte: MESSAGE`` on stderr."""
+    print(f"livematte: {message}", file=sys.stderr)

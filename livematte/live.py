@@ -39,7 +39,7 @@ class LiveControls:
 
     def __init__(self, pipeline: Pipeline, backgrounds: Sequence[str] = ()) -> None:
         from livematte.api import Pipeline
-        from livematte.pipeline.stickers import stickers_enabled
+        from livematte.stages.stickers import stickers_enabled
 
         self.pipeline = pipeline
         self._base = pipeline.config

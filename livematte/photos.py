@@ -45,8 +45,8 @@ def write_photo(pipeline, image, source: Path, target: Path, *, matte: bool = Fa
     result = frame_pixels(frame, "matte") if matte else frame.output
     if config.effects.id_photo and not matte:
         # ID photos carry their print resolution (PNG pHYs / JPEG density)
-        from livematte.pipeline.id_photo import resolve_size
-        from livematte.pipeline.id_photo import write_image as write_with_dpi
+        from livematte.stages.id_photo import resolve_size
+        from livematte.stages.id_photo import write_image as write_with_dpi
 
         write_with_dpi(target, result, dpi=resolve_size(config.effects.id_photo).dpi)
     else:
@@ -68,8 +68,8 @@ def batch_status(count: int, failed: int, elapsed: float) -> int:
 def write_analysis(target: Path, source: Path, frame, *, many: bool) -> None:
     """The body analysis of ``frame`` as JSON: ``target`` itself, or ``target/<stem>.json``
     for many inputs."""
+    from livematte.ops.body_parts import analysis_json
     from livematte.outputs import atomic_path
-    from livematte.pipeline.body_parts import analysis_json
 
     if many:
         target.mkdir(parents=True, exist_ok=True)

@@ -23,13 +23,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from livematte.errors import LivematteError, SinkError
+from livematte.errors import LivematteError, SinkError, stderr_notice
 from livematte.io.sinks import (
     CONTAINERS,
     FORMATS,
     default_extension,
     resolve_format,
-    stderr_notice,
 )
 from livematte.io.sources import expand_inputs, open_source
 from livematte.io.table import open_sink

@@ -34,8 +34,8 @@ from timing import summarise, timings_ms  # noqa: E402
 
 from livematte.config import load_config  # noqa: E402
 from livematte.frame import LANDMARK_NAMES, Frame, Mode, Person  # noqa: E402
-from livematte.pipeline.effects import EffectsStage  # noqa: E402
-from livematte.pipeline.stickers import StickerStage  # noqa: E402
+from livematte.stages.effects import EffectsStage  # noqa: E402
+from livematte.stages.stickers import StickerStage  # noqa: E402
 
 COLUMNS = ["effect", "median_ms", "p95_ms", "mean_ms"]
 

@@ -68,7 +68,7 @@ def frame_720p() -> tuple[np.ndarray, str]:
                 if i == 30:
                     image = f.to_ndarray(format="bgr24")
                     return cv2.resize(image, FRAME, interpolation=cv2.INTER_AREA), VIDEO.name
-    from livematte.pipeline.sources import SyntheticSource
+    from livematte.io.synthetic import SyntheticSource
 
     return next(iter(SyntheticSource(*FRAME, 1, 25))).image, "synthetic"
 
@@ -125,7 +125,7 @@ def working_input(image: np.ndarray, ratio: float) -> np.ndarray:
     """The frame at RVM's working size for ``ratio`` (the adapter's rounding), NCHW 0..1."""
     import cv2
 
-    from livematte.pipeline.matting_adapters import RobustVideoMattingAdapter
+    from livematte.stages.matting_adapters import RobustVideoMattingAdapter
 
     m = RobustVideoMattingAdapter.MULTIPLE
     size = (max(m, round(FRAME[0] * ratio / m) * m), max(m, round(FRAME[1] * ratio / m) * m))

@@ -49,7 +49,7 @@ sys.path.insert(0, str(REPO))
 
 from livematte.config import KeypointsConfig, RuntimeConfig  # noqa: E402
 from livematte.frame import Frame, Mode  # noqa: E402
-from livematte.pipeline.keypoints import KeypointStage  # noqa: E402
+from livematte.stages.keypoints import KeypointStage  # noqa: E402
 
 DATA = REPO.parent / "shared" / "data"
 #: BlazePose indices of the 17 COCO keypoints, in COCO order.

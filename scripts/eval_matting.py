@@ -67,9 +67,9 @@ sys.path.insert(0, str(ROOT))
 
 from livematte.config import load_config  # noqa: E402
 from livematte.frame import Frame, Mode  # noqa: E402
-from livematte.pipeline.keypoints import KeypointStage  # noqa: E402
-from livematte.pipeline.matting import MattingStage  # noqa: E402
-from livematte.pipeline.refine import estimate_foreground  # noqa: E402
+from livematte.ops.refine import estimate_foreground  # noqa: E402
+from livematte.stages.keypoints import KeypointStage  # noqa: E402
+from livematte.stages.matting import MattingStage  # noqa: E402
 
 RAW = {
     "matting.refine": "none",

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Measure the body-geometry constants of ``livematte/pipeline/geometry.py``; print tables.
+"""Measure the body-geometry constants of ``livematte/ops/geometry.py``; print tables.
 
 What is measured, per person (IMAGE-mode keypoint stage, its 33 landmarks, matched to a
 human-annotated person by OKS >= 0.5), against that person's own outline:
@@ -48,7 +48,7 @@ from eval_keypoints import (  # noqa: E402
 )
 
 from livematte.frame import LANDMARK_INDEX, Frame  # noqa: E402
-from livematte.pipeline import geometry  # noqa: E402
+from livematte.ops import geometry  # noqa: E402
 
 DATA = REPO.parent / "shared" / "data"
 SERVICE_DOC = REPO.parent / "shared" / "reference" / "portrait-matting-service.md"

@@ -92,3 +92,44 @@ def test_every_folder_of_modules_is_a_regular_package():
     folders = {p.parent for p in PACKAGE.rglob("*.py") if "__pycache__" not in p.parts}
     loose = [f.relative_to(PACKAGE) for f in folders if not (f / "__init__.py").exists()]
     assert loose == []
+
+
+# The layers of docs/ARCHITECTURE.md: what each folder may import from the package (besides itself).
+# The core modules at the top (frame, config, errors, ...) sit below everything.
+CORE = {"livematte", "livematte.frame", "livematte.config", "livematte.errors", "livematte.outputs",
+        "livematte.atomic"}
+LAYERS = {
+    "livematte.ops": {"livematte.frame"},
+    "livematte.io": CORE,
+    "livematte.runner": CORE | {"livematte.io"},
+    "livematte.stages": CORE | {"livematte.ops", "livematte.models"},
+}
+
+
+def _folder(module: str) -> str:
+    return ".".join(module.split(".")[:2])
+
+
+def layer_breaches(graph: dict[str, set[str]]) -> list[str]:
+    breaches = []
+    for module, imports in sorted(graph.items()):
+        allowed = LAYERS.get(_folder(module))
+        if allowed is None:
+            continue
+        for target in sorted(imports):
+            inside = _folder(target) == _folder(module)
+            if not inside and target not in allowed and _folder(target) not in allowed:
+                breaches.append(f"{module} -> {target}")
+    return breaches
+
+
+def test_the_layer_checker_sees_a_breach():
+    graph = {"livematte.ops.refine": {"livematte.stages.matting", "livematte.frame"},
+             "livematte.stages.matting": {"livematte.ops.refine"}}
+    assert layer_breaches(graph) == ["livematte.ops.refine -> livematte.stages.matting"]
+
+
+def test_each_folder_imports_only_the_layers_below_it():
+    """ops/ is pure (only frame.py), io/ never reaches a stage, runner/ joins io/ and the core only,
+    stages/ use ops/ and the models, never a front, io/ or the runners."""
+    assert layer_breaches(import_graph()) == []

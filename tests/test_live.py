@@ -57,10 +57,10 @@ def test_real_pipeline_live_to_vcam_and_stream(clip, vcam_backend, tmp_path):
 def test_controls_cycle_backgrounds_and_toggle_stickers():
     build_pipeline, load_config = real_pipeline_or_skip()
     from livematte.live import LiveControls
-    from livematte.pipeline.effects import EffectsStage
-    from livematte.pipeline.keypoints import KeypointStage
-    from livematte.pipeline.matting import MattingStage
-    from livematte.pipeline.stickers import StickerStage
+    from livematte.stages.effects import EffectsStage
+    from livematte.stages.keypoints import KeypointStage
+    from livematte.stages.matting import MattingStage
+    from livematte.stages.stickers import StickerStage
 
     def stage(kind):
         return next(s for s in controls.pipeline.stages if isinstance(s, kind))
@@ -93,8 +93,8 @@ def test_stickers_off_keeps_the_keypoints_matting_needs():
     # to remove it (LiveControls re-derived build_pipeline's rule, wrongly).
     build_pipeline, load_config = real_pipeline_or_skip()
     from livematte.live import LiveControls
-    from livematte.pipeline.keypoints import KeypointStage
-    from livematte.pipeline.stickers import StickerStage
+    from livematte.stages.keypoints import KeypointStage
+    from livematte.stages.stickers import StickerStage
 
     config = load_config("live", {"stickers.pack": "party", "matting.person_roi": True})
     controls = LiveControls(build_pipeline(config))

@@ -7,10 +7,10 @@ import numpy as np
 from livematte.api import build_pipeline
 from livematte.config import load_config
 from livematte.frame import Frame
-from livematte.pipeline.effects import EffectsStage
-from livematte.pipeline.keypoints import KeypointStage
-from livematte.pipeline.matting import MattingStage
-from livematte.pipeline.stickers import StickerStage
+from livematte.stages.effects import EffectsStage
+from livematte.stages.keypoints import KeypointStage
+from livematte.stages.matting import MattingStage
+from livematte.stages.stickers import StickerStage
 
 
 def _by_type(pipeline):

@@ -77,14 +77,14 @@ def plan_outputs(
 def _check_options(args: argparse.Namespace, config, *, several: bool) -> bool:
     """Refuse flags that contradict each other before any model loads; return whether the
     results have an alpha channel."""
-    from livematte.pipeline.effects import parse_background
+    from livematte.stages.effects import parse_background
 
     if args.matte and args.id_photo:
         raise ConfigError("--matte writes the matte only: it cannot be an --id-photo")
     if args.matte and args.bg:
         raise ConfigError("--matte writes the matte only: --bg has no effect on it")
     if config.effects.id_photo:
-        from livematte.pipeline.id_photo import resolve_size
+        from livematte.stages.id_photo import resolve_size
 
         resolve_size(config.effects.id_photo)  # an unknown size fails now, not after a model
     if args.json and several and args.json.suffix.lower() == ".json":

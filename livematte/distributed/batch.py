@@ -110,7 +110,7 @@ class _Pool:
     def _wait_ready(self, resources: Resources) -> None:
         """Load the models everywhere at once; stop on the first worker that cannot (one
         line); say so when the cluster has no free room for the workers yet."""
-        from livematte.io.sinks import stderr_notice
+        from livematte.errors import stderr_notice
 
         calls = [actor.ready.remote() for actor in self.idle]
         ready, waiting = self.ray.wait(calls, num_returns=len(calls), timeout=_START_NOTICE_S)
@@ -267,7 +267,7 @@ def _cluster_pool(
 def video_on_ray(args: argparse.Namespace, config: Config) -> int:
     """``livematte video ... --engine ray``: the local command's batch, run on Ray; prints the
     same summary line and returns the same exit status."""
-    from livematte.io.sinks import stderr_notice
+    from livematte.errors import stderr_notice
 
     engine: Engine = args.engine
     resources = resources_from_args(args)

@@ -36,7 +36,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -66,11 +65,6 @@ GREEN = (64, 177, 0)
 GREEN_BGR = np.array(GREEN, np.float32)
 
 Notice = Callable[[str], None]
-
-
-def stderr_notice(message: str) -> None:
-    """The default notice: ``livematte: MESSAGE`` on stderr."""
-    print(f"livematte: {message}", file=sys.stderr)
 
 
 def resolve_format(path: str | Path, fmt: str = "auto") -> str:

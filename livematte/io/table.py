@@ -25,7 +25,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from livematte.errors import SinkError
+from livematte.errors import SinkError, stderr_notice
 from livematte.io.base import SinkBase
 from livematte.io.live_sinks import StreamSink, VirtualCameraSink
 from livematte.io.sinks import (
@@ -36,7 +36,6 @@ from livematte.io.sinks import (
     NullSink,
     PngSequenceSink,
     resolve_format,
-    stderr_notice,
 )
 from livematte.io.video_sink import VideoFileSink
 from livematte.io.window import WindowSink

@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from livematte.atomic import make_temporary, publish
-from livematte.errors import SinkError
+from livematte.errors import SinkError, stderr_notice
 from livematte.frame import Frame
 from livematte.io.silence import silence_packets
 from livematte.io.sinks import (
@@ -27,7 +27,6 @@ from livematte.io.sinks import (
     _check_folder,
     frame_pixels,
     resolve_format,
-    stderr_notice,
 )
 
 if TYPE_CHECKING:

@@ -32,10 +32,9 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from livematte.errors import SourceError
+from livematte.errors import SourceError, stderr_notice
 from livematte.frame import Frame
 from livematte.io.base import LatestSlot, Sink, SinkBase, Source
-from livematte.io.sinks import stderr_notice
 from livematte.runner.ordered import ProcessFn
 from livematte.runner.results import LiveRun, SinkFigures, latency_percentiles
 

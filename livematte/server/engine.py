@@ -29,7 +29,7 @@ import numpy as np
 
 from livematte.errors import SourceError
 from livematte.frame import Frame, Mode
-from livematte.pipeline.compose import fit_pixels
+from livematte.ops.compose import fit_pixels
 from livematte.server import errors as E
 from livematte.server.errors import ApiError
 from livematte.server.images import (
@@ -46,7 +46,7 @@ from livematte.server.keys import DEFAULT_RATE
 if TYPE_CHECKING:
     from livematte.api import Pipeline, Stage
     from livematte.config import Config
-    from livematte.pipeline.body_parts import AnalysisJSON
+    from livematte.ops.body_parts import AnalysisJSON
 
 T = TypeVar("T")
 
@@ -185,7 +185,7 @@ class Engine:
             pipelines = list(self._pipelines.values())
         if pipelines:
             return str(pipelines[0].matting_model())
-        from livematte.pipeline.matting_adapters import resolve_model
+        from livematte.stages.matting_adapters import resolve_model
 
         runtime = self._config.runtime
         return resolve_model(self._config.matting.model, runtime.mode, runtime.providers)
@@ -333,7 +333,7 @@ class Engine:
         if isinstance(pipeline.stages[0], _InjectedFront):
             body = pipeline.stages[0].analysis
         elif analysis:
-            from livematte.pipeline.body_parts import analysis_json
+            from livematte.ops.body_parts import analysis_json
 
             body = analysis_json(frame.people, frame.size)
         return frame, body

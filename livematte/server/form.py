@@ -109,9 +109,9 @@ def parse_look(form: Form) -> dict[str, object]:
         ApiError: 1107 naming the field, for any bad value.
     """
     from livematte.errors import ConfigError
-    from livematte.pipeline.effects import parse_background
-    from livematte.pipeline.id_photo import resolve_size
-    from livematte.pipeline.stickers import list_packs
+    from livematte.stages.effects import parse_background
+    from livematte.stages.id_photo import resolve_size
+    from livematte.stages.stickers import list_packs
 
     def text(name: str) -> str | None:
         value = form.get(name)

@@ -43,8 +43,8 @@ from PIL import (  # noqa: F401 - importing a plugin registers it; preinit() lac
 
 from livematte.errors import TooManyPixelsError
 from livematte.frame import Frame
+from livematte.ops.compose import alpha_to_u8, content_box, crop_padded
 from livematte.outputs import MAX_PIXELS, open_header
-from livematte.pipeline.compose import alpha_to_u8, content_box, crop_padded
 from livematte.server.errors import (
     CORRUPT_IMAGE,
     EMPTY_FILE,

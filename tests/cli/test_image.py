@@ -76,7 +76,7 @@ def test_folder_in_folder_out_continues_past_a_bad_file(photo, tmp_path, capsys)
 
 
 def test_id_photo_has_the_size_and_dpi(photo, tmp_path):
-    from livematte.pipeline.id_photo import read_dpi
+    from livematte.stages.id_photo import read_dpi
 
     out = tmp_path / "id.jpg"
     assert _run(str(photo), str(out), "--id-photo", "passport", "--bg", "white") == 0

@@ -14,10 +14,10 @@ from PIL import Image, ImageFile
 
 from livematte.config import load_config
 from livematte.frame import Frame
-from livematte.pipeline.compose import cover_fit, fit_pixels
-from livematte.pipeline.effects import EffectsStage
+from livematte.ops.compose import cover_fit, fit_pixels
 from livematte.server.errors import ApiError
 from livematte.server.images import RenderOptions, decode_image, render, to_bgr
+from livematte.stages.effects import EffectsStage
 
 
 def png_bomb(width: int = 20000, height: int = 20000) -> bytes:

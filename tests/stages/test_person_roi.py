@@ -1,0 +1,250 @@
+"""Person-ROI fusion: crop -> coarse-grid warp, the fusion rule, and real photos."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import pytest
+from media import SHARED_DATA, needs_shared
+
+from livematte.config import MattingConfig, load_config
+from livematte.frame import Frame, Mode
+from livematte.ops.pose_detection import Roi, crop_roi
+from livematte.stages.matting import (
+    ROI_FEATHER,
+    MattingStage,
+    crop_to_grid,
+    fuse_crop_masks,
+    fuse_person_masks,
+)
+from livematte.stages.matting_adapters import SelfieSegmentationAdapter
+
+DATA = SHARED_DATA
+needs_data = needs_shared()
+
+
+@dataclass
+class FakeMask:
+    """Duck-typed ``PersonMask``: probability in the crop and its crop -> image matrix."""
+
+    probability: np.ndarray
+    crop_to_image: np.ndarray
+    track_id: int = 0
+
+
+def test_crop_to_grid_round_trips_a_rotated_crop():
+    # A disc in a 640x480 image, cropped by a rotated ROI and warped back onto a 4x smaller
+    # grid, lands where the image's own downscale puts it.
+    w, h = 640, 480
+    image = np.zeros((h, w), np.float32)
+    cv2.circle(image, (300, 260), 90, 1.0, -1)
+    roi = Roi(cx=310.0, cy=250.0, size=400.0, rotation=math.radians(25))
+    crop = crop_roi(np.dstack([image] * 3), roi, 256)[..., 0]
+    grid = (w // 4, h // 4)
+    matrix = crop_to_grid(roi.crop_to_image(256), (w, h), grid)
+    back = cv2.warpAffine(crop, matrix, grid, flags=cv2.INTER_LINEAR)
+    expected = cv2.resize(image, grid, interpolation=cv2.INTER_AREA)
+    inside = cv2.warpAffine(np.ones((256, 256), np.float32), matrix, grid) > 0.999
+    assert np.abs(back - expected)[inside].mean() < 0.02
+    # Same grid as the image: the matrix is the crop's own.
+    np.testing.assert_allclose(
+        crop_to_grid(roi.crop_to_image(256), (w, h), (w, h)), roi.crop_to_image(256), atol=1e-9
+    )
+
+
+def test_fuse_keeps_the_more_confident_probability_inside_the_crop_only():
+    w, h = 400, 200  # the coarse grid is 200x100: half the image
+    alpha = np.full((100, 200), 0.3, np.float32)
+    alpha[:, 150:] = 0.05  # whole-frame model sure of background on the right
+    prob = np.full((64, 64), 0.9, np.float32)  # crop sure of a person...
+    prob[:, 48:] = 0.4  # ...but unsure in its right quarter
+    # The crop covers image x 40..360, y 20..180 -> grid x 20..180, y 10..90.
+    matrix = np.array([[5.0, 0.0, 40.0], [0.0, 2.5, 20.0]])
+    fused = fuse_person_masks(alpha, [FakeMask(prob, matrix)], (w, h))
+    assert fused.dtype == np.float32 and fused.shape == alpha.shape
+    assert alpha[50, 100] == np.float32(0.3)  # input untouched
+    np.testing.assert_allclose(fused[50, 60], 0.9, atol=1e-6)  # crop surer: it wins
+    np.testing.assert_allclose(fused[50, 140], 0.3, atol=1e-6)  # 0.3 is surer than 0.4
+    np.testing.assert_allclose(fused[50, 160], 0.05, atol=1e-6)  # whole frame surer
+    # Outside the crop (its first pixel centre maps to grid (19.75, 9.75)): unchanged.
+    np.testing.assert_allclose(fused[:9], alpha[:9])
+    np.testing.assert_allclose(fused[:, :18], alpha[:, :18])
+    # The feather: weight rises from ~0 at the crop's edge to 1 ROI_FEATHER crop pixels in.
+    edge_row = fused[50, 20:40] - 0.3
+    assert 0 < edge_row[0] < 0.1 * 0.6 and np.all(np.diff(edge_row) >= -1e-6)
+    ramp_grid = ROI_FEATHER * 2.5  # crop px -> grid px (x scale 5 / 2)
+    np.testing.assert_allclose(fused[50, 20 + math.ceil(ramp_grid)], 0.9, atol=1e-6)
+    # No masks: a copy of the input.
+    assert np.array_equal(fuse_person_masks(alpha, [], (w, h)), alpha)
+
+
+def _disc_mask(cx: float, cy: float) -> np.ndarray:
+    """64x64 crop probability: one person (a disc, 0.9) at crop pixel (cx, cy), 0 elsewhere."""
+    prob = np.zeros((64, 64), np.float32)
+    cv2.circle(prob, (int(cx), int(cy)), 10, 0.9, -1)
+    return prob
+
+
+def test_fusion_keeps_every_person_given_whatever_the_order():
+    # Two people side by side whose crops overlap: each crop's mask holds its own person only
+    # and is sure the other one is background.  The whole-frame mask is unsure of both.
+    w = h = 200  # grid = image
+    alpha = np.full((h, w), 0.3, np.float32)
+    left = FakeMask(_disc_mask(24, 32), np.array([[2.0, 0.0, 40.0], [0.0, 2.0, 36.0]]))
+    right = FakeMask(_disc_mask(40, 32), np.array([[2.0, 0.0, 32.0], [0.0, 2.0, 36.0]]))
+    # left person at image (88, 100), right person at (112, 100): both inside both crops.
+    for masks in ([left, right], [right, left]):
+        fused = fuse_person_masks(alpha, masks, (w, h))
+        assert fused[100, 88] > 0.85 and fused[100, 112] > 0.85
+
+
+def test_a_person_mask_erases_only_near_its_person():
+    # The whole-frame mask is fairly sure of a bleed along the person and of a bystander
+    # nobody found farther off in the same crop: the person's mask, sure both are background,
+    # removes the bleed but leaves the bystander to the whole-frame mask.
+    w = h = 256  # one 256-pixel crop covering the image, grid = image
+    alpha = np.full((h, w), 0.02, np.float32)
+    alpha[118:138, 124:134] = 0.7  # bleed right next to the person (x 40..120)
+    alpha[100:160, 180:210] = 0.75  # an unfound bystander
+    prob = np.full((256, 256), 0.02, np.float32)
+    cv2.circle(prob, (80, 128), 40, 0.98, -1)
+    person = FakeMask(prob, np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]))
+    fused = fuse_person_masks(alpha, [person], (w, h))
+    assert fused[128, 80] > 0.9
+    assert fused[128, 128] < 0.1  # bleed gone
+    assert fused[128, 195] == pytest.approx(0.75)  # bystander kept
+
+
+def test_crop_masks_replace_the_whole_frame_mask_inside_their_crop():
+    w, h = 400, 200
+    alpha = np.full((100, 200), 0.02, np.float32)  # whole frame saw nobody (too small)
+    prob = _disc_mask(32, 32)
+    matrix = np.array([[1.0, 0.0, 200.0], [0.0, 1.0, 60.0]])  # crop at image x 200..264
+    fused = fuse_crop_masks(alpha, [FakeMask(prob, matrix)], (w, h))
+    assert fused[46, 116] > 0.85  # crop centre (232, 92) on the half-size grid
+    assert fused[46, 60] == pytest.approx(0.02)  # outside: unchanged
+    # Two overlapping crops that agree give the same; none gives a copy.
+    twice = fuse_crop_masks(alpha, [FakeMask(prob, matrix)] * 2, (w, h))
+    np.testing.assert_allclose(twice, fused, atol=1e-6)
+    assert np.array_equal(fuse_crop_masks(alpha, [], (w, h)), alpha)
+
+
+class BrightSession:
+    """Fake 64x64 NHWC model: 'person' where the input is bright (0.2 elsewhere)."""
+
+    input_shapes = {"image": [1, 64, 64, 3]}
+    output_names = ["segmentation"]
+    provider = "fake"
+
+    def run(self, inputs: dict) -> dict:
+        x = inputs["image"].mean(axis=3, keepdims=True)
+        return {"segmentation": np.where(x > 0.5, 0.8, 0.2).astype(np.float32)}
+
+
+@pytest.mark.parametrize(
+    ("person_roi", "with_masks", "changed"),
+    [(False, True, False), (True, False, False), (True, True, True)],
+)
+def test_stage_fuses_only_when_on_and_masks_given(person_roi, with_masks, changed):
+    image = np.full((128, 128, 3), 30, np.uint8)
+    image[32:96, 32:96] = 220
+
+    def factory(*_args, **_kw):
+        return BrightSession()
+
+    cfg = MattingConfig(
+        model="x",
+        refine="none",
+        clip_low=0.0,
+        clip_high=1.0,
+        foreground=False,
+        person_roi=person_roi,
+    )
+    stage = MattingStage(cfg, session_factory=factory)
+    assert isinstance(stage.adapter("x"), SelfieSegmentationAdapter)
+    prob = np.full((128, 128), 0.99, np.float32)  # sure of a person over the left half
+    masks = [FakeMask(prob, np.array([[0.5, 0.0, 0.0], [0.0, 1.0, 0.0]]))] if with_masks else []
+    alpha = stage.process(Frame(image=image, person_masks=masks)).alpha
+    plain = MattingStage(cfg, session_factory=factory).process(Frame(image=image)).alpha
+    assert np.array_equal(alpha, plain) != changed
+    if changed:
+        assert alpha[64, 20] > 0.9 and abs(alpha[64, 110] - 0.2) < 1e-3
+
+
+def test_person_roi_runs_the_keypoint_stage():
+    pytest.importorskip("onnxruntime")
+    from livematte.api import build_pipeline
+    from livematte.stages.keypoints import KeypointStage
+
+    cfg = load_config("live", {"matting.person_roi": True, "matting.foreground": False})
+    with build_pipeline(cfg) as pipeline:
+        assert isinstance(pipeline.stages[0], KeypointStage)
+    assert load_config("photo").matting.person_roi
+    assert not load_config("live").matting.person_roi
+
+
+@needs_data
+def test_fusion_lowers_sad_on_real_portraits():
+    pytest.importorskip("onnxruntime")
+    from livematte.stages.keypoints import KeypointStage
+
+    cfg = load_config(
+        "live", {"keypoints.enabled": True, "runtime.mode": "image", "matting.foreground": False}
+    )
+    keypoints = KeypointStage(cfg.keypoints, cfg.runtime)
+    plain = MattingStage(cfg.matting)
+    fused = MattingStage(MattingConfig(**{**cfg.matting.__dict__, "person_roi": True}))
+    folder = DATA / "matting" / "p3m_pseudo_gt"
+    sad_plain = sad_fused = 0.0
+    # Photos where the whole-frame model misses part of the person (eval_matting.py p3m).
+    for name in ("p_09ba26b4", "p_818e689d", "p_a09f6d7a"):
+        image = cv2.imread(str(folder / f"{name}.jpg"))
+        image = cv2.resize(image, (image.shape[1] // 2, image.shape[0] // 2))
+        gt = cv2.imread(str(folder / f"{name}_alpha.png"), 0).astype(np.float32) / 255
+        gt = cv2.resize(gt, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_AREA)
+        frame = keypoints.process(Frame(image=image, mode=Mode.IMAGE))
+        assert frame.person_masks and len(frame.person_masks) == len(frame.people)
+        assert frame.person_masks[0].track_id == frame.people[0].track_id
+        sad_plain += np.abs(plain.process(Frame(image=image)).alpha - gt).sum()
+        sad_fused += np.abs(fused.process(frame).alpha - gt).sum()
+    assert sad_fused < 0.8 * sad_plain
+
+
+class BigThingsSession:
+    """Fake 64x64 NHWC model that only sees bright things spanning several of its pixels."""
+
+    input_shapes = {"image": [1, 64, 64, 3]}
+    output_names = ["segmentation"]
+    provider = "fake"
+
+    def run(self, inputs: dict) -> dict:
+        bright = cv2.blur(inputs["image"][0].mean(axis=2), (9, 9)) > 0.5
+        return {"segmentation": np.where(bright, 0.9, 0.05).astype(np.float32)[None, ..., None]}
+
+
+def test_a_closer_look_finds_every_small_person_given():
+    from livematte.frame import Person
+
+    image = np.full((640, 640, 3), 30, np.uint8)
+    centres = [(100, 120), (500, 420), (320, 560)]
+    for x, y in centres:
+        image[y - 10 : y + 10, x - 6 : x + 6] = 230  # three people, far too small at 64 px
+    cfg = MattingConfig(
+        refine="none", clip_low=0.0, clip_high=1.0, foreground=False, person_crops=True
+    )
+    stage = MattingStage(cfg, session_factory=lambda *_a, **_k: BigThingsSession())
+    people = [
+        Person(i, np.zeros((33, 4), np.float32), (x - 6.0, y - 10.0, x + 6.0, y + 10.0), 1.0)
+        for i, (x, y) in enumerate(centres)
+    ]
+    alpha = stage.process(Frame(image=image, people=people)).alpha
+    assert all(alpha[y, x] > 0.5 for x, y in centres)
+    assert alpha[300, 300] < 0.1 and alpha[20, 620] < 0.1
+    # The whole frame alone misses them; two of three given: the third stays missed.
+    plain = stage.process(Frame(image=image)).alpha
+    assert all(plain[y, x] < 0.1 for x, y in centres)
+    some = stage.process(Frame(image=image, people=people[:2])).alpha
+    assert some[120, 100] > 0.5 and some[420, 500] > 0.5 and some[560, 320] < 0.1
