@@ -192,8 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path)
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.child:
-        sys.path.insert(0, str(ROOT))
+    if args.child:  # PYTHONPATH (set by _env) says whose code runs
         print(json.dumps(warm_child(json.loads(args.child))))
         return 0
     if not PORTRAIT.is_file():

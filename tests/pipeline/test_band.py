@@ -6,6 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
+from livematte.pipeline import band
 from livematte.pipeline.band import closed_form_band, foreground_ml, pixels, points
 from livematte.pipeline.refine import make_trimap
 
@@ -53,12 +54,20 @@ def dense_closed_form(image: np.ndarray, trimap: np.ndarray, epsilon: float = 1e
     return np.clip(out, 0, 1).reshape(h, w)
 
 
-@pytest.mark.parametrize("touching_border", [False, True])
-def test_closed_form_band_matches_the_dense_textbook_solve(touching_border):
+@pytest.mark.parametrize("solver", ["levels", "sparse"])
+@pytest.mark.parametrize("shape", ["inside", "touching the border", "two people"])
+def test_closed_form_band_matches_the_dense_textbook_solve(shape, solver, monkeypatch):
+    if solver == "sparse":  # the wide-band fallback
+        pytest.importorskip("scipy", reason="scipy not installed")
+        monkeypatch.setattr(band, "LEVEL_WORK", 0)
     rng = np.random.default_rng(3)
-    image = cv2.GaussianBlur(rng.uniform(0, 255, (30, 36, 3)).astype(np.uint8), (0, 0), 1.2)
-    coarse = np.zeros((30, 36), np.float32)
-    cv2.circle(coarse, (18, 26 if touching_border else 15), 9, 1.0, -1)
+    image = cv2.GaussianBlur(rng.uniform(0, 255, (30, 40, 3)).astype(np.uint8), (0, 0), 1.2)
+    coarse = np.zeros((30, 40), np.float32)
+    if shape == "two people":  # two bands that do not touch: two components to eliminate
+        cv2.circle(coarse, (9, 15), 6, 1.0, -1)
+        cv2.circle(coarse, (30, 15), 6, 1.0, -1)
+    else:
+        cv2.circle(coarse, (20, 26 if shape == "touching the border" else 15), 9, 1.0, -1)
     trimap = make_trimap(coarse, 3)
     assert (trimap == 0.5).any()
     ours = closed_form_band(image, trimap)
