@@ -11,12 +11,15 @@ Rows, for this checkout and (``--baseline ROOT``) another one side by side in th
   of each stage's ``frame.timings`` (floor: <= 0.5 s).
 * ``12mp``: a 4000x3000 photo (a p3m portrait scaled up), cold process and warm (floor: <= 4 s).
 
+``--no-spin`` adds rows for this checkout with ONNX Runtime's intra-op threads not spin-waiting
+(the setting patched into ``InferenceSession`` in the child processes, livematte unchanged).
+
 The machine is shared: CPU time is the steady figure, wall moves with the load.
 
 Usage::
 
     python scripts/bench_photo.py --json bench-results/photo.json
-    python scripts/bench_photo.py --baseline /path/to/other/checkout --repeats 5
+    python scripts/bench_photo.py --baseline /path/to/other/checkout --repeats 5 --no-spin
 """
 
 from __future__ import annotations
@@ -50,21 +53,44 @@ def _git(root: Path) -> str:
         return "?"
 
 
-def _env(root: Path, cache: str) -> dict[str, str]:
+def _env(root: Path, cache: str, no_spin: bool = False) -> dict[str, str]:
     env = dict(os.environ, PYTHONPATH=str(root), LIVEMATTE_CACHE=cache)
     env.pop("PYTHONSTARTUP", None)
+    env[NO_SPIN] = "1" if no_spin else ""
     return env
 
 
-def cold(root: Path, image: Path, preset: str, out_dir: Path) -> dict[str, float]:
+#: Environment flag of the child processes: ONNX Runtime's intra-op threads do not spin-wait
+#: (``session.intra_op.allow_spinning = 0``), set here by patching ``InferenceSession`` so the
+#: proposed setting is measured without changing livematte (``--no-spin`` rows).
+NO_SPIN = "LIVEMATTE_BENCH_NO_SPIN"
+
+
+def _patch_spinning() -> None:
+    import onnxruntime as ort
+
+    init = ort.InferenceSession.__init__
+
+    def no_spin(self, path, sess_options=None, **kwargs):
+        sess_options = sess_options or ort.SessionOptions()
+        sess_options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        init(self, path, sess_options=sess_options, **kwargs)
+
+    ort.InferenceSession.__init__ = no_spin
+
+
+def cold(
+    root: Path, image: Path, preset: str, out_dir: Path, no_spin: bool = False
+) -> dict[str, float]:
     """One whole ``livematte image`` process: wall and CPU seconds."""
     with tempfile.TemporaryDirectory(prefix="lm-bench-cache-") as cache:
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
+        # --cli: this script runs ``livematte`` itself (to apply --no-spin when asked)
         proc = subprocess.run(
-            [sys.executable, "-m", "livematte", "image", str(image),
+            [sys.executable, __file__, "--cli", "image", str(image),
              str(out_dir / f"{preset}.png"), "--preset", preset],
-            env=_env(root, cache), cwd=root, capture_output=True, text=True,
+            env=_env(root, cache, no_spin), cwd=root, capture_output=True, text=True,
         )  # fmt: skip
         wall = time.perf_counter() - start
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -104,12 +130,14 @@ def warm_child(spec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def warm(root: Path, image: Path, preset: str, repeats: int) -> dict[str, Any]:
+def warm(
+    root: Path, image: Path, preset: str, repeats: int, no_spin: bool = False
+) -> dict[str, Any]:
     spec = {"image": str(image), "preset": preset, "repeats": repeats}
     with tempfile.TemporaryDirectory(prefix="lm-bench-cache-") as cache:
         proc = subprocess.run(
             [sys.executable, __file__, "--child", json.dumps(spec)],
-            env=_env(root, cache), cwd=root, capture_output=True, text=True,
+            env=_env(root, cache, no_spin), cwd=root, capture_output=True, text=True,
         )  # fmt: skip
     if proc.returncode != 0:
         raise SystemExit(f"warm run failed ({root}): {proc.stderr.strip()[-400:]}")
@@ -133,14 +161,16 @@ def _stats(values: list[float]) -> dict[str, float]:
     return {"min": min(values), "median": statistics.median(values)}
 
 
-def run_root(label: str, root: Path, photo_12mp: Path, args, out_dir: Path) -> dict[str, Any]:
+def run_root(
+    label: str, root: Path, no_spin: bool, photo_12mp: Path, args, out_dir: Path
+) -> dict[str, Any]:
     result: dict[str, Any] = {"label": label, "root": str(root), "commit": _git(root)}
     runs: dict[str, list[dict[str, float]]] = {"photo": [], "live": [], "12mp": []}
     for _ in range(args.cold_repeats):  # interleaved, so a load change hits both presets
-        runs["live"].append(cold(root, PORTRAIT, "live", out_dir))
-        runs["photo"].append(cold(root, PORTRAIT, "photo", out_dir))
+        runs["live"].append(cold(root, PORTRAIT, "live", out_dir, no_spin))
+        runs["photo"].append(cold(root, PORTRAIT, "photo", out_dir, no_spin))
         if not args.skip_12mp:
-            runs["12mp"].append(cold(root, photo_12mp, "photo", out_dir))
+            runs["12mp"].append(cold(root, photo_12mp, "photo", out_dir, no_spin))
     for name, items in runs.items():
         if items:
             result[f"cold_{name}"] = {
@@ -150,13 +180,13 @@ def run_root(label: str, root: Path, photo_12mp: Path, args, out_dir: Path) -> d
     result["cold_ratio"] = {
         key: cp[key]["median"] / cl[key]["median"] for key in ("wall_s", "cpu_s")
     }
-    w = warm(root, PORTRAIT, "photo", args.repeats)
+    w = warm(root, PORTRAIT, "photo", args.repeats, no_spin)
     result["warm"] = {
         "wall_s": _stats(w["wall_s"]), "cpu_s": _stats(w["cpu_s"]),
         "first_s": w["first_s"], "stages_ms": w["stages_ms"],
     }  # fmt: skip
     if not args.skip_12mp:
-        w = warm(root, photo_12mp, "photo", max(1, args.repeats // 2))
+        w = warm(root, photo_12mp, "photo", max(1, args.repeats // 2), no_spin)
         result["warm_12mp"] = {
             "wall_s": _stats(w["wall_s"]), "cpu_s": _stats(w["cpu_s"]),
             "stages_ms": w["stages_ms"],
@@ -186,23 +216,43 @@ def _row(r: dict[str, Any]) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--baseline", type=Path, help="another checkout, measured alongside")
+    parser.add_argument("--baseline-commit", help="its commit, if it is not a git checkout")
     parser.add_argument("--repeats", type=int, default=7, help="warm repeats (default 7)")
     parser.add_argument("--cold-repeats", type=int, default=3, help="cold processes per row")
     parser.add_argument("--skip-12mp", action="store_true")
     parser.add_argument("--json", type=Path)
+    parser.add_argument(
+        "--no-spin", action="store_true",
+        help="add rows with ONNX Runtime's thread spin-waiting off (a proposed setting)",
+    )  # fmt: skip
     parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--cli", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.child:  # PYTHONPATH (set by _env) says whose code runs
+    # Child processes: PYTHONPATH (set by _env) says whose code runs.
+    if os.environ.get(NO_SPIN) and (args.child or args.cli is not None):
+        _patch_spinning()
+    if args.cli is not None:
+        from livematte.cli import main as livematte_main
+
+        return livematte_main(args.cli)
+    if args.child:
         print(json.dumps(warm_child(json.loads(args.child))))
         return 0
     if not PORTRAIT.is_file():
         print(f"bench_photo: needs {PORTRAIT}", file=sys.stderr)
         return 2
-    roots = [("this", ROOT)] + ([("baseline", args.baseline.resolve())] if args.baseline else [])
+    roots = [("this", ROOT, False)]
+    if args.no_spin:
+        roots.append(("this, no spin", ROOT, True))
+    if args.baseline:
+        roots.append(("baseline", args.baseline.resolve(), False))
     with tempfile.TemporaryDirectory(prefix="lm-bench-photo-") as tmp:
         out_dir = Path(tmp)
         photo_12mp = make_12mp(out_dir / "photo_12mp.jpg")
-        rows = [run_root(label, root, photo_12mp, args, out_dir) for label, root in roots]
+        rows = [run_root(*root, photo_12mp, args, out_dir) for root in roots]
+    for row in rows:
+        if row["label"] == "baseline" and args.baseline_commit:
+            row["commit"] = args.baseline_commit
     head = [
         "code", "cold live: wall / CPU s", "cold photo", "photo/live (wall / CPU)",
         "warm photo 1080p", "cold 12 MP", "warm 12 MP",
