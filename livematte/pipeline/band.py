@@ -5,17 +5,17 @@ loaded from its cache) cost ~1 s of a cold ``livematte image``, and its solvers 
 images or bounding boxes where only the band of uncertain alpha needs an answer.
 
 * ``foreground_ml`` — Germer et al.'s multi-level foreground estimation ("Fast multi-level
-  foreground estimation", ICPR 2020; pymatting's ``estimate_foreground_ml``): coarse-to-fine
-  levels on a reduced grid, where the colours diffuse across the picture, then a few
-  iterations at full resolution on the fractional pixels only (everything else is the image
-  itself or unused).
+  foreground estimation", ICPR 2020; pymatting's ``estimate_foreground_ml``): the
+  coarse-to-fine levels run on the band's bounding box reduced to 256 px, where the colours
+  diffuse across the picture, and only the fractional pixels read their colour back from it
+  (everything else is the image itself, or unused).
 * ``closed_form_band`` — Levin et al.'s closed-form matting ("A closed-form solution to
   natural image matting", PAMI 2008) with the unknowns limited to the band: the Laplacian
   rows of the unknown pixels are built only from the 3x3 windows that touch them, and the
   system (unknowns only, known pixels on the right-hand side) is solved directly, by block
   elimination along the band.
 
-Both take BGR ``uint8`` images and ``float32`` alpha in 0..1 and never modify their inputs.
+Both take BGR ``uint8`` images and never modify their inputs.
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ __all__ = ["foreground_ml", "closed_form_band", "pixels", "points"]
 #: Long side (px) of the grid the multi-level foreground levels run on (the band's bounding
 #: box, reduced).  Colour fringe on a new background (scripts/eval_matting.py's fringe test,
 #: lower is better): 128 px 15.2, 256 px 15.6, 480 px 15.8, pymatting's full-resolution
-#: solver 16.0; 1080p portrait ~0.1 s instead of 0.27.  Two more Jacobi sweeps at full
-#: resolution on the band did not help (15.8 at 256 px).
+#: solver 16.0; on a 1080p portrait ~40 ms CPU instead of its 0.3-0.5 s.  Two more Jacobi
+#: sweeps at full resolution on the band did not help (15.8 at 256 px).
 ML_WORK_SIDE = 256
 
 
@@ -156,8 +156,8 @@ def points(grid: np.ndarray, ys: np.ndarray, xs: np.ndarray, sy: float, sx: floa
     return out.reshape(rows * cols, -1)[:n]
 
 
-#: The 3x3 window offsets (radius 1, as Levin et al. and pymatting) and the 5x5 stencil of
-#: pixel pairs two windows can share.
+#: The 3x3 window offsets (radius 1, as Levin et al. and pymatting); two pixels of a window are
+#: at most two apart, so each Laplacian row is a 5x5 stencil.
 _WINDOW = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
 
 
