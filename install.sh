@@ -26,7 +26,4 @@ python3 -m venv .venv
 .venv/bin/pip install -q -r requirements-lock.txt
 .venv/bin/pip install -q --no-deps -e '.[cpu,server,ray,test]'
 .venv/bin/pip check
-# Compile pymatting's numba kernels into their on-disk cache now (about 50 s on 2 cores), not on
-# the first photo or inside the first test that uses them.
-.venv/bin/python -c 'import pymatting'
 .venv/bin/livematte models verify

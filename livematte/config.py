@@ -84,8 +84,8 @@ class MattingConfig:
     #: Guide of the guided filter: "gray" (fast, live) or "color" (separates similar greys).
     guide: str = _choice("gray", "gray", "color")
     #: Foreground estimator: fast (blur fusion at <= 640 px, for live), blur_fusion (full
-    #: resolution), ml (pymatting, best on hair), auto = ml for closed_form refinement, else
-    #: fast.
+    #: resolution), ml (multi-level, in the band; best on hair), auto = ml for closed_form
+    #: refinement, else fast.
     foreground_method: str = _choice("auto", "auto", "fast", "blur_fusion", "ml")
     #: Recurrent matting models (RVM): internal downsample ratio; 0 = auto (long side 512 px).
     downsample_ratio: float = _ranged(0.0, 0.0, 1.0)

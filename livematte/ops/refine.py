@@ -8,24 +8,22 @@ Three refinements, cheapest first:
   smooth coefficient maps ``a, b`` are upsampled and applied to the full-resolution guide, so
   edges snap to the image at full resolution for the price of two resizes and one
   multiply-add.  A grey guide is used for live video (fast); a colour guide for photos.
-* ``closed_form_refine`` — Levin et al.'s closed-form matting solved with pymatting in an
-  uncertain band around the person edge (trimap made from the coarse matte), at a reduced
-  ``solve_scale`` so a photo takes a fraction of a second; a final guided upsampling brings
-  the solved band back to full resolution.
+* ``closed_form_refine`` — Levin et al.'s closed-form matting solved in an uncertain band
+  around the person edge (trimap made from the coarse matte; ``band_solve.closed_form_band``), at a
+  reduced ``solve_scale`` so a photo takes a fraction of a second; a final guided upsampling
+  brings the solved band back to full resolution.
 
 Foreground colour (decontamination, so the old background does not fringe a new composite):
 
 * ``estimate_foreground_blur_fusion`` — Forte & Pitié's "approximate fast foreground colour
   estimation" (ICIP 2021): two box-blur passes, cheap enough for live video.
-* ``estimate_foreground_ml`` — pymatting's multi-level solver, better on hair, for photos.
+* ``estimate_foreground_ml`` — multi-level estimation (Germer et al.) in the band, for photos.
 
 All functions take BGR ``uint8`` images and ``float32`` alpha in 0..1 and never modify inputs.
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
 import math
 
 import cv2
@@ -43,8 +41,10 @@ __all__ = [
     "estimate_foreground_ml",
 ]
 
-#: Largest grid (pixels) the closed-form solver works on, whatever ``solve_scale`` says.
-MAX_SOLVE_PIXELS = 1_500_000
+#: Photos above this many pixels are closed-form refined at a bounded working resolution (that
+#: of a 1080p photo): a 12 Mpx photo took 1.1 s CPU in the solve at 0.35 of its own size, ~0.2
+#: s bounded; the band's edges come back to full resolution through the guided filter.
+WORK_PIXELS = 1920 * 1080
 
 
 def upsample(alpha: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -206,10 +206,14 @@ def closed_form_refine(
 ) -> np.ndarray:
     """Solve closed-form matting in the uncertain band of ``alpha`` (full resolution).
 
+    Photos above ``WORK_PIXELS`` are solved as if scaled down to it: the solve grid, and the
+    band on it, are those of a 1080p photo of the same framing (``band_width`` then counts
+    pixels of that working resolution).
+
     Args:
         alpha: HxW float32 full-resolution matte (e.g. the guided result) to refine.
         image: HxWx3 uint8 BGR.
-        band_width: unknown band half-width in full-resolution pixels.
+        band_width: unknown band half-width in full-resolution (working-resolution) pixels.
         solve_scale: resolution factor of the solve (0.5 = half resolution, 4x fewer unknowns).
         radius, eps: guided filter used to bring the solved band back to full resolution.
             Its colour guide is singular on a grey photo (three equal channels): at eps 1e-5
@@ -219,49 +223,46 @@ def closed_form_refine(
     Returns:
         HxW float32 alpha; pixels outside the band are returned unchanged.
     """
-    from pymatting import estimate_alpha_cf  # imported lazily: numba start-up is slow
+    from livematte.ops.band_solve import closed_form_band, pixels, points
 
     height, width = alpha.shape
-    # Cap the number of unknowns so an 8K photo does not take minutes (~1.5 Mpx solve grid).
-    solve_scale = min(solve_scale, math.sqrt(MAX_SOLVE_PIXELS / (height * width)))
-    sw, sh = max(8, round(width * solve_scale)), max(8, round(height * solve_scale))
+    work = min(1.0, math.sqrt(WORK_PIXELS / (height * width)))
+    scale = solve_scale * work
+    sw, sh = max(8, round(width * scale)), max(8, round(height * scale))
     sw, sh = min(sw, width), min(sh, height)
     small_img = cv2.resize(image, (sw, sh), interpolation=cv2.INTER_AREA)
     small_alpha = upsample(alpha, (sw, sh))
-    band = max(1, round(band_width * sw / width))
+    band = max(1, round(band_width * sw / (width * work)))
     trimap = make_trimap(small_alpha, band)
     unknown = trimap == 0.5
     if not unknown.any() or unknown.all():
         return alpha.copy()
-    rgb = cv2.cvtColor(small_img, cv2.COLOR_BGR2RGB).astype(np.float64) / 255.0
     try:
-        solved = estimate_alpha_cf(rgb, trimap, preconditioner=_quiet_ichol)
-        solved = solved.astype(np.float32)
+        solved = closed_form_band(small_img, trimap)
     except Exception:  # noqa: BLE001 - a failed solve keeps the guided matte, never crashes
         return alpha.copy()
-    np.clip(solved, 0.0, 1.0, out=solved)
-    if (sw, sh) == (width, height):
-        full = solved
-    else:
-        # Guided upsampling keeps full-resolution edges instead of blurring the solve.
-        full = fast_guided_upsample(
-            solved, image, radius * round(width / sw), eps, guide_low=small_img, color=True
-        )
-    band_full = cv2.resize(
-        unknown.astype(np.uint8), (width, height), interpolation=cv2.INTER_NEAREST
-    ).astype(bool)
     out = alpha.copy()
-    out[band_full] = full[band_full]
+    if (sw, sh) == (width, height):
+        out[unknown] = solved[unknown]
+        return out
+    # The band's full-resolution pixels, and only they, get the solve back through the guided
+    # filter's linear model, fitted on the solve grid around the band only (a margin of two
+    # box radii and the bilinear neighbour: the same coefficients as on the whole grid).
+    r = max(1, round(radius * round(width / sw) * sw / width))  # radius on the solve grid
+    gy, gx = pixels(unknown.view(np.uint8))
+    m = 2 * r + 2
+    y0, y1 = max(0, int(gy.min()) - m), min(sh, int(gy.max()) + m + 1)
+    x0, x1 = max(0, int(gx.min()) - m), min(sw, int(gx.max()) + m + 1)
+    guide = small_img[y0:y1, x0:x1].astype(np.float32) * np.float32(1.0 / 255.0)
+    a, b = guided_coefficients(guide, solved[y0:y1, x0:x1], r, eps)
+    band_full = cv2.resize(unknown.view(np.uint8), (width, height), interpolation=cv2.INTER_NEAREST)
+    ys, xs = pixels(band_full)
+    sy, sx = sh / height, sw / width
+    coef = points(np.dstack([a, b]), ys - y0 / sy, xs - x0 / sx, sy, sx)
+    colours = image[ys, xs].astype(np.float32) * np.float32(1.0 / 255.0)
+    value = np.einsum("nc,nc->n", coef[:, :3], colours) + coef[:, 3]
+    out[ys, xs] = np.clip(value, 0.0, 1.0)
     return out
-
-
-def _quiet_ichol(matrix):
-    # pymatting's incomplete Cholesky prints a "PERFORMANCE WARNING" for every diagonal shift
-    # it has to try on matting Laplacians; the retry is expected, the console noise is not.
-    from pymatting import ichol
-
-    with contextlib.redirect_stdout(io.StringIO()):
-        return ichol(matrix)
 
 
 def estimate_foreground_blur_fusion(image: np.ndarray, alpha: np.ndarray) -> np.ndarray:
@@ -363,28 +364,13 @@ def _correct(img: np.ndarray, blur_f: np.ndarray, blur_b: np.ndarray, a: np.ndar
 
 
 def estimate_foreground_ml(image: np.ndarray, alpha: np.ndarray) -> np.ndarray:
-    """Foreground colours with pymatting's multi-level solver (Germer et al.), BGR uint8 out.
+    """Foreground colours by multi-level estimation (Germer et al.) in the band, BGR uint8 out.
 
-    Only the bounding box of the fractional band is solved: elsewhere alpha is exactly 0 or 1
-    and the foreground is the image itself (or irrelevant), which saves most of the work.
+    ``livematte.ops.band_solve.foreground_ml``: opaque pixels keep the image's colours.
     """
-    from pymatting import estimate_foreground_ml as _ml
+    from livematte.ops.band_solve import foreground_ml
 
-    out = image.copy()
-    band = (alpha > 0.0) & (alpha < 1.0)
-    if not band.any():
-        return out
-    ys, xs = np.nonzero(band)
-    pad = 16
-    y0, y1 = max(0, ys.min() - pad), min(alpha.shape[0], ys.max() + pad + 1)
-    x0, x1 = max(0, xs.min() - pad), min(alpha.shape[1], xs.max() + pad + 1)
-    crop = image[y0:y1, x0:x1].astype(np.float64) / 255.0
-    a = alpha[y0:y1, x0:x1]
-    fg = _ml(crop, a.astype(np.float64))
-    fg = np.clip(fg * 255.0 + 0.5, 0, 255).astype(np.uint8)
-    # Opaque pixels keep the exact image colours (the solver only approximates them).
-    out[y0:y1, x0:x1] = np.where((a >= 1.0)[..., None], out[y0:y1, x0:x1], fg)
-    return out
+    return foreground_ml(image, alpha)
 
 
 #: Long side (px) at which the "fast" foreground estimator works: 320 px keeps the fringe test
