@@ -20,7 +20,7 @@ decays towards 0 and 1 without reaching them, and those tails would otherwise do
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import cv2
 import numpy as np
@@ -62,6 +62,8 @@ class Band:
         alpha: (N,) float32 alpha at those pixels.
         points: (rows, 1024, 2) int16 x, y of the same pixels (zero-padded), a ``cv2.remap``
             map that gathers them exactly (``INTER_NEAREST``).
+        source: the matte the band was found in (``find_band``), so a later stage can tell
+            whether the band still describes the matte it holds (``band.source is alpha``).
     """
 
     index: np.ndarray
@@ -70,6 +72,7 @@ class Band:
     shape: tuple[int, int]
     alpha: np.ndarray
     points: np.ndarray
+    source: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     @property
     def size(self) -> int:
@@ -88,8 +91,8 @@ def _soft_mask(alpha: np.ndarray, eps: float) -> np.ndarray:
 
 def find_band(alpha: np.ndarray, eps: float = SOFT_EPS) -> Band:
     """The pixels of ``alpha`` (HxW float32 0..1) strictly between ``eps`` and ``1 - eps``."""
-    alpha = np.ascontiguousarray(alpha, np.float32)
-    return pixels_of(_soft_mask(alpha, eps), alpha)
+    matte = np.ascontiguousarray(alpha, np.float32)
+    return replace(pixels_of(_soft_mask(matte, eps), matte), source=alpha)
 
 
 def pixels_of(mask: np.ndarray, values: np.ndarray | None = None) -> Band:

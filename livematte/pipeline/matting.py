@@ -33,7 +33,7 @@ import numpy as np
 
 from livematte.config import MattingConfig, RuntimeConfig, TemporalConfig
 from livematte.frame import Frame, Mode
-from livematte.pipeline.band import opaque_mask
+from livematte.pipeline.band import Band, find_band, opaque_mask
 from livematte.pipeline.matting_adapters import (
     EMBEDDED,
     LANDSCAPE,
@@ -248,6 +248,7 @@ class MattingStage:
         self._views: MultiViewAdapter | None = None
         #: (frame, the frame on the model's grid) of the last ``refine`` call.
         self._small: tuple[np.ndarray, np.ndarray] | None = None
+        self._band: Band | None = None
 
     def describe(self) -> str:
         """Which model and execution provider matte the frames, e.g. "rvm_mobilenetv3 (cpu)".
@@ -389,6 +390,7 @@ class MattingStage:
         frame.alpha = alpha
         if self.config.foreground:
             frame.foreground = self.foreground(image, alpha, coarse.foreground)
+            frame.band = self.band(alpha)
         t4 = time.perf_counter()
         frame.timings.update(
             segment=(t1 - t0) * 1e3,
@@ -466,4 +468,11 @@ class MattingStage:
             method = "ml" if self.config.refine == "closed_form" else "fast"
         # The frame on the model's grid, when refine() just saw this frame: no second shrink.
         small = self._small[1] if self._small is not None and self._small[0] is image else None
-        return estimate_foreground(image, alpha, method, small)
+        band = find_band(alpha) if method in ("fast", "blur_fusion") else None
+        self._band = band
+        return estimate_foreground(image, alpha, method, small, band)
+
+    def band(self, alpha: np.ndarray) -> Band | None:
+        """The band (``livematte.pipeline.band``) ``foreground`` found in ``alpha``, or None."""
+        band = self._band
+        return band if band is not None and band.source is alpha else None

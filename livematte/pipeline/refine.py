@@ -32,6 +32,7 @@ import math
 import cv2
 import numpy as np
 
+from livematte.pipeline.band import Band
 from livematte.pipeline.blur_fusion import (
     FAST_FOREGROUND_SIDE,
     estimate_foreground_blur_fusion,
@@ -311,16 +312,21 @@ def estimate_foreground_ml(image: np.ndarray, alpha: np.ndarray) -> np.ndarray:
 
 
 def estimate_foreground(
-    image: np.ndarray, alpha: np.ndarray, method: str, small: np.ndarray | None = None
+    image: np.ndarray,
+    alpha: np.ndarray,
+    method: str,
+    small: np.ndarray | None = None,
+    band: Band | None = None,
 ) -> np.ndarray:
     """Dispatch to ``fast``, ``blur_fusion`` or ``ml`` (see those functions); BGR uint8 out.
 
-    ``small``: the frame on a reduced grid, used by ``fast`` (see there).
+    ``small``: the frame on a reduced grid, used by ``fast`` (see there); ``band``:
+    ``find_band(alpha)`` when the caller has it (``fast``, ``blur_fusion``).
     """
     if method == "ml":
         return estimate_foreground_ml(image, alpha)
     if method == "blur_fusion":
-        return estimate_foreground_blur_fusion(image, alpha)
+        return estimate_foreground_blur_fusion(image, alpha, band)
     if method == "fast":
-        return estimate_foreground_fast(image, alpha, small)
+        return estimate_foreground_fast(image, alpha, small, band)
     raise ValueError(f"unknown foreground method {method!r}; known: fast, blur_fusion, ml")
