@@ -104,7 +104,8 @@ def pixels_of(mask: np.ndarray, values: np.ndarray | None = None) -> Band:
     points = np.zeros((_rows(n) * _ROW, 2), np.int16 if max(height, width) < _INT16 else np.int32)
     if found is None or n == 0:
         empty = np.zeros(0, np.int32)
-        return Band(empty, empty, empty, (height, width), np.zeros(0, np.float32), points)
+        flat = np.zeros(0, np.float32)
+        return Band(empty, empty, empty, (height, width), flat, points.reshape(-1, _ROW, 2))
     found = found.reshape(-1, 2)
     points[:n] = found
     # (x, y) pairs to two contiguous rows: numpy on strided columns ran ~15x slower.
@@ -160,8 +161,8 @@ def take(array: np.ndarray, band: Band) -> np.ndarray:
     Colour pictures are gathered by ``cv2.remap`` with the band's integer map (exact, and
     1.5-2x faster than ``np.take`` through a 3-byte view); other arrays by ``np.take``.
     """
-    small = max(array.shape[:2]) < _INT16
-    if array.ndim == 3 and array.shape[2] <= 4 and array.dtype == np.uint8 and small:
+    fits = _TINY < array.shape[0] * array.shape[1] and max(array.shape[:2]) < _INT16
+    if array.ndim == 3 and array.shape[2] <= 4 and array.dtype == np.uint8 and fits:
         out = cv2.remap(array, band.points, None, cv2.INTER_NEAREST)
         return out.reshape(-1, array.shape[2])[: band.size]
     array = np.ascontiguousarray(array)
