@@ -68,7 +68,9 @@ def _replace(frame, mask, background):
     return (frame * m + background * (1.0 - m)).astype(np.uint8)
 
 
-def worker(case: str, frames_path: str, bg_path: str, root: Path = ROOT) -> dict:
+def worker(
+    case: str, frames_path: str, bg_path: str, root: Path = ROOT, cv_threads: int | None = None
+) -> dict:
     import cv2
     import numpy as np
 
@@ -96,6 +98,8 @@ def worker(case: str, frames_path: str, bg_path: str, root: Path = ROOT) -> dict
         out["version"] = f"mediapipe {mp.__version__}"
         return out
     sys.path.insert(0, str(root))
+    if cv_threads is not None:
+        cv2.setNumThreads(cv_threads)
     from livematte import __version__, build_pipeline, load_config
     from livematte.frame import Frame
 
@@ -154,13 +158,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--baseline-root", type=Path, help="another checkout, for the livematte-live@base case"
     )
+    parser.add_argument(
+        "--cv-threads",
+        type=int,
+        help="cv2.setNumThreads for the livematte cases (default: OpenCV's, one per core)",
+    )
     parser.add_argument("--json", type=Path)
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--frames-file", help=argparse.SUPPRESS)
     parser.add_argument("--root", type=Path, default=ROOT, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
-        row = worker(args.worker, args.frames_file, str(args.background), args.root)
+        row = worker(args.worker, args.frames_file, str(args.background), args.root, args.cv_threads)
         print(json.dumps(row))
         return 0
     cases = [c for c in args.cases.split(",") if c]
@@ -193,6 +202,8 @@ def main(argv: list[str] | None = None) -> int:
                 ]
                 if case.endswith("@base"):
                     cmd += ["--root", str(args.baseline_root.resolve())]
+                if args.cv_threads is not None:
+                    cmd += ["--cv-threads", str(args.cv_threads)]
                 run = subprocess.run(cmd, capture_output=True, text=True)
                 if run.returncode != 0:
                     print(f"bench_peers: {case} failed:\n{run.stderr[-3000:]}", file=sys.stderr)

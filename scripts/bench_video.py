@@ -272,9 +272,12 @@ def main(argv: list[str] | None = None) -> int:
                 row = {"size": f"{size_name}p", "variant": variant, "repeat": rep + 1,
                        "clip": origin, **measured}  # fmt: skip
                 if variant == "bare" and "fps" in row:
-                    base_fps = row["fps"]
+                    base_fps, base_cpu = row["fps"], row["cpu_ms_per_frame"]
                 if base_fps and "fps" in row:
                     row["ratio"] = round(row["fps"] / base_fps, 3)
+                    # CPU per frame of bare over this one: what the fps ratio comes to when
+                    # the cores are busy anyway (a shared machine), whatever the load does.
+                    row["cpu_ratio"] = round(base_cpu / max(row["cpu_ms_per_frame"], 1e-9), 3)
                 runs.append(row)
                 print(_format(row), flush=True)
     rows = summarise(runs)
@@ -313,6 +316,7 @@ def summarise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
                "cpu_ms_median": med("cpu_ms_per_frame"), "peak_rss_mib": med("peak_rss_mib")}  # fmt: skip
         paired = [r for r in ok if "ratio" in r]
         if paired:
+            row["cpu_ratio_median"] = med("cpu_ratio", paired)
             row["ratio_median"] = med("ratio", paired)
             row["ratio_min"] = min(r["ratio"] for r in paired)
             row["ratio_max"] = max(r["ratio"] for r in paired)
@@ -326,17 +330,20 @@ def table(rows: list[dict[str, Any]]) -> str:
     """Markdown table of ``summarise``'s rows."""
     lines = ["| size | variant | runs | wall s min / median | fps best / median | "
              "CPU ms/frame min / median | fps ratio vs bare (median of pairs; min-max) | "
-             "peak RSS MiB |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+             "CPU ratio (bare / this) | peak RSS MiB |",
+             "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for r in rows:
         if not r["runs"]:
-            lines.append(f"| {r['size']} | {r['variant']} | 0 | failed | | | | |")
+            lines.append(f"| {r['size']} | {r['variant']} | 0 | failed | | | | | |")
             continue
         ratio = (f"**{r['ratio_median']:.2f}x** ({r['ratio_min']:.2f}-{r['ratio_max']:.2f})"
                  if "ratio_median" in r else "")  # fmt: skip
+        cpu_ratio = f"{r['cpu_ratio_median']:.2f}x" if "cpu_ratio_median" in r else ""
         lines.append(
             f"| {r['size']} | {r['variant']} | {r['runs']} | {r['seconds_min']:.2f} / "
             f"{r['seconds_median']:.2f} | {r['fps_best']:.1f} / {r['fps_median']:.1f} | "
-            f"{r['cpu_ms_min']:.1f} / {r['cpu_ms_median']:.1f} | {ratio} | {r['peak_rss_mib']:.0f} |"
+            f"{r['cpu_ms_min']:.1f} / {r['cpu_ms_median']:.1f} | {ratio} | {cpu_ratio} | "
+            f"{r['peak_rss_mib']:.0f} |"
         )
     return "\n".join(lines)
 
