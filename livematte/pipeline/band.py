@@ -30,6 +30,7 @@ __all__ = [
     "Band",
     "channels",
     "find_band",
+    "find_small_band",
     "opaque_mask",
     "pixels_of",
     "put",
@@ -93,6 +94,19 @@ def find_band(alpha: np.ndarray, eps: float = SOFT_EPS) -> Band:
     """The pixels of ``alpha`` (HxW float32 0..1) strictly between ``eps`` and ``1 - eps``."""
     matte = np.ascontiguousarray(alpha, np.float32)
     return replace(pixels_of(_soft_mask(matte, eps), matte), source=alpha)
+
+
+def find_small_band(alpha: np.ndarray, most: int, eps: float = SOFT_EPS) -> Band | None:
+    """``find_band``, or None without listing the pixels when there are more than ``most``.
+
+    A light-wrap mask is fractional almost everywhere: counting costs ~0.1 ms at 720p,
+    listing every pixel several.
+    """
+    matte = np.ascontiguousarray(alpha, np.float32)
+    mask = _soft_mask(matte, eps)
+    if np.count_nonzero(mask) > most:
+        return None
+    return replace(pixels_of(mask, matte), source=alpha)
 
 
 def pixels_of(mask: np.ndarray, values: np.ndarray | None = None) -> Band:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from livematte.pipeline.band import Band, channels, find_band, opaque_mask, put, take
+from livematte.pipeline.band import Band, channels, find_small_band, opaque_mask, put, take
 
 _EPS = 1e-6
 #: Pictures with at most this many pixels are blended in numpy (see the module docstring).
@@ -80,9 +80,10 @@ class Compositor:
             a = alpha[..., None]
             np.copyto(out, np.rint(foreground * a + background * (1.0 - a)).astype(np.uint8))
             return out
+        most = int(DENSE_SHARE * alpha.size)
         if band is None or band.shape != alpha.shape:
-            band = find_band(alpha)
-        if band.size > DENSE_SHARE * alpha.size or not out.flags.c_contiguous:
+            band = find_small_band(alpha, most)
+        if band is None or band.size > most or not out.flags.c_contiguous:
             # blendLinear divides by (w1 + w2), which is 1 here, so it is an exact lerp.
             cv2.blendLinear(foreground, background, alpha, self._inverse(alpha), dst=out)
             return out

@@ -10,6 +10,7 @@ from livematte.pipeline.band import (
     SOFT_EPS,
     channels,
     find_band,
+    find_small_band,
     opaque_mask,
     pixels_of,
     put,
@@ -99,3 +100,10 @@ def test_pixels_of_and_channels():
     rep = channels(values, 3)
     assert rep.shape == (50, 3) and np.array_equal(rep, np.repeat(values[:, None], 3, axis=1))
     assert np.array_equal(channels(values[:4], 4), np.repeat(values[:4, None], 4, axis=1))
+
+
+def test_find_small_band_gives_up_on_a_large_band():
+    alpha = _alpha(48, 64)
+    n = find_band(alpha).size
+    assert find_small_band(alpha, n).size == n
+    assert find_small_band(alpha, n - 1) is None
