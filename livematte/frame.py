@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from fractions import Fraction
+from typing import Any
 
 import numpy as np
 
@@ -99,6 +100,13 @@ class Frame:
 
     ``source_alpha`` is the input's own transparency (HxW uint8, e.g. an RGBA upload); the
     effects stage multiplies it into ``alpha`` before compositing.
+
+    ``band`` (``livematte.ops.band.Band``) lists the pixels where ``alpha`` is
+    fractional, found once by the matting stage for its foreground colours and reused by
+    compositing; it describes ``alpha`` only while ``band.source is alpha``.
+
+    ``timings`` holds milliseconds per stage (each stage adds its own key); the live
+    overlay and the benchmarks show them.
     """
 
     image: np.ndarray
@@ -113,6 +121,7 @@ class Frame:
     output: np.ndarray | None = None
     timings: dict[str, float] = field(default_factory=dict)
     source_alpha: np.ndarray | None = None
+    band: Any = None
 
     def __post_init__(self) -> None:
         if self.image.dtype != np.uint8 or self.image.ndim != 3 or self.image.shape[2] != 3:

@@ -11,7 +11,8 @@ Cases (``--cases``, default all):
 Per case: capture-to-sink latency p50/p95/p99 (capture timestamp -> the last synchronous sink
 returned; with sinks attached also the virtual camera's own delivery latency), delivered fps,
 dropped frames (captured but stale by the time the pipeline was free), CPU use (process CPU
-time / wall; 100% = one core) and latency growth (p50 of the last 10 s minus the first 10 s).
+time / wall; 100% = one core; and per processed frame), latency growth (p50 of the last 10 s
+minus the first 10 s) and the mean of each stage's ``frame.timings``.
 Floors (issue 6, on the 2-core machine): matting >= 30 fps, p95 <= 50 ms, no growth (we allow
 5 ms of noise); stickers >= 25 fps.
 
@@ -115,6 +116,7 @@ def run_case(case: str, args: argparse.Namespace) -> dict:
         others = max(0.0, (busy1 - busy0 - stats.cpu_seconds) / stats.seconds * 100.0)
     summary["others_cpu_percent"] = None if others is None else round(others, 1)
     summary.update(case=case, preset=args.preset, threads_left=stats.threads_left)
+    summary["cpu_ms_per_frame"] = cpu_ms_per_frame(summary)
     return summary
 
 
@@ -132,6 +134,13 @@ def check(case: str, s: dict) -> list[str]:
     return missed
 
 
+def cpu_ms_per_frame(summary: dict) -> float | None:
+    """Process CPU time per processed frame (ms): the steady figure on a shared machine."""
+    if not summary.get("processed"):
+        return None
+    return summary["cpu_percent"] / 100.0 * summary["seconds"] / summary["processed"] * 1000.0
+
+
 def _num(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}"
 
@@ -139,7 +148,7 @@ def _num(value: float | None) -> str:
 def table(results: list[dict]) -> str:
     head = (
         f"{'case':16} {'fps':>6} {'p50':>6} {'p95':>6} {'p99':>6} {'vcam95':>7} "
-        f"{'growth':>7} {'drop':>5} {'frames':>6} {'CPU%':>6} {'other%':>6}  floors"
+        f"{'growth':>7} {'drop':>5} {'frames':>6} {'CPU%':>6} {'CPUms':>6} {'other%':>6}  floors"
     )
     lines = [head, "-" * len(head)]
     for r in results:
@@ -150,12 +159,19 @@ def table(results: list[dict]) -> str:
         lines.append(
             f"{r['case']:16} {r['fps']:6.1f} {lat['p50']:6.1f} {lat['p95']:6.1f} "
             f"{lat['p99']:6.1f} {v95:>7} {r['latency_growth_ms']:7.1f} {r['dropped']:5d} "
-            f"{r['processed']:6d} {r['cpu_percent']:6.1f} {_num(r['others_cpu_percent']):>6}  "
+            f"{r['processed']:6d} {r['cpu_percent']:6.1f} {_num(cpu_ms_per_frame(r)):>6} "
+            f"{_num(r['others_cpu_percent']):>6}  "
             + ("PASS" if not missed else "FAIL: " + "; ".join(missed))
         )
+        stages = r.get("stage_ms", {})
+        if stages:
+            lines.append(
+                " " * 17 + "stages, mean ms: " + "  ".join(f"{k} {v}" for k, v in stages.items())
+            )
     lines.append(
         "latency in ms, capture -> last synchronous sink; vcam95 = virtual camera delivery p95;"
-        "\nCPU% of one core (this process); other% = other processes on the machine meanwhile;"
+        "\nCPU% of one core (this process), CPUms = its CPU time per processed frame;"
+        "\nother% = other processes on the machine meanwhile;"
         f"\nfps floors allow {100 * (1 - FPS_TOLERANCE):.0f}% (the 30 fps source is the ceiling)"
     )
     return "\n".join(lines)

@@ -7,13 +7,17 @@ Cases, each in its own process so its CPU time is its own (``--cases``, default 
   recommends for 16:9) + a numpy background replace (``m*frame + (1-m)*bg``);
 * ``mediapipe-pose-seg``: MediaPipe Pose with ``enable_segmentation`` (complexity 1) + the same;
 * ``livematte-live``: our ``live`` preset (matting, refine, temporal, foreground, background);
-* ``livematte-live+keypoints``: the same with the keypoint stage on.
+* ``livematte-live+keypoints``: the same with the keypoint stage on;
+* ``livematte-live@base``: the live preset of another checkout (``--baseline-root``, e.g. the
+  code before a change), so before and after come from the same run.
 
 MediaPipe 0.10.21 needs numpy < 2, so it runs in its own venv, made by
 ``scripts/setup_peers_venv.sh`` (``.venv-peers``, pinned). Every case processes the same decoded
 frames (a real clip, scaled to ``--size``) and background, synchronously, one frame at a time.
 Per repeat: wall ms/frame, process CPU ms/frame (the steady figure on a shared machine) and fps;
-the table shows min and median over ``--repeats``, and fps ratios against ``mediapipe-selfie``.
+the table shows min and median over ``--repeats``, and fps ratios against ``mediapipe-selfie``
+(the median of the ratios within each repeat, so a load change hits both sides of a pair);
+livematte's rows also give the median of each stage's ``frame.timings`` (wall ms).
 
     .venv/bin/python scripts/bench_peers.py                         # 300 frames x 3 repeats, 720p
     .venv/bin/python scripts/bench_peers.py --frames 150 --repeats 5 --json bench-results/peers.json
@@ -35,7 +39,13 @@ DATA = ROOT.parent / "shared" / "data"
 VIDEO = DATA / "video" / "pixabay_thumbs_up.mp4"
 SAMPLE_VIDEO = ROOT / "livematte" / "samples" / "walk.mp4"
 BACKGROUND = ROOT / "livematte" / "samples" / "beach.jpg"
-CASES = ("mediapipe-selfie", "mediapipe-pose-seg", "livematte-live", "livematte-live+keypoints")
+CASES = (
+    "mediapipe-selfie",
+    "mediapipe-pose-seg",
+    "livematte-live",
+    "livematte-live+keypoints",
+    "livematte-live@base",
+)
 WARMUP = 10
 
 
@@ -58,7 +68,9 @@ def _replace(frame, mask, background):
     return (frame * m + background * (1.0 - m)).astype(np.uint8)
 
 
-def worker(case: str, frames_path: str, bg_path: str) -> dict:
+def worker(
+    case: str, frames_path: str, bg_path: str, root: Path = ROOT, cv_threads: int | None = None
+) -> dict:
     import cv2
     import numpy as np
 
@@ -85,7 +97,9 @@ def worker(case: str, frames_path: str, bg_path: str) -> dict:
         out = _time_loop(step, frames)
         out["version"] = f"mediapipe {mp.__version__}"
         return out
-    sys.path.insert(0, str(ROOT))
+    sys.path.insert(0, str(root))
+    if cv_threads is not None:
+        cv2.setNumThreads(cv_threads)
     from livematte import __version__, build_pipeline, load_config
     from livematte.frame import Frame
 
@@ -94,12 +108,17 @@ def worker(case: str, frames_path: str, bg_path: str) -> dict:
         overrides["keypoints.enabled"] = True
     pipeline = build_pipeline(load_config("live", overrides))
     index = iter(range(10**9))
+    stages: dict[str, list[float]] = {}
 
     def step(frame):
-        return pipeline.process(Frame(image=frame, index=next(index))).output
+        done = pipeline.process(Frame(image=frame, index=next(index)))
+        for name, ms in done.timings.items():
+            stages.setdefault(name, []).append(ms)
+        return done.output
 
     out = _time_loop(step, frames)
     out["version"] = f"livematte {__version__}"
+    out["stages_ms"] = {k: round(statistics.median(v), 2) for k, v in stages.items()}
     return out
 
 
@@ -136,14 +155,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--peers-python", type=Path, default=ROOT / ".venv-peers" / "bin" / "python"
     )
+    parser.add_argument(
+        "--baseline-root", type=Path, help="another checkout, for the livematte-live@base case"
+    )
+    parser.add_argument(
+        "--cv-threads",
+        type=int,
+        help="cv2.setNumThreads for the livematte cases (default: OpenCV's, one per core)",
+    )
     parser.add_argument("--json", type=Path)
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--frames-file", help=argparse.SUPPRESS)
+    parser.add_argument("--root", type=Path, default=ROOT, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
-        print(json.dumps(worker(args.worker, args.frames_file, str(args.background))))
+        row = worker(
+            args.worker, args.frames_file, str(args.background), args.root, args.cv_threads
+        )
+        print(json.dumps(row))
         return 0
     cases = [c for c in args.cases.split(",") if c]
+    if "livematte-live@base" in cases and args.baseline_root is None:
+        parser.error("livematte-live@base needs --baseline-root")
     unknown = sorted(set(cases) - set(CASES))
     if unknown:
         parser.error(f"unknown case(s) {unknown}; known: {', '.join(CASES)}")
@@ -169,6 +202,10 @@ def main(argv: list[str] | None = None) -> int:
                     "--background",
                     str(args.background),
                 ]
+                if case.endswith("@base"):
+                    cmd += ["--root", str(args.baseline_root.resolve())]
+                if args.cv_threads is not None:
+                    cmd += ["--cv-threads", str(args.cv_threads)]
                 run = subprocess.run(cmd, capture_output=True, text=True)
                 if run.returncode != 0:
                     print(f"bench_peers: {case} failed:\n{run.stderr[-3000:]}", file=sys.stderr)
@@ -183,9 +220,11 @@ def main(argv: list[str] | None = None) -> int:
         return fn(r[key] for r in results[case])
 
     base = "mediapipe-selfie" if "mediapipe-selfie" in cases else cases[0]
-    base_fps = stat(base, "fps", statistics.median)
     rows = []
     for case in cases:
+        # Ratios pair each repeat with the baseline's run of the same repeat.
+        ratios = [r["fps"] / b["fps"] for r, b in zip(results[case], results[base], strict=True)]
+        stages = results[case][0].get("stages_ms", {})
         rows.append(
             {
                 "case": case,
@@ -195,19 +234,24 @@ def main(argv: list[str] | None = None) -> int:
                 "wall_ms_median": round(stat(case, "wall_ms", statistics.median), 2),
                 "cpu_ms_min": round(stat(case, "cpu_ms", min), 2),
                 "cpu_ms_median": round(stat(case, "cpu_ms", statistics.median), 2),
-                "fps_vs_" + base: round(stat(case, "fps", statistics.median) / base_fps, 2),
+                "fps_vs_" + base: round(statistics.median(ratios), 2),
+                "stages_ms": {
+                    k: round(statistics.median(r["stages_ms"][k] for r in results[case]), 2)
+                    for k in stages
+                },
             }
         )
     print(
         f"\n{args.frames} frames {w}x{h} of {args.video.name}, {args.repeats} repeats "
         f"(min / median over repeats; one process per case and repeat)\n"
     )
-    print(f"| case | fps | wall ms/frame | CPU ms/frame | fps vs {base} |")
-    print("|---|---|---|---|---|")
+    print(f"| case | fps | wall ms/frame | CPU ms/frame | fps vs {base} | stages, median ms |")
+    print("|---|---|---|---|---|---|")
     for r in rows:
+        stages = " ".join(f"{k} {v}" for k, v in r["stages_ms"].items())
         print(
             f"| {r['case']} | {r['fps_median']} | {r['wall_ms_min']} / {r['wall_ms_median']} | "
-            f"{r['cpu_ms_min']} / {r['cpu_ms_median']} | {r['fps_vs_' + base]}x |"
+            f"{r['cpu_ms_min']} / {r['cpu_ms_median']} | {r['fps_vs_' + base]}x | {stages} |"
         )
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -13,9 +13,22 @@ the same run and on the same clip, all encoding libx264 ``veryfast`` CRF 18 (wha
 Clips at 720p and 1080p are made from a real video in ../shared/data/video when present
 (scaled, looped to --frames), else from the synthetic source.
 
+``--whole``: each variant is a whole process timed from start to exit, start-up included
+(Python, imports, models), as a user runs it: ``bare`` is this script's bare transcode in a
+process of its own, ``cli`` is ``python -m livematte video CLIP OUT --model embedded`` with the
+pipeline's preset and ``--set`` overrides, and ``--baseline-root DIR`` adds ``cli@base``, the
+same command run from another checkout (the code before a change), in the same run.
+
+Every variant runs ``--repeats`` times, interleaved (a load change on a shared machine hits
+all alike).  Per variant: wall time and fps (best / median), process CPU time per frame (min /
+median: the steady figure when the machine is shared; all threads, from the kernel's
+accounting of the finished process) and the fps ratio to ``bare`` of the same repeat (median
+of the pairs).
+
     python scripts/bench_video.py                              # 720p + 1080p, preset "video"
     python scripts/bench_video.py --sizes 720 --frames 100 --json bench-results/video.json
     python scripts/bench_video.py --pipeline film --set effects.background=blur
+    python scripts/bench_video.py --whole --frames 450 --repeats 3 --baseline-root ../main
 """
 
 from __future__ import annotations
@@ -25,6 +38,7 @@ import json
 import os
 import platform
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -99,10 +113,15 @@ def _bare(clip: str, out: str, to_bgr: bool) -> int:
     return count
 
 
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def child(spec: dict[str, Any]) -> dict[str, Any]:
     """Run one measurement in this (child) process and return its row."""
     variant, clip, out = spec["variant"], spec["clip"], spec["out"]
-    started = time.perf_counter()
+    started, cpu0 = time.perf_counter(), _cpu()
     extra: dict[str, Any] = {}
     if variant in ("bare", "bare-bgr"):
         frames = _bare(clip, out, to_bgr=variant == "bare-bgr")
@@ -118,25 +137,104 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
             overrides = dict(item.split("=", 1) for item in spec["set"])
             overrides.setdefault("runtime.mode", "video")
             process = build_pipeline(load_config(spec["pipeline"], overrides))
-        started = time.perf_counter()
-        summary = transcode(clip, out, process, fmt="composite", quality="high",
-                            preset="veryfast", progress=False, notice=lambda m: None)  # fmt: skip
+        started, cpu0 = time.perf_counter(), _cpu()
+        summary = transcode(
+            clip,
+            out,
+            process,
+            fmt="composite",
+            quality="high",
+            preset="veryfast",
+            progress=False,
+            notice=lambda m: None,
+        )
         frames = summary.frames
         stats = summary.results[0].stats
         if stats is not None:
-            extra = {f"{k}_ms_per_frame": round(v / max(frames, 1), 2)
-                     for k, v in stats.timings_ms.items()}  # fmt: skip
+            extra = {
+                f"{k}_ms_per_frame": round(v / max(frames, 1), 2)
+                for k, v in stats.timings_ms.items()
+            }
     seconds = time.perf_counter() - started
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB -> MiB on Linux
-    return {"frames": frames, "seconds": round(seconds, 3), "fps": round(frames / seconds, 2),
-            "peak_rss_mib": round(peak, 1), **extra}  # fmt: skip
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = usage.ru_utime + usage.ru_stime - cpu0
+    peak = usage.ru_maxrss / 1024  # KiB -> MiB on Linux
+    return {
+        "frames": frames,
+        "seconds": round(seconds, 3),
+        "fps": round(frames / seconds, 2),
+        "cpu_ms_per_frame": round(1000 * cpu / max(frames, 1), 2),
+        "peak_rss_mib": round(peak, 1),
+        **extra,
+    }
+
+
+def whole(cmd: list[str], cwd: Path, frames: int) -> dict[str, Any]:
+    """Run ``cmd`` as a process of its own; wall time from start to exit, its CPU time (all
+    threads, user + system, from the kernel's accounting) and peak RSS."""
+    env = dict(os.environ)
+    env.pop("PYTHONPATH", None)  # the checkout in ``cwd`` is the one imported (``-m``)
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    assert proc.stderr is not None
+    err = proc.stderr.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    seconds = time.perf_counter() - started
+    if proc.returncode != 0:
+        last = (err.decode(errors="replace").strip().splitlines() or ["(no output)"])[-1]
+        return {"error": last}
+    cpu = usage.ru_utime + usage.ru_stime
+    return {
+        "frames": frames,
+        "seconds": round(seconds, 3),
+        "fps": round(frames / seconds, 2),
+        "cpu_ms_per_frame": round(1000 * cpu / max(frames, 1), 2),
+        "peak_rss_mib": round(usage.ru_maxrss / 1024, 1),
+    }
+
+
+def whole_command(variant: str, spec: dict[str, Any], root: Path) -> list[str]:
+    """The command line of a --whole variant."""
+    if variant == "bare":
+        return [sys.executable, str(Path(__file__).resolve()), "--child", json.dumps(spec)]
+    sets = [
+        a
+        for item in spec["set"]
+        if not item.startswith("effects.background=")
+        for a in ("--set", item)
+    ]
+    bg = [item.split("=", 1)[1] for item in spec["set"] if item.startswith("effects.background=")]
+    return [
+        sys.executable,
+        "-m",
+        "livematte",
+        "video",
+        spec["clip"],
+        spec["out"],
+        "--preset",
+        spec["pipeline"],
+        "--model",
+        "embedded",
+        "--quality",
+        "high",
+        "--encoder-preset",
+        ENCODER["preset"],
+        "--no-progress",
+        *(["--bg", bg[-1]] if bg else []),
+        *sets,
+    ]
 
 
 def measure(spec: dict[str, Any]) -> dict[str, Any]:
     proc = subprocess.run(
         [sys.executable, __file__, "--child", json.dumps(spec)],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if proc.returncode != 0:
         last = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
         return {"error": last}
@@ -162,9 +260,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frames", type=int, default=150)
     parser.add_argument("--source", type=Path, default=None, help="video to scale into clips")
     parser.add_argument("--pipeline", default="video", help="preset (or TOML) for the pipeline")
-    parser.add_argument("--set", action="append", default=["effects.background=blue"],
-                        metavar="KEY=VALUE", help="config override (repeatable)")  # fmt: skip
-    parser.add_argument("--variants", default="bare,bare-bgr,identity,pipeline")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=["effects.background=blue"],
+        metavar="KEY=VALUE",
+        help="config override (repeatable)",
+    )
+    parser.add_argument(
+        "--variants",
+        default=None,
+        help="comma list (default: bare,bare-bgr,identity,pipeline; with "
+        "--whole: bare,cli and cli@base with --baseline-root)",
+    )
+    parser.add_argument(
+        "--whole", action="store_true", help="time whole processes, start-up included (see above)"
+    )
+    parser.add_argument(
+        "--baseline-root",
+        type=Path,
+        default=None,
+        help="another checkout: adds cli@base, its livematte video (--whole)",
+    )
+    parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/livematte-bench-video"))
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -176,44 +294,164 @@ def main(argv: list[str] | None = None) -> int:
     source = args.source
     if source is None and (SHARED_VIDEO / DEFAULT_SOURCE).exists():
         source = SHARED_VIDEO / DEFAULT_SOURCE
-    variants = args.variants.split(",")
-    if "pipeline" in variants and (reason := pipeline_available(args.pipeline, args.set)):
-        print(f"skipping 'pipeline': cannot build preset {args.pipeline!r}: {reason}")
-        variants.remove("pipeline")
+    if args.variants:
+        variants = args.variants.split(",")
+    elif args.whole:
+        variants = ["bare", "cli"] + (["cli@base"] if args.baseline_root else [])
+    else:
+        variants = ["bare", "bare-bgr", "identity", "pipeline"]
+    if "cli@base" in variants and args.baseline_root is None:
+        parser.error("cli@base needs --baseline-root")
+    needs_pipeline = {"pipeline", "cli"} & set(variants)
+    if needs_pipeline and (reason := pipeline_available(args.pipeline, args.set)):
+        print(f"skipping {sorted(needs_pipeline)}: cannot build preset {args.pipeline!r}: {reason}")
+        variants = [v for v in variants if v not in needs_pipeline]
     args.workdir.mkdir(parents=True, exist_ok=True)
-    rows: list[dict[str, Any]] = []
+    runs: list[dict[str, Any]] = []
     for size_name in args.sizes.split(","):
         size = SIZES[size_name]
         clip = args.workdir / f"clip_{size_name}p_{args.frames}.mp4"
         origin = make_clip(clip, size, args.frames, source) if not clip.exists() else "cached"
-        base_fps = None
-        for variant in variants:
-            spec = {"variant": variant, "clip": str(clip), "pipeline": args.pipeline,
-                    "set": args.set, "out": str(args.workdir / f"out_{variant}.mp4")}  # fmt: skip
-            row = {"size": f"{size_name}p", "variant": variant, "clip": origin, **measure(spec)}
-            if variant == "bare" and "fps" in row:
-                base_fps = row["fps"]
-            if base_fps and "fps" in row:
-                row["ratio"] = round(row["fps"] / base_fps, 2)
-            rows.append(row)
-            print(_format(row), flush=True)
+        for rep in range(args.repeats):
+            base_fps = None
+            for variant in variants:
+                spec = {
+                    "variant": variant,
+                    "clip": str(clip),
+                    "pipeline": args.pipeline,
+                    "set": args.set,
+                    "out": str(args.workdir / f"out_{variant}.mp4"),
+                }
+                if args.whole:
+                    root = args.baseline_root if variant == "cli@base" else ROOT
+                    measured = whole(
+                        whole_command(variant, spec, ROOT), root.resolve(), args.frames
+                    )
+                else:
+                    measured = measure(spec)
+                row = {
+                    "size": f"{size_name}p",
+                    "variant": variant,
+                    "repeat": rep + 1,
+                    "clip": origin,
+                    **measured,
+                }
+                if variant == "bare" and "fps" in row:
+                    base_fps, base_cpu = row["fps"], row["cpu_ms_per_frame"]
+                if base_fps and "fps" in row:
+                    row["ratio"] = round(row["fps"] / base_fps, 3)
+                    # CPU per frame of bare over this one: what the fps ratio comes to when
+                    # the cores are busy anyway (a shared machine), whatever the load does.
+                    row["cpu_ratio"] = round(base_cpu / max(row["cpu_ms_per_frame"], 1e-9), 3)
+                runs.append(row)
+                print(_format(row), flush=True)
+    rows = summarise(runs)
+    print(
+        f"\n{args.frames} frames per clip, {args.repeats} repeat(s), "
+        f"{'whole processes' if args.whole else 'in-process (start-up excluded)'}:\n"
+    )
+    print(table(rows))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        meta = {"machine": platform.platform(), "python": platform.python_version(),
-                "cpus": os.cpu_count(), "frames": args.frames, "encoder": ENCODER,
-                "pipeline": args.pipeline, "set": args.set}  # fmt: skip
-        args.json.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
+        meta = {
+            "machine": platform.platform(),
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            "frames": args.frames,
+            "encoder": ENCODER,
+            "pipeline": args.pipeline,
+            "set": args.set,
+            "whole": args.whole,
+            "repeats": args.repeats,
+            "baseline_root": str(args.baseline_root) if args.baseline_root else None,
+        }
+        args.json.write_text(
+            json.dumps({"meta": meta, "rows": rows, "runs": runs}, indent=2) + "\n"
+        )
         print(f"wrote {args.json}")
     return 0
+
+
+def summarise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per (size, variant): min / median over repeats, median of the paired ratios."""
+    out = []
+    keys = dict.fromkeys((r["size"], r["variant"]) for r in runs)
+    for size, variant in keys:
+        ok = [r for r in runs if (r["size"], r["variant"]) == (size, variant) and "fps" in r]
+        if not ok:
+            out.append({"size": size, "variant": variant, "runs": 0})
+            continue
+
+        def med(key: str, rows: list[dict[str, Any]] = ok) -> float:
+            return round(statistics.median(r[key] for r in rows), 3)
+
+        row = {
+            "size": size,
+            "variant": variant,
+            "runs": len(ok),
+            "frames": ok[0]["frames"],
+            "seconds_min": min(r["seconds"] for r in ok),
+            "seconds_median": med("seconds"),
+            "fps_best": max(r["fps"] for r in ok),
+            "fps_median": med("fps"),
+            "cpu_ms_min": min(r["cpu_ms_per_frame"] for r in ok),
+            "cpu_ms_median": med("cpu_ms_per_frame"),
+            "peak_rss_mib": med("peak_rss_mib"),
+        }
+        paired = [r for r in ok if "ratio" in r]
+        if paired:
+            row["cpu_ratio_median"] = med("cpu_ratio", paired)
+            row["ratio_median"] = med("ratio", paired)
+            row["ratio_min"] = min(r["ratio"] for r in paired)
+            row["ratio_max"] = max(r["ratio"] for r in paired)
+        stages = sorted(
+            {k for r in ok for k in r if k.endswith("_ms_per_frame")} - {"cpu_ms_per_frame"}
+        )
+        row.update({k: med(k, [r for r in ok if k in r]) for k in stages})
+        out.append(row)
+    return out
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    """Markdown table of ``summarise``'s rows."""
+    lines = [
+        "| size | variant | runs | wall s min / median | fps best / median | "
+        "CPU ms/frame min / median | fps ratio vs bare (median of pairs; min-max) | "
+        "CPU ratio (bare / this) | peak RSS MiB |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        if not r["runs"]:
+            lines.append(f"| {r['size']} | {r['variant']} | 0 | failed | | | | | |")
+            continue
+        ratio = (
+            f"**{r['ratio_median']:.2f}x** ({r['ratio_min']:.2f}-{r['ratio_max']:.2f})"
+            if "ratio_median" in r
+            else ""
+        )
+        cpu_ratio = f"{r['cpu_ratio_median']:.2f}x" if "cpu_ratio_median" in r else ""
+        lines.append(
+            f"| {r['size']} | {r['variant']} | {r['runs']} | {r['seconds_min']:.2f} / "
+            f"{r['seconds_median']:.2f} | {r['fps_best']:.1f} / {r['fps_median']:.1f} | "
+            f"{r['cpu_ms_min']:.1f} / {r['cpu_ms_median']:.1f} | {ratio} | {cpu_ratio} | "
+            f"{r['peak_rss_mib']:.0f} |"
+        )
+    return "\n".join(lines)
 
 
 def _format(row: dict[str, Any]) -> str:
     if "error" in row:
         return f"{row['size']:>6} {row['variant']:<10} failed: {row['error']}"
-    return (f"{row['size']:>6} {row['variant']:<10} {row['fps']:7.1f} fps  "
-            f"ratio {row.get('ratio', float('nan')):4.2f}  peak RSS {row['peak_rss_mib']:7.1f} MiB"
-            + "".join(f"  {k.split('_')[0]} {v} ms" for k, v in row.items()
-                      if k.endswith("_ms_per_frame")))  # fmt: skip
+    return (
+        f"{row['size']:>6} {row['variant']:<10} #{row['repeat']} {row['fps']:7.1f} fps  "
+        f"ratio {row.get('ratio', float('nan')):4.2f}  CPU {row['cpu_ms_per_frame']} ms/frame"
+        f"  peak RSS {row['peak_rss_mib']:7.1f} MiB"
+        + "".join(
+            f"  {k.split('_')[0]} {v} ms"
+            for k, v in row.items()
+            if k.endswith("_ms_per_frame") and k != "cpu_ms_per_frame"
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -24,9 +24,17 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from livematte.ops.band import Band, channels, find_small_band, opaque_mask, put, take
+
 _EPS = 1e-6
 #: Pictures with at most this many pixels are blended in numpy (see the module docstring).
 _TINY = 16
+
+
+#: Above this share of fractional pixels the blend runs over the whole picture (``blendLinear``)
+#: instead of gathering the band: at 720p on one core the band path costs ~0.15 ms + ~13 ns a
+#: band pixel, blendLinear 3.2 ms, so they meet near a quarter of the frame.
+DENSE_SHARE = 0.25
 
 
 class Compositor:
@@ -47,13 +55,22 @@ class Compositor:
         background: np.ndarray,
         alpha: np.ndarray,
         out: np.ndarray | None = None,
+        *,
+        band: Band | None = None,
     ) -> np.ndarray:
         """``out = alpha * foreground + (1 - alpha) * background`` (BGR uint8, rounded).
+
+        Mattes are 0 or 1 almost everywhere: the picture is the background with the person's
+        pixels copied over it (``cv2.copyTo``), and only the band of fractional alpha is
+        blended (``livematte.ops.band``; alpha within 1/1024 of 0 or 1 counts as 0 or 1,
+        at most a quarter of a grey level).  At 720p this is 0.6-1.2 ms against 3.2-3.6 ms
+        for ``cv2.blendLinear`` over every pixel, which still runs when the band is large.
 
         Args:
             foreground, background: HxWx3 uint8 of the same size.
             alpha: HxW float32 in 0..1.
             out: optional destination (a new array when None).
+            band: ``find_band(alpha)`` when the caller has it already.
         """
         alpha = _as_float_alpha(alpha)
         if out is None:
@@ -63,16 +80,34 @@ class Compositor:
             a = alpha[..., None]
             np.copyto(out, np.rint(foreground * a + background * (1.0 - a)).astype(np.uint8))
             return out
-        # blendLinear divides by (w1 + w2), which is 1 here, so it is an exact lerp.
-        cv2.blendLinear(foreground, background, alpha, self._inverse(alpha), dst=out)
+        most = int(DENSE_SHARE * alpha.size)
+        if band is None or band.shape != alpha.shape:
+            band = find_small_band(alpha, most)
+        if band is None or band.size > most or not out.flags.c_contiguous:
+            # blendLinear divides by (w1 + w2), which is 1 here, so it is an exact lerp.
+            cv2.blendLinear(foreground, background, alpha, self._inverse(alpha), dst=out)
+            return out
+        np.copyto(out, background)
+        cv2.copyTo(foreground, opaque_mask(alpha), out)
+        if band.size:
+            f = take(foreground, band).astype(np.float32)
+            b = take(background, band).astype(np.float32)
+            f -= b
+            f *= channels(band.alpha, 3)
+            f += b
+            f += np.float32(0.5)  # 0.5..255.5: the cast to uint8 in put() rounds
+            put(out, band, f)
         return out
 
     def bgra(self, foreground: np.ndarray, alpha: np.ndarray) -> np.ndarray:
         """Straight (non-premultiplied) BGRA, as PNG and WebM-with-alpha expect."""
-        out = np.empty(foreground.shape[:2] + (4,), np.uint8)
-        out[..., :3] = foreground
-        out[..., 3] = alpha_to_u8(alpha)
-        return out
+        if foreground.size <= 3 * _TINY:
+            out = np.empty(foreground.shape[:2] + (4,), np.uint8)
+            out[..., :3] = foreground
+            out[..., 3] = alpha_to_u8(alpha)
+            return out
+        # One interleaving pass (cv2.merge): 1.8 ms at 720p against 6.8 for two strided writes.
+        return cv2.merge([foreground, alpha_to_u8(alpha)])
 
 
 def alpha_to_u8(alpha: np.ndarray) -> np.ndarray:
@@ -80,6 +115,23 @@ def alpha_to_u8(alpha: np.ndarray) -> np.ndarray:
     if alpha.dtype == np.uint8:
         return alpha
     return cv2.convertScaleAbs(alpha, alpha=255.0, beta=0.0)
+
+
+def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize a uint8 image to ``size`` = (w, h) with anti-aliasing when shrinking.
+
+    Large reductions go bilinear to twice the target, then area-average by exactly 2 (OpenCV
+    has a fast path for that): close to a full area resize at a third of its cost.
+    """
+    h, w = image.shape[:2]
+    tw, th = size
+    if (tw, th) == (w, h):
+        return image
+    if tw > w or th > h:
+        return cv2.resize(image, (tw, th), interpolation=cv2.INTER_LINEAR)
+    if w >= 4 * tw and h >= 4 * th:
+        image = cv2.resize(image, (2 * tw, 2 * th), interpolation=cv2.INTER_LINEAR)
+    return cv2.resize(image, (tw, th), interpolation=cv2.INTER_AREA)
 
 
 def cover_fit(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:

@@ -291,7 +291,6 @@ class AlphaStabilizer(_Smoother):
             HxW float32 stabilised alpha (a new array).
         """
         gray = _gray(guide).astype(np.float32)
-        mask = mask.astype(np.float32, copy=True)
         prev, prev_gray = self._mask, self._gray
         if (
             prev is None
@@ -300,10 +299,10 @@ class AlphaStabilizer(_Smoother):
             or prev_gray.shape != gray.shape
             or self.strength == 0
         ):
-            return self._store(mask, gray)
+            return self._store(mask.astype(np.float32, copy=True), gray)
         if self._scene_cut(gray, prev_gray):
             self._motion = None
-            return self._store(mask, gray)
+            return self._store(mask.astype(np.float32, copy=True), gray)
         motion = _local_change(gray - prev_gray)
         if self._motion is not None and self._motion.shape == motion.shape:
             motion = cv2.max(motion, self._motion * MOTION_MEMORY)
@@ -314,13 +313,17 @@ class AlphaStabilizer(_Smoother):
             weight = cv2.resize(
                 weight, (mask.shape[1], mask.shape[0]), interpolation=cv2.INTER_LINEAR
             )
-        # out = prev + weight * (mask - prev), in place to spare full-resolution temporaries
-        np.subtract(mask, prev, out=mask)
-        np.multiply(mask, weight, out=mask)
-        np.add(mask, prev, out=mask)
-        return self._store(mask, gray)
+        # out = prev + weight * (mask - prev): three passes into the fresh output, and the
+        # history updated in its own buffer (no allocation, no second copy).
+        out = np.subtract(mask, prev, dtype=np.float32)
+        np.multiply(out, weight, out=out)
+        np.add(out, prev, out=out)
+        np.copyto(prev, out)
+        self._gray = gray
+        return out
 
     def _store(self, mask: np.ndarray, gray: np.ndarray) -> np.ndarray:
-        self._mask = mask
+        """Start a new history from ``mask`` (a private copy) and return ``mask``."""
+        self._mask = mask.copy()
         self._gray = gray
-        return mask.copy()
+        return mask

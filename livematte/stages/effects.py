@@ -358,6 +358,7 @@ class EffectsStage:
                 # The input's own transparency stays transparent, whatever the matte says.
                 alpha = alpha * (frame.source_alpha.astype(np.float32) * np.float32(1 / 255))
                 frame.alpha = alpha
+        band = frame.band if frame.band is not None and frame.band.source is alpha else None
         if self.transparent:
             ones = np.ones((h, w), np.float32) if alpha is None else alpha
             frame.output = self._comp.bgra(fg, ones)
@@ -367,7 +368,7 @@ class EffectsStage:
             bg = self.background(frame, alpha)
             if self.config.light_wrap > 0:
                 fg = light_wrap(fg, bg, alpha, self.config.light_wrap)
-            frame.output = self._comp.blend(fg, bg, alpha)
+            frame.output = self._comp.blend(fg, bg, alpha, band=band)
         frame.timings["effects"] = (time.perf_counter() - start) * 1000.0
         return frame
 

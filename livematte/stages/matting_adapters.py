@@ -27,6 +27,7 @@ import numpy as np
 
 from livematte.config import MattingConfig
 from livematte.errors import ModelError
+from livematte.ops.compose import resize_image
 
 SQUARE = "selfie_segmentation"
 LANDSCAPE = "selfie_segmentation_landscape"
@@ -69,23 +70,6 @@ class MattingAdapter(Protocol):
     def reset(self) -> None:
         """Forget recurrent state."""
         ...
-
-
-def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Resize a uint8 image to ``size`` = (w, h) with anti-aliasing when shrinking.
-
-    Large reductions go bilinear to twice the target, then area-average by exactly 2 (OpenCV
-    has a fast path for that): close to a full area resize at a third of its cost.
-    """
-    h, w = image.shape[:2]
-    tw, th = size
-    if (tw, th) == (w, h):
-        return image
-    if tw > w or th > h:
-        return cv2.resize(image, (tw, th), interpolation=cv2.INTER_LINEAR)
-    if w >= 4 * tw and h >= 4 * th:
-        image = cv2.resize(image, (2 * tw, 2 * th), interpolation=cv2.INTER_LINEAR)
-    return cv2.resize(image, (tw, th), interpolation=cv2.INTER_AREA)
 
 
 def _input_dtype(session: Any, name: str) -> type:

@@ -37,11 +37,11 @@ import cv2
 import numpy as np
 
 from livematte.frame import Frame
+from livematte.ops.compose import resize_image
 from livematte.ops.temporal import is_scene_cut
 from livematte.stages.matting_adapters import (
     CoarseMatte,
     RobustVideoMattingAdapter,
-    resize_image,
 )
 
 __all__ = ["RvmMatting", "gate_from_evidence", "person_boxes", "working_scale"]

@@ -164,3 +164,25 @@ def test_front_and_behind_on_transparent_output():
     over(pic, _sprite(h, w, (10, 20, 30), 128), (0, 0, w, h))
     assert (np.abs(pic[..., :3].astype(int) - (10, 20, 30)) <= 1).all()
     assert (pic[..., 3] == 128).all()
+
+
+@pytest.mark.parametrize("size", [(720, 1280), (61, 97)])
+def test_blend_of_a_matte_blends_only_its_band(size):
+    # A matte (0 and 1 almost everywhere): the person is copied over the background and the
+    # band of fractional alpha blended; alpha within 1/1024 of 0 or 1 counts as 0 or 1.
+    from livematte.ops.band import find_band
+
+    h, w = size
+    f = RNG.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    b = RNG.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    yy, xx = np.mgrid[0:h, 0:w]
+    a = np.clip((0.3 * min(h, w) - np.hypot(xx - w / 2, yy - h / 2)) / 6.0, 0, 1)
+    a = a.astype(np.float32)
+    a[0, :3] = (1e-4, 1.0 - 1e-4, 0.5)
+    band = find_band(a)
+    assert 0 < band.size < 0.25 * a.size  # the band path, not the dense one
+    for given in (None, band):
+        out = Compositor().blend(f, b, a, band=given)
+        assert np.abs(out.astype(np.int16) - _ref_blend(f, b, a)).max() <= 1
+        assert np.array_equal(out[a >= 1.0], f[a >= 1.0])
+        assert np.array_equal(out[a <= 0.0], b[a <= 0.0])

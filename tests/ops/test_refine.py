@@ -148,3 +148,20 @@ def test_foreground_edge_cases():
         assert np.array_equal(estimate_foreground_ml(image, alpha), image)
     with pytest.raises(ValueError, match="blur_fusion"):
         estimate_foreground(image, np.zeros((24, 32), np.float32), "magic")
+
+
+def test_fast_foreground_reuses_the_models_grid_and_band():
+    # The matting stage hands over the frame on the model's grid and the band it found: the
+    # result is the same as working them out again (the grid is the same reduction).
+    from livematte.ops.band import find_band
+    from livematte.ops.blur_fusion import estimate_foreground_fast
+    from livematte.ops.compose import resize_image
+
+    image, truth = scene(1280, 720)
+    small = resize_image(image, (256, 144))
+    alone = estimate_foreground_fast(image, truth)
+    handed = estimate_foreground_fast(image, truth, small, find_band(truth))
+    assert np.abs(alone.astype(int) - handed.astype(int)).max() <= 2
+    assert _fringe(handed, truth) < 0.5 * _fringe(image, truth)
+    wrong = resize_image(image, (144, 144))  # not the frame's aspect: ignored
+    assert np.abs(estimate_foreground_fast(image, truth, wrong).astype(int) - alone).max() <= 2
