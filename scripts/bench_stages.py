@@ -100,7 +100,8 @@ def main(argv: list[str] | None = None) -> int:
                     )
                     if done.returncode != 0:
                         print(
-                            f"bench_stages: {label} {preset} {size}p failed:\n{done.stderr[-2000:]}",
+                            f"bench_stages: {label} {preset} {size}p failed:\n"
+                            f"{done.stderr[-2000:]}",
                             file=sys.stderr,
                         )
                         return 1
