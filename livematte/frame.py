@@ -10,9 +10,13 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:  # frame.py sits below ops/: these are for the type checker only
+    from livematte.ops.band import Band
+    from livematte.ops.pose_landmarks import PersonMask
 
 
 class Mode(enum.StrEnum):
@@ -117,11 +121,11 @@ class Frame:
     alpha: np.ndarray | None = None
     foreground: np.ndarray | None = None
     people: list[Person] = field(default_factory=list)
-    person_masks: list = field(default_factory=list)
+    person_masks: list[PersonMask] = field(default_factory=list)
     output: np.ndarray | None = None
     timings: dict[str, float] = field(default_factory=dict)
     source_alpha: np.ndarray | None = None
-    band: Any = None
+    band: Band | None = None
 
     def __post_init__(self) -> None:
         if self.image.dtype != np.uint8 or self.image.ndim != 3 or self.image.shape[2] != 3:

@@ -25,10 +25,11 @@ behind (``person_gate.core_gate``).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Protocol
 
 import cv2
 import numpy as np
@@ -109,7 +110,20 @@ def crop_to_grid(
     return matrix
 
 
-def _on_grid(masks: list[Any], image_size: tuple[int, int], grid: tuple[int, int]):
+class MaskInCrop(Protocol):
+    """A person's probability in a crop and the crop -> image affine matrix (``PersonMask``,
+    ``CropMask``)."""
+
+    @property
+    def probability(self) -> np.ndarray: ...
+
+    @property
+    def crop_to_image(self) -> np.ndarray: ...
+
+
+def _on_grid(
+    masks: Sequence[MaskInCrop], image_size: tuple[int, int], grid: tuple[int, int]
+) -> Iterator[tuple[np.ndarray, np.ndarray, dict[str, object]]]:
     """Per mask: its probability, the crop -> grid matrix and ``cv2.warpAffine`` arguments."""
     warp = {
         "dsize": grid,
@@ -124,7 +138,7 @@ def _on_grid(masks: list[Any], image_size: tuple[int, int], grid: tuple[int, int
 
 
 def fuse_person_masks(
-    alpha: np.ndarray, masks: list[Any], image_size: tuple[int, int]
+    alpha: np.ndarray, masks: Sequence[MaskInCrop], image_size: tuple[int, int]
 ) -> np.ndarray:
     """Fuse per-person crop masks into a whole-frame coarse mask.
 
@@ -168,7 +182,7 @@ def fuse_person_masks(
 
 
 def fuse_crop_masks(
-    alpha: np.ndarray, crops: list[Any], image_size: tuple[int, int]
+    alpha: np.ndarray, crops: Sequence[CropMask], image_size: tuple[int, int]
 ) -> np.ndarray:
     """Replace the whole-frame mask by closer looks of the same model inside each crop.
 
@@ -225,7 +239,7 @@ class MattingStage:
         temporal: TemporalConfig | None = None,
         runtime: RuntimeConfig | None = None,
         *,
-        session_factory: Any = None,
+        session_factory: Callable[..., object] | None = None,
     ) -> None:
         self.config = config or MattingConfig()
         self.temporal = temporal or TemporalConfig()
@@ -281,7 +295,7 @@ class MattingStage:
             factory = self._factory
             if factory is None:
                 from livematte.models.session import create_session as factory
-            source: Any = Path(name) if name.endswith(".onnx") else name
+            source: str | Path = Path(name) if name.endswith(".onnx") else name
             session = factory(
                 source, providers=self.runtime.providers, threads=self.runtime.threads
             )
