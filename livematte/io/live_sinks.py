@@ -29,13 +29,13 @@ from fractions import Fraction
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-import cv2
 import numpy as np
 
 from livematte.errors import SinkError
 from livematte.frame import Frame
 from livematte.io.base import LatestSlot, SinkBase
 from livematte.io.sinks import GREEN, output_image
+from livematte.ops.compose import flatten, resize_image
 
 if TYPE_CHECKING:  # the backends load when a sink opens
     import pyvirtualcam
@@ -43,23 +43,6 @@ if TYPE_CHECKING:  # the backends load when a sink opens
     from av.video.stream import VideoStream
 
 _FLATTEN_COLOURS = {"green": GREEN, "black": (0, 0, 0)}
-
-
-def flatten(image: np.ndarray, colour: tuple[int, int, int] | np.ndarray) -> np.ndarray:
-    """BGRA -> BGR over ``colour`` (a BGR triple or an HxWx3 picture); BGR passes through."""
-    if image.shape[2] == 3:
-        return image
-    alpha = image[:, :, 3:4].astype(np.float32) * np.float32(1.0 / 255.0)
-    under = np.asarray(colour, np.float32)
-    out = image[:, :, :3].astype(np.float32) * alpha + under * (1.0 - alpha)
-    return (out + 0.5).astype(np.uint8)
-
-
-def fit(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Resize to ``size`` (w, h) if needed: a device's size is fixed once it is opened."""
-    if (image.shape[1], image.shape[0]) == size:
-        return image
-    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
 
 
 class ThreadedSink(SinkBase):
@@ -109,7 +92,7 @@ class ThreadedSink(SinkBase):
         self._slot.put((output_image(frame), captured_at))
 
     def _prepare(self, image: np.ndarray) -> np.ndarray:
-        return np.ascontiguousarray(fit(flatten(image, self._under), self.size))
+        return np.ascontiguousarray(resize_image(flatten(image, self._under), self.size))
 
     def _run(self) -> None:
         last: np.ndarray | None = None

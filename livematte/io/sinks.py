@@ -48,6 +48,7 @@ from livematte.atomic import make_temporary, publish
 from livematte.errors import SinkError
 from livematte.frame import Frame
 from livematte.io.base import SinkBase
+from livematte.ops.compose import alpha_to_u8, flatten
 
 if TYPE_CHECKING:
     from av.packet import Packet
@@ -114,7 +115,7 @@ def alpha_u8(frame: Frame) -> np.ndarray | None:
         return alpha
     if alpha.dtype.kind != "f":
         raise SinkError(f"frame.alpha must be float 0..1 or uint8, got {alpha.dtype}")
-    return (np.clip(alpha, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    return alpha_to_u8(np.clip(alpha, 0.0, 1.0))
 
 
 def _checked(image: np.ndarray, frame: Frame, what: str, channels: tuple[int, ...]) -> np.ndarray:
@@ -148,9 +149,8 @@ def frame_pixels(frame: Frame, fmt: str) -> np.ndarray:
     if fmt == "composite":
         out = frame.output if frame.output is not None else frame.image
         out = _checked(out, frame, "frame.output", (3, 4))
-        if out.shape[2] == 4:  # transparent background: flatten over black (premultiply)
-            a = out[..., 3:].astype(np.uint16)
-            return ((out[..., :3] * a + 127) // 255).astype(np.uint8)
+        if out.shape[2] == 4:  # transparent background: flatten over black
+            return flatten(out, (0, 0, 0))
         return out
     if fmt in ALPHA_FORMATS:
         if frame.output is not None and frame.output.ndim == 3 and frame.output.shape[2] == 4:

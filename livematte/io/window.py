@@ -27,8 +27,8 @@ import numpy as np
 from livematte.errors import SinkError
 from livematte.frame import Frame
 from livematte.io.base import SinkBase
-from livematte.io.live_sinks import fit, flatten
 from livematte.io.sinks import output_image
+from livematte.ops.compose import flatten, resize_image
 
 #: (keys, action, what it does).  Actions other than the window's own (matte, overlay, help)
 #: are handled by the LIVE runner.
@@ -208,7 +208,7 @@ class WindowSink(SinkBase):
                 self._board = checkerboard(size)
             image = flatten(image, self._board)
         if self.size is not None:
-            image = fit(image, self.size)
+            image = resize_image(image, self.size)
         return image
 
     def _decorate(self, image: np.ndarray, frame: Frame | None) -> np.ndarray:

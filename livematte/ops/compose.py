@@ -117,6 +117,16 @@ def alpha_to_u8(alpha: np.ndarray) -> np.ndarray:
     return cv2.convertScaleAbs(alpha, alpha=255.0, beta=0.0)
 
 
+def flatten(image: np.ndarray, colour: tuple[int, int, int] | np.ndarray) -> np.ndarray:
+    """BGRA -> BGR over ``colour`` (a BGR triple or an HxWx3 picture); BGR passes through."""
+    if image.shape[2] == 3:
+        return image
+    alpha = image[:, :, 3:4].astype(np.float32) * np.float32(1.0 / 255.0)
+    under = np.asarray(colour, np.float32)
+    out = image[:, :, :3].astype(np.float32) * alpha + under * (1.0 - alpha)
+    return (out + 0.5).astype(np.uint8)
+
+
 def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Resize a uint8 image to ``size`` = (w, h) with anti-aliasing when shrinking.
 
