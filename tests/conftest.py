@@ -43,3 +43,11 @@ def vcam_backend():
     pyvirtualcam.camera.register_backend("livematte-test", RecordingBackend)
     yield "livematte-test"
     pyvirtualcam.camera.BACKENDS.pop("livematte-test", None)
+
+
+@pytest.fixture
+def clip(tmp_path) -> str:
+    """A short H.264 clip of a moving square (modules that need another clip override it)."""
+    from media import write_moving_square
+
+    return write_moving_square(tmp_path / "clip.mp4")

@@ -4,32 +4,17 @@ as config changes on the real pipeline, models kept, live to a virtual camera an
 from __future__ import annotations
 
 import numpy as np
-import pytest
-from media import RecordingBackend, write_moving_square
+from media import RecordingBackend
 
+from livematte.api import build_pipeline
+from livematte.config import load_config
 from livematte.frame import Frame
 from livematte.io.capture import StreamSource
 from livematte.io.live_sinks import StreamSink, VirtualCameraSink
 from livematte.runner import LiveRunner
 
 
-@pytest.fixture
-def clip(tmp_path) -> str:
-    return write_moving_square(tmp_path / "clip.mp4")
-
-
-def real_pipeline_or_skip():
-    try:
-        from livematte.api import build_pipeline
-        from livematte.config import load_config
-
-        return build_pipeline, load_config
-    except ImportError as exc:  # other stages still landing
-        pytest.skip(f"real pipeline not importable yet: {exc}")
-
-
 def test_real_pipeline_live_to_vcam_and_stream(clip, vcam_backend, tmp_path):
-    build_pipeline, load_config = real_pipeline_or_skip()
     from livematte.live import LiveControls
 
     config = load_config("live", {"effects.background": "#00ff00", "runtime.threads": 1})
@@ -55,7 +40,6 @@ def test_real_pipeline_live_to_vcam_and_stream(clip, vcam_backend, tmp_path):
 
 
 def test_controls_cycle_backgrounds_and_toggle_stickers():
-    build_pipeline, load_config = real_pipeline_or_skip()
     from livematte.live import LiveControls
     from livematte.stages.effects import EffectsStage
     from livematte.stages.keypoints import KeypointStage
@@ -91,7 +75,6 @@ def test_controls_cycle_backgrounds_and_toggle_stickers():
 def test_stickers_off_keeps_the_keypoints_matting_needs():
     # With matting.person_roi the keypoint stage serves matting too: the sticker hotkey used
     # to remove it (LiveControls re-derived build_pipeline's rule, wrongly).
-    build_pipeline, load_config = real_pipeline_or_skip()
     from livematte.live import LiveControls
     from livematte.stages.keypoints import KeypointStage
     from livematte.stages.stickers import StickerStage

@@ -12,24 +12,8 @@ import time
 from pathlib import Path
 
 import pytest
-from media import write_moving_square
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def clip(tmp_path) -> str:
-    return write_moving_square(tmp_path / "clip.mp4")
-
-
-def real_pipeline_or_skip():
-    try:
-        from livematte.api import build_pipeline
-        from livematte.config import load_config
-
-        return build_pipeline, load_config
-    except ImportError as exc:  # other stages still landing
-        pytest.skip(f"real pipeline not importable yet: {exc}")
 
 
 def run_cam(*args: str, env: dict | None = None, timeout: float = 60):
@@ -53,7 +37,6 @@ def run_cam(*args: str, env: dict | None = None, timeout: float = 60):
 
 
 def test_cam_command_end_to_end(clip, tmp_path):
-    real_pipeline_or_skip()
     stats_path = tmp_path / "stats.json"
     done = run_cam(
         "--source",
@@ -114,7 +97,6 @@ def test_cam_errors_are_one_line(args, status, message, clip):
 
 @pytest.mark.display
 def test_window_under_xvfb_quits_on_q(clip, x_display):
-    real_pipeline_or_skip()
     env = {**os.environ, "DISPLAY": x_display}
     xdotool = shutil.which("xdotool")
     args = [

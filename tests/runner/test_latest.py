@@ -8,8 +8,7 @@ import threading
 import time
 
 import numpy as np
-import pytest
-from media import invert, write_moving_square
+from media import invert
 
 from livematte.errors import SourceError
 from livematte.frame import Frame
@@ -18,11 +17,6 @@ from livematte.io.live_sinks import StreamSink, VirtualCameraSink
 from livematte.io.sinks import NullSink
 from livematte.runner import LiveRunner
 from livematte.runner.results import percentile
-
-
-@pytest.fixture
-def clip(tmp_path) -> str:
-    return write_moving_square(tmp_path / "clip.mp4")
 
 
 def our_threads() -> list[str]:
