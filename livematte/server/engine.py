@@ -30,11 +30,11 @@ import numpy as np
 from livematte.errors import SourceError
 from livematte.frame import Frame, Mode
 from livematte.ops.compose import fit_pixels
+from livematte.outputs import MAX_PIXELS
 from livematte.server import errors as E
 from livematte.server.errors import ApiError
 from livematte.server.images import (
     MAX_FILE_BYTES,
-    MAX_PIXELS,
     PREVIEW_PIXELS,
     DecodedImage,
     RenderOptions,
@@ -113,10 +113,15 @@ class MattingResult:
     analysis: AnalysisJSON | None = None  # the bodyAnalysis to answer, when asked for
 
 
+#: ``(bgr, analysis) -> MattingResult``: stands in for the keypoint and matting stages (the
+#: tests' fake matte; the Ray Serve app's matting replicas).
+ProcessFn: TypeAlias = Callable[[np.ndarray, bool], MattingResult]
+
+
 class _InjectedFront:
     """A stage standing in for keypoints + matting: ``process(bgr, analysis)`` fills the matte."""
 
-    def __init__(self, process: Callable[[np.ndarray, bool], MattingResult], analysis: bool):
+    def __init__(self, process: ProcessFn, analysis: bool):
         self._process, self._analysis = process, analysis
         self.analysis: AnalysisJSON | None = None
 
@@ -164,7 +169,7 @@ class Engine:
         self,
         config: Config | str | Path | None,
         settings: ServerSettings,
-        process: Callable[[np.ndarray, bool], MattingResult] | None = None,
+        process: ProcessFn | None = None,
     ):
         self.settings = settings
         # Loaded now (cheap) so a bad preset fails at startup, not on the first request.

@@ -21,10 +21,10 @@ SEND_BODY while the body does), so it holds whatever uvicorn does with the bytes
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import socket
-from typing import Any
 
 from livematte.errors import LivematteError
 from livematte.server import errors as E
@@ -93,10 +93,10 @@ def guarded_protocol(settings: ServerSettings) -> type:
     )
 
     class GuardedH11Protocol(H11Protocol):
-        _guard: Any = None
+        _guard: asyncio.TimerHandle | None = None
         _phase: str | None = None
 
-        def connection_made(self, transport: Any) -> None:  # type: ignore[override]
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
             if len(self.connections) > settings.max_connections:
                 log.info("refused %s: %d connections open", self.client, len(self.connections))
