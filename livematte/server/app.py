@@ -122,8 +122,8 @@ def create_app(
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Start-up makes the engine (and warms it); shutdown stops its pool."""
     state = app_state(app)
-    await state.start()
     try:
+        await state.start()  # a warm-up that fails stops the pool it started, too
         yield
     finally:
         state.stop()

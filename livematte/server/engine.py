@@ -22,7 +22,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, ParamSpec, TypeAlias, TypeVar
 
 import cv2
 import numpy as np
@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from livematte.ops.body_parts import AnalysisJSON
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 log = logging.getLogger("livematte.server")
 
@@ -209,14 +210,15 @@ class Engine:
         with self._lock:
             self._in_flight -= 1
 
-    async def submit(self, fn: Callable[..., T], *args: object) -> T:
-        """Run ``fn(*args)`` on a worker; ApiError 1201 at once when the pool is full."""
+    async def submit(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run ``fn(*args, **kwargs)`` on a worker; ApiError 1201 at once when the pool is
+        full."""
         with self._lock:
             if self._in_flight >= self._capacity:
                 raise ApiError(E.BUSY, headers={"Retry-After": "1"})
             self._in_flight += 1
         try:
-            future = self._executor.submit(fn, *args)
+            future = self._executor.submit(fn, *args, **kwargs)
         except RuntimeError:  # shut down
             self._release()
             raise ApiError(E.BUSY, "server is shutting down") from None

@@ -36,6 +36,8 @@ class ServerState:
         settings: limits, worker pool and keyless mode.
         config: the pipeline config the workers run (``engine.server_config``).
         process: ``(bgr, analysis) -> MattingResult`` standing in for the models, or None.
+        key_store: the key store given, else None until ``store()`` opens the default one.
+        limiter: a shared rate limiter (the Ray Serve app's), else None: access makes one.
         access: who may call (keys, keyless mode, cross-site, rate limits).
     """
 
@@ -43,11 +45,13 @@ class ServerState:
     config: Config
     process: ProcessFn | None = None
     key_store: KeyStore | None = None
+    limiter: RateLimiter | None = None
     access: Access = field(init=False)
     _engine: Engine | None = field(default=None, init=False, repr=False)
+    _starts: int = field(default=0, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self.access = Access(self.settings, self.store)
+        self.access = Access(self.settings, self.store, self.limiter)
 
     @classmethod
     def build(
@@ -60,10 +64,7 @@ class ServerState:
         limiter: RateLimiter | None = None,
     ) -> ServerState:
         """Resolve the config (a bad preset fails here) and set up access; no engine yet."""
-        state = cls(settings, server_config(config, settings.workers), process, key_store)
-        if limiter is not None:  # shared by every replica of the Ray Serve app
-            state.access.limiter = limiter
-        return state
+        return cls(settings, server_config(config, settings.workers), process, key_store, limiter)
 
     def store(self) -> KeyStore:
         """The key store, opened on first need (a keyless server never touches it)."""
@@ -84,13 +85,23 @@ class ServerState:
         return self._engine
 
     async def start(self) -> None:
-        """Start-up: make the engine and, when the settings say so, warm every worker."""
+        """Start-up: make the engine and, when the settings say so, warm every worker.
+
+        Each ``start`` is ended by one ``stop``; the engine stops with the last of them (one
+        app served twice at once, as two test clients do, keeps it until both are done).
+        """
+        self._starts += 1
         engine = self.engine
         if self.settings.warmup:
             await engine.warmup()
 
     def stop(self) -> None:
-        """Shutdown: stop the worker pool and close its pipelines (twice is harmless)."""
+        """Shutdown: stop the worker pool and close its pipelines, after the last ``start``
+        (or at once when none ran: an engine made on first use); a later use makes a new one.
+        """
+        self._starts = max(0, self._starts - 1)
+        if self._starts > 0:
+            return
         engine, self._engine = self._engine, None
         if engine is not None:
             engine.close()

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 from conftest import NO_LIMIT, TestClient, fake_process, image_bytes
 
-from livematte.errors import ConfigError
+from livematte.config import load_config
+from livematte.errors import ConfigError, ModelError
 from livematte.server.app import app_state, create_app
 from livematte.server.engine import ServerSettings
 from livematte.server.state import ServerState
@@ -35,6 +36,25 @@ def test_the_app_runs_again_after_a_shutdown():
         with TestClient(app) as client:
             assert post(client) == 200
             assert client.get("/health").json()["in_flight"] == 0
+
+
+def test_one_app_served_twice_at_once_keeps_its_engine_until_both_end():
+    app = create_app(settings=SETTINGS, process=fake_process)
+    state = app_state(app)
+    with TestClient(app) as one:
+        with TestClient(app) as two:
+            assert post(two) == 200
+        assert state.running and post(one) == 200
+    assert not state.running
+
+
+def test_a_warmup_that_fails_stops_the_engine_it_started():
+    settings = ServerSettings(keyless="on", warmup=True, rate=NO_LIMIT)
+    app = create_app(load_config("default", {"matting.model": "/no/m.onnx"}), settings=settings)
+    state = app_state(app)
+    with pytest.raises(ModelError), TestClient(app):
+        pass
+    assert not state.running
 
 
 def test_without_a_lifespan_the_engine_is_made_on_first_use():
