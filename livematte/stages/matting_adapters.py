@@ -48,25 +48,18 @@ Dim: TypeAlias = "int | str | None"
 
 
 class OnnxSession(Protocol):
-    """What the adapters need of a loaded model (``models.session.ModelSession`` is one).
-
-    ``input_types`` (ONNX Runtime's "tensor(float16)" spellings) and ``reset()`` (forget a
-    recurrent model's own state) are read when a session has them.
-    """
-
-    @property
-    def input_shapes(self) -> Mapping[str, Sequence[Dim]]:
-        """Declared input shapes by name, in the model's order."""
-        ...
+    """What the adapters need of a loaded model (``models.session.ModelSession`` is one): the
+    declared input shapes and the output names, in the model's order, and ``run`` (every
+    output by name).  ``input_types`` ("tensor(float16)"...) and ``reset()`` (forget the
+    model's own recurrent state) are used when a session has them."""
 
     @property
-    def output_names(self) -> Sequence[str]:
-        """Output names, in the model's order."""
-        ...
+    def input_shapes(self) -> Mapping[str, Sequence[Dim]]: ...
 
-    def run(self, inputs: Mapping[str, np.ndarray]) -> Mapping[str, np.ndarray]:
-        """Every output by name for the named inputs."""
-        ...
+    @property
+    def output_names(self) -> Sequence[str]: ...
+
+    def run(self, inputs: Mapping[str, np.ndarray]) -> Mapping[str, np.ndarray]: ...
 
 
 @dataclass
