@@ -151,7 +151,7 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         import uvicorn
 
-        from livematte.server.app import create_app
+        from livematte.server.app import app_state, create_app
         from livematte.server.engine import ServerSettings
         from livematte.server.keys import KeyStore
         from livematte.server.net import guarded_protocol, listen
@@ -216,7 +216,7 @@ def _serve(args: argparse.Namespace) -> int:
         # then our one-line error and exit status, not uvicorn's traceback.
         app = create_app(config, settings=replace(settings, warmup=False), key_store=store)
         if settings.warmup:
-            asyncio.run(app.state.engine.warmup())
+            asyncio.run(app_state(app).engine.warmup())
         shown = f"[{args.host}]" if ":" in args.host else args.host
         print(f"livematte: serving on http://{shown}:{args.port}/ ({access})", file=sys.stderr)
         server = uvicorn.Server(

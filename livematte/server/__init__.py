@@ -10,7 +10,12 @@ OpenCV and Pillow must load only when a server command actually runs.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # what the lazy names are, for type checkers; nothing imported at run time
+    from livematte.server.app import create_app
+    from livematte.server.engine import MattingResult, ServerSettings
+    from livematte.server.keys import KeyStore
 
 __all__ = ["KeyStore", "MattingResult", "ServerSettings", "create_app"]
 
@@ -22,7 +27,7 @@ _WHERE = {
 }
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     if name in _WHERE:
         import importlib
 

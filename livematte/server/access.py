@@ -61,12 +61,19 @@ class Access:
         settings: ``keyless`` mode and the default ``rate``.
         store: returns the KeyStore (called only when a key or the auto mode needs it, so a
             ``keyless="on"`` server never opens the database).
+        limiter: the rate limiter (default: one of this process's own; the Ray Serve app
+            shares one across replicas).
     """
 
-    def __init__(self, settings: ServerSettings, store: Callable[[], KeyStore]):
+    def __init__(
+        self,
+        settings: ServerSettings,
+        store: Callable[[], KeyStore],
+        limiter: RateLimiter | None = None,
+    ):
         self.settings = settings
         self.store = store
-        self.limiter = RateLimiter()
+        self.limiter = limiter if limiter is not None else RateLimiter()
 
     def keyless_refusal(self, request: Request) -> str | None:
         """None when keyless mode admits this request without a key, else the reason."""

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, ParamSpec, TypeAlias, TypeVar
 
 import cv2
 import numpy as np
@@ -30,11 +30,11 @@ import numpy as np
 from livematte.errors import SourceError
 from livematte.frame import Frame, Mode
 from livematte.ops.compose import fit_pixels
+from livematte.outputs import MAX_PIXELS
 from livematte.server import errors as E
 from livematte.server.errors import ApiError
 from livematte.server.images import (
     MAX_FILE_BYTES,
-    MAX_PIXELS,
     PREVIEW_PIXELS,
     DecodedImage,
     RenderOptions,
@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from livematte.ops.body_parts import AnalysisJSON
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 log = logging.getLogger("livematte.server")
 
@@ -113,10 +114,15 @@ class MattingResult:
     analysis: AnalysisJSON | None = None  # the bodyAnalysis to answer, when asked for
 
 
+#: ``(bgr, analysis) -> MattingResult``: stands in for the keypoint and matting stages (the
+#: tests' fake matte; the Ray Serve app's matting replicas).
+ProcessFn: TypeAlias = Callable[[np.ndarray, bool], MattingResult]
+
+
 class _InjectedFront:
     """A stage standing in for keypoints + matting: ``process(bgr, analysis)`` fills the matte."""
 
-    def __init__(self, process: Callable[[np.ndarray, bool], MattingResult], analysis: bool):
+    def __init__(self, process: ProcessFn, analysis: bool):
         self._process, self._analysis = process, analysis
         self.analysis: AnalysisJSON | None = None
 
@@ -164,7 +170,7 @@ class Engine:
         self,
         config: Config | str | Path | None,
         settings: ServerSettings,
-        process: Callable[[np.ndarray, bool], MattingResult] | None = None,
+        process: ProcessFn | None = None,
     ):
         self.settings = settings
         # Loaded now (cheap) so a bad preset fails at startup, not on the first request.
@@ -204,14 +210,15 @@ class Engine:
         with self._lock:
             self._in_flight -= 1
 
-    async def submit(self, fn: Callable[..., T], *args: object) -> T:
-        """Run ``fn(*args)`` on a worker; ApiError 1201 at once when the pool is full."""
+    async def submit(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run ``fn(*args, **kwargs)`` on a worker; ApiError 1201 at once when the pool is
+        full."""
         with self._lock:
             if self._in_flight >= self._capacity:
                 raise ApiError(E.BUSY, headers={"Retry-After": "1"})
             self._in_flight += 1
         try:
-            future = self._executor.submit(fn, *args)
+            future = self._executor.submit(fn, *args, **kwargs)
         except RuntimeError:  # shut down
             self._release()
             raise ApiError(E.BUSY, "server is shutting down") from None

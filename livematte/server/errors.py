@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
 
 from livematte.errors import LivematteError
 
@@ -116,6 +115,6 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def envelope(code: int = 0, data: Any = None, msg: str | None = None) -> dict[str, Any]:
+def envelope(code: int = 0, data: object = None, msg: str | None = None) -> dict[str, object]:
     """The JSON body every JSON answer has (success: code 0 and data; failure: msg)."""
     return {"code": code, "data": data, "msg": msg, "time": now_ms()}

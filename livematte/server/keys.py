@@ -40,7 +40,7 @@ import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -171,7 +171,9 @@ class KeyStore:
                 "INSERT INTO keys (name, prefix, hash, calls, rate, created) VALUES (?,?,?,?,?,?)",
                 (name, token[:_PREFIX_LEN], hash_token(token), calls, rate, time.time()),
             )
-        return self.get(int(cur.lastrowid)), token
+        if cur.lastrowid is None:  # sqlite3 sets it after every successful INSERT
+            raise KeyStoreError("the new key was not stored")
+        return self.get(cur.lastrowid), token
 
     def list(self, include_revoked: bool = True) -> list[ApiKey]:
         """Every key, oldest first."""
@@ -265,7 +267,7 @@ class KeyStore:
                 (n, key_id, n),
             ).fetchone()
         if row is not None:
-            return row[0]
+            return None if row[0] is None else int(row[0])
         key = self.get(key_id)
         if not key.active:
             raise KeyStoreError(f"API key {key_id} is revoked")
@@ -292,7 +294,7 @@ class RateLimiter:
     are more than ``max_buckets``, so a keyless server seen by many addresses stays small.
     """
 
-    def __init__(self, clock=time.monotonic, max_buckets: int = 4096):
+    def __init__(self, clock: Callable[[], float] = time.monotonic, max_buckets: int = 4096):
         self._clock = clock
         self._lock = threading.Lock()
         self._max = max_buckets

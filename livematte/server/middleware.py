@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from livematte.server import errors as E
 from livematte.server.errors import ApiError, envelope
@@ -22,11 +20,11 @@ class BodyLimit:
     """ASGI middleware: refuse request bodies over ``limit`` bytes (code 1105) without
     buffering them: at once when Content-Length says so, else as soon as the stream passes."""
 
-    def __init__(self, app: Any, limit: int):
+    def __init__(self, app: ASGIApp, limit: int):
         self.app = app
         self.limit = limit
 
-    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -38,7 +36,7 @@ class BodyLimit:
             return
         seen = 0
 
-        async def limited() -> dict:
+        async def limited() -> Message:
             nonlocal seen
             message = await receive()
             seen += len(message.get("body", b""))
@@ -82,10 +80,10 @@ class SecurityHeaders:
     (``X-Frame-Options`` and CSP ``frame-ancestors``), leaks no URL on navigation
     (``Referrer-Policy``) and carries a CSP for what it is (``csp_for``)."""
 
-    def __init__(self, app: Any):
+    def __init__(self, app: ASGIApp):
         self.app = app
 
-    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -96,7 +94,7 @@ class SecurityHeaders:
             (b"content-security-policy", csp_for(scope.get("path", "")).encode("ascii")),
         ]
 
-        async def send_with_headers(message: dict) -> None:
+        async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 names = {name.lower() for name, _ in message.get("headers", [])}
                 headers = list(message.get("headers", []))

@@ -21,10 +21,10 @@ SEND_BODY while the body does), so it holds whatever uvicorn does with the bytes
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import socket
-from typing import Any
 
 from livematte.errors import LivematteError
 from livematte.server import errors as E
@@ -76,12 +76,8 @@ def raw_response(status: int, reason: str, error: E.ErrorCode, msg: str) -> byte
     return head.encode("ascii") + b"\r\n" + body
 
 
-def guarded_protocol(settings: ServerSettings) -> type:
-    """uvicorn's h11 protocol with ``settings``' header/body timeouts and connection cap;
-    pass it as ``uvicorn.Config(http=...)``."""
-    import h11
-    from uvicorn.protocols.http.h11_impl import H11Protocol
-
+def _refusals(settings: ServerSettings) -> tuple[bytes, bytes]:
+    """The raw answers to a connection over the cap (503) and to headers too slow (408)."""
     too_many = raw_response(
         503, "Service Unavailable", E.BUSY, f"more than {settings.max_connections} connections"
     )
@@ -91,12 +87,22 @@ def guarded_protocol(settings: ServerSettings) -> type:
         E.REQUEST_TIMEOUT,
         f"request headers not received within {settings.header_timeout:g} s",
     )
+    return too_many, too_slow
+
+
+def guarded_protocol(settings: ServerSettings) -> type:
+    """uvicorn's h11 protocol with ``settings``' header/body timeouts and connection cap;
+    pass it as ``uvicorn.Config(http=...)``."""
+    import h11
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    too_many, too_slow = _refusals(settings)
 
     class GuardedH11Protocol(H11Protocol):
-        _guard: Any = None
+        _guard: asyncio.TimerHandle | None = None
         _phase: str | None = None
 
-        def connection_made(self, transport: Any) -> None:  # type: ignore[override]
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
             if len(self.connections) > settings.max_connections:
                 log.info("refused %s: %d connections open", self.client, len(self.connections))

@@ -13,14 +13,16 @@
   -1..1, short side scaled to 512 when the frame is outside 512, H and W multiples of 32;
   output matte ``[1,1,H,W]``).
 
-``adapter_for_session`` picks the adapter from a session's input signature.
+``adapter_for_session`` picks the adapter from a session's input signature.  A session is
+anything with ``OnnxSession``'s shape: ``models.session.ModelSession``, or a test's fake.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol, TypeAlias
 
 import cv2
 import numpy as np
@@ -40,6 +42,25 @@ EMBEDDED = "embedded"
 #: Models "auto" prefers, best first, when installed: RVM beat the embedded segmenter on
 #: every p3m figure (BENCHMARKS.md, "RVM").
 AUTO_MODELS = ("rvm_mobilenetv3",)
+
+
+#: One dimension of a declared input shape: a size, or a symbolic name, or None (unknown).
+Dim: TypeAlias = "int | str | None"
+
+
+class OnnxSession(Protocol):
+    """What the adapters need of a loaded model (``models.session.ModelSession`` is one): the
+    declared input shapes and the output names, in the model's order, and ``run`` (every
+    output by name).  ``input_types`` ("tensor(float16)"...) and ``reset()`` (forget the
+    model's own recurrent state) are used when a session has them."""
+
+    @property
+    def input_shapes(self) -> Mapping[str, Sequence[Dim]]: ...
+
+    @property
+    def output_names(self) -> Sequence[str]: ...
+
+    def run(self, inputs: Mapping[str, np.ndarray]) -> Mapping[str, np.ndarray]: ...
 
 
 @dataclass
@@ -63,6 +84,11 @@ class MattingAdapter(Protocol):
     #: The model carries state between frames (no extra temporal smoothing is applied).
     recurrent: bool
 
+    @property
+    def session(self) -> OnnxSession | None:
+        """The model's session (its provider is reported; the stage closes it)."""
+        ...
+
     def predict(self, image: np.ndarray) -> CoarseMatte:
         """Coarse matte of one HxWx3 uint8 BGR frame."""
         ...
@@ -72,17 +98,15 @@ class MattingAdapter(Protocol):
         ...
 
 
-def _input_dtype(session: Any, name: str) -> type:
+def _input_dtype(session: OnnxSession, name: str) -> type[np.floating]:
     # fp16 exports (RVM ships one) need fp16 inputs; sessions without type info get float32.
-    text = str(getattr(session, "input_types", {}).get(name, "tensor(float)"))
+    types = getattr(session, "input_types", None)
+    text = str(types.get(name, "")) if isinstance(types, Mapping) else ""
     return np.float16 if "float16" in text else np.float32
 
 
-def _shapes(session: Any) -> dict[str, list[Any]]:
-    shapes = getattr(session, "input_shapes", None)
-    if isinstance(shapes, dict):
-        return shapes
-    return {i.name: list(i.shape) for i in session.get_inputs()}
+def _shapes(session: OnnxSession) -> dict[str, list[Dim]]:
+    return {name: list(shape) for name, shape in session.input_shapes.items()}
 
 
 class SelfieSegmentationAdapter:
@@ -98,7 +122,7 @@ class SelfieSegmentationAdapter:
 
     def __init__(
         self,
-        session: Any,
+        session: OnnxSession,
         input_size: tuple[int, int],
         fit: str = "letterbox",
         input_name: str = "image",
@@ -177,9 +201,9 @@ class MultiViewAdapter:
         self.side = int(side)
 
     @property
-    def session(self) -> Any:
+    def session(self) -> OnnxSession | None:
         """The first view's session (for the provider report)."""
-        return getattr(self.views[0], "session", None)
+        return self.views[0].session
 
     def predict(self, image: np.ndarray) -> CoarseMatte:
         """Median of the views' masks, each resized to the common grid."""
@@ -219,7 +243,9 @@ class RobustVideoMattingAdapter:
     #: upsamples again, and other sizes misalign its skip connections.
     MULTIPLE = 16
 
-    def __init__(self, session: Any, downsample_ratio: float = 0.0, max_side: int = 1920) -> None:
+    def __init__(
+        self, session: OnnxSession, downsample_ratio: float = 0.0, max_side: int = 1920
+    ) -> None:
         self.session = session
         self.downsample_ratio = float(downsample_ratio)
         self.max_side = int(max_side)
@@ -244,8 +270,9 @@ class RobustVideoMattingAdapter:
         """Drop the recurrent state: the next frame starts from zeros."""
         self._state = None
         self._key = None
-        if hasattr(self.session, "reset"):
-            self.session.reset()
+        reset = getattr(self.session, "reset", None)
+        if callable(reset):
+            reset()
 
     def working_size(self, width: int, height: int, ratio: float | None = None) -> tuple[int, int]:
         """(w, h) the network sees for a frame: ``ratio`` of it, sides multiples of 16."""
@@ -280,7 +307,7 @@ class RobustVideoMattingAdapter:
         src = cv2.cvtColor(content, cv2.COLOR_BGR2RGB).transpose(2, 0, 1)[None]
         src = (src.astype(np.float32) * (1.0 / 255.0)).astype(self.dtype, copy=False)
         state = self._state or self._zeros
-        feed = {"src": src}
+        feed: dict[str, np.ndarray] = {"src": src}
         if self.has_ratio:
             feed["downsample_ratio"] = np.array([ratio], np.float32)
         feed.update(zip(self.STATES, state, strict=True))
@@ -292,7 +319,7 @@ class RobustVideoMattingAdapter:
         return CoarseMatte(np.clip(pha, 0.0, 1.0), content, fgr)
 
 
-def _dim(shape: list[Any] | None, index: int) -> Any:
+def _dim(shape: list[Dim] | None, index: int) -> Dim:
     return shape[index] if shape is not None and len(shape) > index else None
 
 
@@ -301,7 +328,9 @@ class MODNetAdapter:
 
     recurrent = False
 
-    def __init__(self, session: Any, ref_size: int = 512, input_name: str | None = None) -> None:
+    def __init__(
+        self, session: OnnxSession, ref_size: int = 512, input_name: str | None = None
+    ) -> None:
         self.session = session
         self.ref_size = int(ref_size)
         self.input_name = input_name or next(iter(_shapes(session)))
@@ -333,7 +362,7 @@ class MODNetAdapter:
         """Stateless: nothing to forget."""
 
 
-def adapter_for_session(session: Any, config: MattingConfig) -> MattingAdapter:
+def adapter_for_session(session: OnnxSession, config: MattingConfig) -> MattingAdapter:
     """Pick the adapter matching a session's input signature.
 
     Raises:
@@ -346,11 +375,13 @@ def adapter_for_session(session: Any, config: MattingConfig) -> MattingAdapter:
     shape = shapes[names[0]] if len(names) == 1 else []
     if len(shape) == 4 and shape[1] == 3:
         return MODNetAdapter(session, input_name=names[0])
-    if len(shape) == 4 and shape[3] == 3 and all(isinstance(d, int) for d in shape[1:3]):
-        outputs = getattr(session, "output_names", None) or [None]
-        return SelfieSegmentationAdapter(
-            session, (shape[2], shape[1]), config.fit, input_name=names[0], output_name=outputs[0]
-        )
+    if len(shape) == 4 and shape[3] == 3:
+        height, width = shape[1], shape[2]
+        if isinstance(height, int) and isinstance(width, int):
+            output = session.output_names[0] if session.output_names else None
+            return SelfieSegmentationAdapter(
+                session, (width, height), config.fit, input_name=names[0], output_name=output
+            )
     raise ModelError(
         f"model inputs {shapes} match no supported signature: MediaPipe-style NHWC image, "
         "RVM (src, r1i..r4i[, downsample_ratio]) or MODNet-style [1,3,H,W]"
@@ -393,5 +424,6 @@ def gpu_active(providers: tuple[str, ...] | list[str]) -> bool:
         available = set(available_providers())
     except ModelError:
         return False
-    return any(p.strip().lower() in GPU_PROVIDERS and p.strip().lower() in available
-               for p in providers)
+    return any(
+        p.strip().lower() in GPU_PROVIDERS and p.strip().lower() in available for p in providers
+    )
