@@ -77,7 +77,6 @@ P3M = SHARED_DATA / "matting" / "p3m_pseudo_gt"
 @needs_shared("matting", "p3m_pseudo_gt", "p_71bcce3a.jpg")
 def test_photo_preset_does_not_matte_the_statue():
     pytest.importorskip("onnxruntime")
-    pytest.importorskip("pymatting")
     from livematte.config import load_config
     from livematte.frame import Frame
     from livematte.stages.matting import MattingStage
