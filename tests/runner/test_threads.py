@@ -86,3 +86,26 @@ def test_run_video_uses_the_pipelines_opencv_threads_and_restores_them() -> None
     assert run.completed and len(sink.frames) == 3
     assert seen == [1, 1, 1]
     assert cv2.getNumThreads() == before
+
+
+def test_live_runner_uses_the_pipelines_opencv_threads_and_restores_them(tmp_path) -> None:
+    from media import write_moving_square
+
+    from livematte.io.capture import StreamSource
+    from livematte.io.sinks import NullSink
+    from livematte.runner import LiveRunner
+
+    before = cv2.getNumThreads()
+    seen: list[int] = []
+
+    class Controls:  # what LiveControls looks like to the runner: a pipeline it holds
+        pipeline = SimpleNamespace(config=SimpleNamespace(runtime=SimpleNamespace(threads=1)))
+
+        def process(self, frame: Frame) -> Frame:
+            seen.append(cv2.getNumThreads())
+            return frame
+
+    source = StreamSource(write_moving_square(tmp_path / "clip.mp4"), fps=30)
+    run = LiveRunner(source, Controls().process, [NullSink()], duration=0.5).run()
+    assert run.error is None and seen and set(seen) == {1}
+    assert cv2.getNumThreads() == before
