@@ -126,9 +126,6 @@ class VideoFileSource(SourceBase):
         self.start, self.end = start, end
         self.alpha = alpha
         self._decoder: CodecContext | None = None
-        # One converter for the whole file: a fresh one per frame (what ``to_ndarray(format=)``
-        # makes) sets up swscale's tables every frame.
-        self._convert = av.video.reformatter.VideoReformatter()
         if alpha and self.stream.codec_context.name == "vp9":
             try:
                 self._decoder = av.CodecContext.create("libvpx-vp9", "r")
@@ -208,10 +205,10 @@ class VideoFileSource(SourceBase):
             kwargs["src_colorspace"] = "ITU709"
         alpha = None
         if self.alpha and any(c.is_alpha for c in vframe.format.components):
-            bgra = self._convert.reformat(vframe, format="bgra", **kwargs).to_ndarray()
+            bgra = vframe.to_ndarray(format="bgra", **kwargs)
             image, alpha = np.ascontiguousarray(bgra[..., :3]), bgra[..., 3]
         else:
-            image = self._convert.reformat(vframe, format="bgr24", **kwargs).to_ndarray()
+            image = vframe.to_ndarray(format="bgr24", **kwargs)
         rotation = (getattr(vframe, "rotation", 0) or self._tag_rotation) % 360
         image, alpha = self._rotate(image, rotation), self._rotate(alpha, rotation)
         return image, None if alpha is None else alpha.astype(np.float32) / 255.0

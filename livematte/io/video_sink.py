@@ -34,7 +34,6 @@ if TYPE_CHECKING:
     from av.container import OutputContainer
     from av.packet import Packet
     from av.stream import Stream
-    from av.video.reformatter import VideoReformatter
     from av.video.stream import VideoStream
 
 _CRF = {
@@ -113,7 +112,6 @@ class VideoFileSink(FileSink):
         self._video: VideoStream | None = None
         self._size: tuple[int, int] | None = None
         self._pad = (0, 0)
-        self._convert: VideoReformatter | None = None
         self._pending: list[Packet] = []
         self._copy: dict[int, Stream] = {}  # source stream index -> output stream
         self._recode: dict[int, tuple[AudioStream, AudioStream]] = {}  # index -> (source, output)
@@ -158,8 +156,6 @@ class VideoFileSink(FileSink):
             self._pad = (h % 2, w % 2)
             self.notice(f"{w}x{h} is odd-sized; padded to {w + w % 2}x{h + h % 2} for 4:2:0")
         self._size = (w, h)
-        # One converter for the whole file (a fresh one per frame sets up swscale every frame).
-        self._convert = av.video.reformatter.VideoReformatter()
         time_base = frame.time_base or (1 / (self.rate or Fraction(25)))
         try:
             self._container = av.open(str(self._tmp), "w", format=self.muxer)
@@ -246,8 +242,8 @@ class VideoFileSink(FileSink):
         layout = {2: "gray", 3: "bgr24", 4: "bgra"}[pixels.ndim if pixels.ndim == 2 else
                                                    pixels.shape[2]]  # fmt: skip
         vframe = av.VideoFrame.from_ndarray(np.ascontiguousarray(pixels), format=layout)
-        vframe = self._convert.reformat(
-            vframe, format=self.pix_fmt, dst_colorspace="ITU709", dst_color_range="MPEG"
+        vframe = vframe.reformat(
+            format=self.pix_fmt, dst_colorspace="ITU709", dst_color_range="MPEG"
         )
         time_base = self._video.codec_context.time_base
         if frame.pts is not None and frame.time_base is not None:
