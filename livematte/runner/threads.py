@@ -3,8 +3,9 @@
 * OpenCV's own thread pool (one worker per core by default) follows ``runtime.threads``, the
   number of threads a pipeline's model may use: its workers spin while they wait for work, and
   with the decoder, the encoder or a camera busy on the other core they buy no speed.  Measured
-  on the 2-core reference machine, 720p, ``livematte video`` whole process: 45.7 -> 38.8 ms CPU
-  per frame at the same fps; live preset 23.6 -> 17.7 ms (BENCHMARKS.md, "the I/O edge").
+  on the 2-core reference machine, 720p ``livematte video`` whole process: 49.2 -> 42.5 ms CPU
+  per frame and 0.50x -> 0.57x the bare transcode's fps; 1080p level (BENCHMARKS.md, "the I/O
+  edge and threads"); live preset with a core free 23.6 -> 17.7 ms ("video and live").
 * In VIDEO mode the processing thread is the critical path (busy ~97% of the run, the decoder
   blocked on a full queue); the decode and encode threads, and the codec threads FFmpeg starts
   from them, run one nice level step lower so that, when the cores are contended, the
