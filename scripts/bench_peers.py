@@ -107,6 +107,14 @@ def worker(
     if case.endswith("+keypoints"):
         overrides["keypoints.enabled"] = True
     pipeline = build_pipeline(load_config("live", overrides))
+    if cv_threads is None:
+        try:  # the thread policy `livematte live`'s runner applies (none before it existed)
+            from livematte.runner.threads import pipeline_threads
+        except ImportError:
+            pass
+        else:
+            if (policy := pipeline_threads(pipeline)) > 0:
+                cv2.setNumThreads(policy)
     index = iter(range(10**9))
     stages: dict[str, list[float]] = {}
 
@@ -118,6 +126,7 @@ def worker(
 
     out = _time_loop(step, frames)
     out["version"] = f"livematte {__version__}"
+    out["cv_threads"] = cv2.getNumThreads()
     out["stages_ms"] = {k: round(statistics.median(v), 2) for k, v in stages.items()}
     return out
 
@@ -161,7 +170,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--cv-threads",
         type=int,
-        help="cv2.setNumThreads for the livematte cases (default: OpenCV's, one per core)",
+        help="cv2.setNumThreads for the livematte cases (default: what the checkout's live "
+        "runner sets: runtime.threads since livematte.runner.threads, else OpenCV's own)",
     )
     parser.add_argument("--json", type=Path)
     parser.add_argument("--worker", help=argparse.SUPPRESS)

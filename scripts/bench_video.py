@@ -29,6 +29,7 @@ of the pairs).
     python scripts/bench_video.py --sizes 720 --frames 100 --json bench-results/video.json
     python scripts/bench_video.py --pipeline film --set effects.background=blur
     python scripts/bench_video.py --whole --frames 450 --repeats 3 --baseline-root ../main
+    python scripts/bench_video.py --sizes 720 --variants bare,pipeline --thread-cpu  # by thread
 """
 
 from __future__ import annotations
@@ -118,6 +119,53 @@ def _cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+class ThreadCPU:
+    """CPU seconds per thread of this process, by Python thread name (Linux, from
+    /proc/self/task, sampled every 0.2 s and once at the end, so a thread that ended is counted
+    up to its last sample); threads Python did not start (codec workers) go by their kernel name,
+    those FFmpeg does not name are "native"."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.seconds: dict[str, float] = {}
+        self._names: dict[str, str] = {}
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="bench-sampler", daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> None:
+        import threading
+
+        for t in threading.enumerate():
+            if t.native_id:
+                self._names[str(t.native_id)] = t.name
+        tick = os.sysconf("SC_CLK_TCK")
+        for task in Path("/proc/self/task").iterdir():
+            try:
+                stat = (task / "stat").read_text().rsplit(")", 1)[1].split()
+                comm = (task / "comm").read_text().strip()
+            except OSError:
+                continue
+            name = self._names.get(task.name) or (comm if comm != "python" else "native")
+            self.seconds[f"{task.name}:{name}"] = (int(stat[11]) + int(stat[12])) / tick
+
+    def _run(self) -> None:
+        while not self._done.wait(0.2):
+            self._sample()
+
+    def stop(self, frames: int) -> dict[str, float]:
+        """ms per frame by thread name (threads of one name summed)."""
+        self._done.set()
+        self._thread.join()
+        self._sample()
+        out: dict[str, float] = {}
+        for key, value in self.seconds.items():
+            name = key.split(":", 1)[1]
+            out[name] = out.get(name, 0.0) + value
+        return {k: round(1000 * v / max(frames, 1), 2) for k, v in sorted(out.items())}
+
+
 def child(spec: dict[str, Any]) -> dict[str, Any]:
     """Run one measurement in this (child) process and return its row."""
     variant, clip, out = spec["variant"], spec["clip"], spec["out"]
@@ -138,6 +186,9 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
             overrides.setdefault("runtime.mode", "video")
             process = build_pipeline(load_config(spec["pipeline"], overrides))
         started, cpu0 = time.perf_counter(), _cpu()
+        sampler = (
+            ThreadCPU() if spec.get("thread_cpu") and Path("/proc/self/task").exists() else None
+        )
         summary = transcode(
             clip,
             out,
@@ -149,12 +200,16 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
             notice=lambda m: None,
         )
         frames = summary.frames
+        if sampler is not None:
+            extra["thread_cpu_ms"] = sampler.stop(frames)
         stats = summary.results[0].stats
         if stats is not None:
-            extra = {
-                f"{k}_ms_per_frame": round(v / max(frames, 1), 2)
-                for k, v in stats.timings_ms.items()
-            }
+            extra.update(
+                {
+                    f"{k}_ms_per_frame": round(v / max(frames, 1), 2)
+                    for k, v in stats.timings_ms.items()
+                }
+            )
     seconds = time.perf_counter() - started
     usage = resource.getrusage(resource.RUSAGE_SELF)
     cpu = usage.ru_utime + usage.ru_stime - cpu0
@@ -282,6 +337,11 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="another checkout: adds cli@base, its livematte video (--whole)",
     )
+    parser.add_argument(
+        "--thread-cpu",
+        action="store_true",
+        help="in-process variants: also CPU ms per frame by thread (decode, x264 workers...)",
+    )
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/livematte-bench-video"))
     parser.add_argument("--json", type=Path, default=None)
@@ -321,6 +381,7 @@ def main(argv: list[str] | None = None) -> int:
                     "pipeline": args.pipeline,
                     "set": args.set,
                     "out": str(args.workdir / f"out_{variant}.mp4"),
+                    "thread_cpu": args.thread_cpu,
                 }
                 if args.whole:
                     root = args.baseline_root if variant == "cli@base" else ROOT
@@ -450,6 +511,9 @@ def _format(row: dict[str, Any]) -> str:
             f"  {k.split('_')[0]} {v} ms"
             for k, v in row.items()
             if k.endswith("_ms_per_frame") and k != "cpu_ms_per_frame"
+        )
+        + "".join(
+            f"\n        thread {k}: {v} ms/frame" for k, v in row.get("thread_cpu_ms", {}).items()
         )
     )
 

@@ -37,6 +37,7 @@ from livematte.frame import Frame
 from livematte.io.base import LatestSlot, Sink, SinkBase, Source
 from livematte.runner.ordered import ProcessFn
 from livematte.runner.results import LiveRun, SinkFigures, latency_percentiles
+from livematte.runner.threads import opencv_threads, pipeline_threads
 
 SinkFactory = Callable[[tuple[int, int], float], Sequence[Sink]]
 
@@ -205,6 +206,8 @@ class LiveRunner:
         cpu0, before = time.process_time(), set(threading.enumerate())
         try:
             with contextlib.ExitStack() as stack:
+                # OpenCV's pool follows runtime.threads (livematte.runner.threads).
+                stack.enter_context(opencv_threads(pipeline_threads(self.process)))
                 self.capture.start()
                 stack.callback(self._stop_capture)
                 first = self.capture.read(self.first_frame_timeout)

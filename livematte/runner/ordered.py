@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Protocol, cast
 from livematte.frame import Frame
 from livematte.io.base import Item, Sink, Source
 from livematte.runner.results import VideoRun
+from livematte.runner.threads import opencv_threads, pipeline_threads, yield_to_processing
 
 if TYPE_CHECKING:
     from av.packet import Packet
@@ -104,7 +105,22 @@ def run_video(
         ``interrupted`` (Ctrl-C: the frames already processed were written first) or
         ``error`` (what a stage raised: SourceError, SinkError, the pipeline's errors), once
         every thread stopped.  Nothing is raised for those.
+
+    OpenCV's thread pool follows the pipeline's ``runtime.threads`` for the run, and the
+    decode and encode threads yield to the processing thread (``livematte.runner.threads``).
     """
+    with opencv_threads(pipeline_threads(process)):
+        return _run(source, process, sink, queue_size, process_in_thread, on_progress)
+
+
+def _run(
+    source: Source | Iterable[Frame],
+    process: ProcessFn | Processor,
+    sink: Sink,
+    queue_size: int,
+    process_in_thread: bool,
+    on_progress: ProgressFn | None,
+) -> VideoRun:
     fn = as_process_fn(process)
     stop = threading.Event()
     items: Iterator[Item] = source.items(stop) if hasattr(source, "items") else iter(source)
@@ -115,6 +131,7 @@ def run_video(
     started = time.perf_counter()
 
     def decode() -> None:
+        yield_to_processing()  # before the first decode: FFmpeg's decoder threads inherit it
         try:
             for item in items:
                 if isinstance(item, Frame):
@@ -126,6 +143,7 @@ def run_video(
             _put(decoded, _Failure(exc), stop)
 
     def encode() -> None:
+        yield_to_processing()  # the sink opens its encoder (and x264's threads) here
         try:
             while True:
                 item = _get(processed, waits, "encode")
