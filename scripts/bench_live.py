@@ -180,6 +180,7 @@ def table(results: list[dict]) -> str:
 def write_json(args: argparse.Namespace, results: list[dict], failed: list[str]) -> None:
     data = {"args": {k: str(v) for k, v in vars(args).items()}, "results": results}
     data["failed"] = failed
+    args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
 
 
@@ -198,7 +199,7 @@ def main() -> int:
     parser.add_argument(
         "--cases", default=",".join(CASES), help="comma-separated: " + ", ".join(CASES)
     )
-    parser.add_argument("--json", type=Path, default=Path("bench_live.json"))
+    parser.add_argument("--json", type=Path, default=Path("bench-results/bench_live.json"))
     args = parser.parse_args()
     cases = [c.strip() for c in args.cases.split(",") if c.strip()]
     unknown = set(cases) - set(CASES)
