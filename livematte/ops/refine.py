@@ -43,6 +43,7 @@ __all__ = [
     "guided_coefficients",
     "fast_guided_upsample",
     "make_trimap",
+    "thin_cores",
     "closed_form_refine",
     "estimate_foreground",
     "estimate_foreground_blur_fusion",
@@ -55,6 +56,10 @@ __all__ = [
 #: of a 1080p photo): a 12 Mpx photo took 1.1 s CPU in the solve at 0.35 of its own size, ~0.2
 #: s bounded; the band's edges come back to full resolution through the guided filter.
 WORK_PIXELS = 1920 * 1080
+#: ``thin_cores``: a thin shape's pixels at least this share of its half-width from its edge
+#: are known foreground; shapes under ``THIN_MIN`` pixels of half-width stay unknown (specks).
+THIN_CORE = 0.5
+THIN_MIN = 1.5
 
 
 def upsample(alpha: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -217,7 +222,32 @@ def make_trimap(alpha: np.ndarray, band_width: int) -> np.ndarray:
     trimap = np.full(alpha.shape, 0.5, np.float64)
     trimap[sure_fg & ~soft] = 1.0
     trimap[sure_bg & ~soft] = 0.0
+    trimap[thin_cores(fg, band_width) & ~soft] = 1.0
     return trimap
+
+
+def thin_cores(fg: np.ndarray, band_width: int) -> np.ndarray:
+    """The middle of foreground parts too thin to keep a core after the band's erosion.
+
+    A shape no wider than the band (a person 16 px wide in a 640 px photo, a band of 4 px on
+    the 0.35 solve grid) has no known foreground: the solve, with only background around it,
+    returned 0 and the person vanished (COCO/OCHuman: a skier in a box, small surfers).  A
+    pixel whose distance from the edge is at least ``THIN_CORE`` of the largest distance within
+    ``band_width`` of it (the part's own half-width) and at least ``THIN_MIN`` is kept as known
+    (where the matte is not already fractional).  Photo preset, COCO/OCHuman person IoU 0.558
+    -> 0.576 (14 images better by up to 0.16); p3m SAD 16.63 -> 16.68, worst 52.7 -> 52.8.
+
+    Args:
+        fg: HxW uint8 0/1 foreground (alpha > 0.5).
+        band_width: the trimap's band half-width, pixels.
+
+    Returns:
+        HxW bool.
+    """
+    dist = cv2.distanceTransform(fg, cv2.DIST_L2, 3)
+    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * band_width + 1, 2 * band_width + 1))
+    local = cv2.dilate(dist, k)
+    return (dist > THIN_CORE * local) & (dist >= THIN_MIN)
 
 
 def closed_form_refine(
