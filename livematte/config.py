@@ -155,6 +155,11 @@ class KeypointsConfig:
     #: were found and the smallest of them is under half the photo's height (or nobody was
     #: found), also search N x N overlapping tiles at that size (0 = never).
     image_tiles: int = _ranged(2, 0, 4)
+    #: IMAGE mode, photos too small for the tiles: under the same conditions (fewer than
+    #: ``max_people`` found, nobody or someone under half the photo's height), a second
+    #: whole-photo pass with this longer side, its people merged in (0 = never).  MoveNet finds
+    #: small people at a finer input and misses some big ones it found at 384 px, so both run.
+    image_fine_size: int = _ranged(0, 0, 4096)
     #: With MoveNet: also run BlazePose's face-based detector when MoveNet found fewer than
     #: ``max_people`` (it finds close-up, upper-body people MoveNet misses).
     face_detector: bool = True

@@ -151,7 +151,10 @@ def make_keypoints(mode: str, preset_mode: str = "image") -> KeypointStage | Non
     if not (base.endswith(ROI) or uses):
         return None
     cfg = load_config("default", {"keypoints.enabled": True, "runtime.mode": preset_mode})
-    return KeypointStage(cfg.keypoints, cfg.runtime)
+    # The preset's own people finding (the photo preset's looks further), with --set overrides.
+    extra = {**EXTRA, **EXTRA_BY_MODE.get(base.removesuffix(ROI), {})}
+    keypoints = load_config(preset, {**extra, "keypoints.enabled": True}).keypoints
+    return KeypointStage(keypoints, cfg.runtime)
 
 
 def process(stage: MattingStage, frame: Frame, keypoints: KeypointStage | None) -> Frame:

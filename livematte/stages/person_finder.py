@@ -144,6 +144,8 @@ class PersonFinder:
         the COCO/OCHuman photos themselves (640 px) tiles at 384 px found no labelled person the
         face detector did not (same recall, 20 more unlabelled people, +20% time), so
         they are kept for big photos; on 3x3 mosaics of those photos see BENCHMARKS.md.
+        Photos the tiles skip for their size get, under the same other conditions, a second
+        whole-photo pass at ``image_fine_size`` when it is larger than ``long_side``.
         Returns people largest first.
         """
         people = self.movenet(image, long_side)
@@ -153,15 +155,22 @@ class PersonFinder:
         big = max(w, h) >= 2 * long_side or (
             max(w, h) > long_side and self.config.max_people > MAX_CANDIDATES
         )
-        if grid > 1 and big and len(people) < self.config.max_people:
-            heights = people.boxes[:, 3] - people.boxes[:, 1]
-            if len(people) == 0 or float(heights.min()) < TILE_BELOW_HEIGHT * h:
-                parts = [people]
-                for x0, y0, x1, y1 in tiles(w, h, grid):
-                    found = self.movenet(image[y0:y1, x0:x1], long_side)
-                    found = found.select(~cut_by_tile(found.boxes, (x0, y0, x1, y1), (w, h)))
-                    parts.append(shift(found, x0, y0))
-                people = merge_people(MovenetPeople.concat(parts))
+        heights = people.boxes[:, 3] - people.boxes[:, 1]
+        small = len(people) < self.config.max_people and (
+            len(people) == 0 or float(heights.min()) < TILE_BELOW_HEIGHT * h
+        )
+        fine = self.config.image_fine_size
+        if grid > 1 and big and small:
+            parts = [people]
+            for x0, y0, x1, y1 in tiles(w, h, grid):
+                found = self.movenet(image[y0:y1, x0:x1], long_side)
+                found = found.select(~cut_by_tile(found.boxes, (x0, y0, x1, y1), (w, h)))
+                parts.append(shift(found, x0, y0))
+            people = merge_people(MovenetPeople.concat(parts))
+        elif fine > long_side and small:
+            # Too small for tiles: one more look at a finer input (BENCHMARKS.md, "People in
+            # groups": COCO/OCHuman person IoU of the photo preset 0.576 -> 0.588 at 768 px).
+            people = merge_people(MovenetPeople.concat([people, self.movenet(image, fine)]))
         return largest_first(people)
 
     def find(self, image: np.ndarray, image_mode: bool) -> list[Candidate]:

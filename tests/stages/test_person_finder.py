@@ -108,3 +108,25 @@ def test_asking_for_more_people_than_one_pass_gives_tiles_on_smaller_photos(phot
     fake = FakeMovenet(min_block_px=10)
     _finder(fake, max_people=8).find_movenet(medium, 384, 2)  # more than MoveNet's 6
     assert len(fake.inputs) == 5
+
+
+def test_a_finer_whole_photo_pass_when_the_photo_is_too_small_for_tiles(photo) -> None:
+    medium = photo[::3, ::3]  # 667 px: under twice 384, so no tiles; the block is 53 px tall
+    fake = FakeMovenet(min_block_px=40)  # 30 px at 384: missed; 61 px at 768: seen
+    assert len(_finder(fake).find_movenet(medium, 384, 2)) == 0 and len(fake.inputs) == 1
+    fake = FakeMovenet(min_block_px=40)
+    people = _finder(fake, image_fine_size=768).find_movenet(medium, 384, 2)
+    assert [shape[2] for shape in fake.inputs] == [384, 768] and len(people) == 1
+    left, top, right, bottom = people.boxes[0]
+    assert (left, top, right, bottom) == pytest.approx((500, 267, 520, 320), abs=4)
+    fake = FakeMovenet(min_block_px=10)  # seen twice: one person
+    assert len(_finder(fake, image_fine_size=768).find_movenet(medium, 384, 2)) == 1
+    assert len(fake.inputs) == 2
+    portrait = np.zeros((400, 667, 3), np.uint8)
+    portrait[30:370, 250:400] = 255  # one person taller than half the picture: no second look
+    fake = FakeMovenet(min_block_px=10)
+    assert len(_finder(fake, image_fine_size=768).find_movenet(portrait, 384, 2)) == 1
+    assert len(fake.inputs) == 1
+    fake = FakeMovenet(min_block_px=40)  # big enough for tiles: tiles, not the finer pass
+    _finder(fake, image_fine_size=768).find_movenet(photo, 384, 2)
+    assert len(fake.inputs) == 5 and all(shape[2] <= 384 for shape in fake.inputs)
