@@ -71,6 +71,8 @@ __all__ = ["crop_to_grid", "fuse_crop_masks", "fuse_person_masks", "MattingStage
 ROI_FEATHER = 16
 #: Crop pixels (of 256) around a person's own mask within which its "background" counts.
 ROI_NEAR = 24
+#: A person mask above this wins over a whole-frame mask under 0.5, however sure that is.
+ROI_SURE = 0.8
 
 
 #: Margin added on each side of a person's box (fraction of its long side) for a closer look:
@@ -158,8 +160,9 @@ def fuse_person_masks(
     Returns:
         hxw float32: inside the crops (fading out over ``ROI_FEATHER`` crop pixels at their
         edge) the more confident (further from 0.5) of the whole-frame and the united person
-        probability, a lower person probability counting only near a person; ``alpha``
-        unchanged elsewhere.
+        probability (the person's where it is above ``ROI_SURE`` and the whole frame's under
+        0.5), a lower person probability counting only near a person; ``alpha`` unchanged
+        elsewhere.
     """
     out = np.array(alpha, np.float32, copy=True)
     if not masks:
@@ -174,8 +177,12 @@ def fuse_person_masks(
         np.maximum(person, cv2.warpAffine(prob, matrix, **warp), out=person)
         np.maximum(weight, cv2.warpAffine(_feather(prob.shape[0]), matrix, **warp), out=weight)
         np.maximum(near, cv2.warpAffine(around, matrix, **warp), out=near)
-    # Both models are right where they are sure; where they disagree, trust the surer one.
-    weight *= np.abs(person - 0.5) > np.abs(out - 0.5)
+    # Both models are right where they are sure; where they disagree, trust the surer one,
+    # and the person mask where it is sure of a person the whole-frame mask doubts (a dark
+    # arm at 0.05 against 0.9: COCO/OCHuman IoU 0.588 -> 0.592, p3m SAD 16.68 -> 16.70).
+    sure = np.abs(person - 0.5) > np.abs(out - 0.5)
+    sure |= (person > ROI_SURE) & (out < 0.5)
+    weight *= sure
     weight *= np.where(person < out, near, 1.0)
     out += weight * (person - out)
     return out

@@ -81,6 +81,19 @@ def test_fuse_keeps_the_more_confident_probability_inside_the_crop_only():
     assert np.array_equal(fuse_person_masks(alpha, [], (w, h)), alpha)
 
 
+def test_a_sure_person_mask_wins_over_a_sure_whole_frame_background():
+    # A dark arm the whole-frame model is sure is background (0.05) and the landmark model
+    # sure is the person (0.9): the person mask wins.  At 0.7 it is less sure than 0.05 is:
+    # the whole frame keeps it.
+    w = h = 64
+    alpha = np.full((h, w), 0.05, np.float32)
+    prob = np.full((64, 64), 0.9, np.float32)
+    prob[:, 32:] = 0.7
+    fused = fuse_person_masks(alpha, [FakeMask(prob, np.eye(2, 3))], (w, h))
+    np.testing.assert_allclose(fused[32, 24], 0.9, atol=1e-6)
+    np.testing.assert_allclose(fused[32, 40], 0.05, atol=1e-6)
+
+
 def _disc_mask(cx: float, cy: float) -> np.ndarray:
     """64x64 crop probability: one person (a disc, 0.9) at crop pixel (cx, cy), 0 elsewhere."""
     prob = np.zeros((64, 64), np.float32)
