@@ -371,13 +371,29 @@ def pose_detection() -> ModelSpec:
 
 @model
 def pose_landmark_full() -> ModelSpec:
-    """BlazePose full landmark model: 39 landmarks x 5, presence, segmentation logits."""
+    """BlazePose full landmark model: 39 landmarks x 5, presence, heatmap; its person-mask
+    decoder is split off (``pose_landmark_full_mask``, fed the ``mask_input_*`` outputs)."""
     return _mediapipe(
         "pose_landmark_full",
         task="pose_landmark",
         input_size=(256, 256),
-        outputs=("landmarks", "presence", "segmentation", "heatmap", "world_landmarks"),
-        description="MediaPipe BlazePose full landmarks 256x256 (+ person mask)",
+        outputs=("landmarks", "presence", "heatmap", "world_landmarks", "mask_input_0",
+                 "mask_input_1"),
+        description="MediaPipe BlazePose full landmarks 256x256 (mask inputs for its decoder)",
+    )
+
+
+@model
+def pose_landmark_full_mask() -> ModelSpec:
+    """BlazePose full's person-mask decoder: 256x256 segmentation logits from the landmark
+    model's ``mask_input_0`` (1x16x128x128) and ``mask_input_1`` (1x48x64x64)."""
+    return _mediapipe(
+        "pose_landmark_full_mask",
+        task="pose_landmark",
+        input_size=(256, 256),
+        inputs=("mask_input_0", "mask_input_1"),
+        outputs=("segmentation",),
+        description="MediaPipe BlazePose full person mask 256x256 (from pose_landmark_full)",
     )
 
 

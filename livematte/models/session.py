@@ -159,8 +159,11 @@ class ModelSession:
         run's outputs (zeros on the first run) and updated afterwards.
 
         Raises:
-            ModelError: ONNX Runtime rejected the inputs or failed while running.
+            ModelError: ONNX Runtime rejected the inputs or failed while running, or the
+                session was closed.
         """
+        if self._session is None:
+            raise ModelError(f"model {self.name!r} was closed")
         feed = dict(inputs)
         state_pairs = self.spec.state if self.spec is not None else ()
         for in_name, _ in state_pairs:

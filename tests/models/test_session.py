@@ -157,9 +157,10 @@ EMBEDDED_SHAPES = {
     "pose_landmark_full": {
         "landmarks": (1, 195),
         "presence": (1, 1),
-        "segmentation": (1, 256, 256, 1),
         "heatmap": (1, 64, 64, 39),
         "world_landmarks": (1, 117),
+        "mask_input_0": (1, 16, 128, 128),
+        "mask_input_1": (1, 48, 64, 64),
     },
 }
 
