@@ -200,3 +200,20 @@ def test_heavy_models_do_not_spin_and_config_entries_pass_through(double_model, 
     assert _spinning(again) == "0"
     x = {"x": np.arange(4, dtype=np.float32).reshape(1, 4)}
     assert create_session(heavy, threads=2).run(x)["y"].tolist() == [[0.0, 2.0, 4.0, 6.0]]
+
+
+def test_specs_choose_the_graph_optimisation_level(double_model, monkeypatch):
+    monkeypatch.setattr(registry, "DATA_DIR", double_model.parent)
+    ort = pytest.importorskip("onnxruntime")
+    level = ort.GraphOptimizationLevel
+    plain = ModelSpec(name="plain", task="matting", file=double_model.name, inputs=("x",))
+    flat = ModelSpec(name="flat", task="matting", file=double_model.name, inputs=("x",),
+                     graph_optimization="extended")
+    assert registry.get_spec("pose_landmark_full_mask").graph_optimization == "extended"
+    for spec, expected in ((plain, level.ORT_ENABLE_ALL), (flat, level.ORT_ENABLE_EXTENDED)):
+        sess = create_session(spec, threads=1)
+        assert sess._session.get_session_options().graph_optimization_level == expected
+        x = {"x": np.arange(4, dtype=np.float32).reshape(1, 4)}
+        assert sess.run(x)["y"].tolist() == [[0.0, 2.0, 4.0, 6.0]]
+    with pytest.raises(ModelError, match="graph_optimization must be one of all, extended"):
+        ModelSpec(name="bad", task="matting", file="x.onnx", graph_optimization="basic")
