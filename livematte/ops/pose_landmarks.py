@@ -34,7 +34,7 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 #: A person mask's logits, or a function computing them when first asked for (the landmark
-#: model's mask decoder is a model of its own, ~7.5 ms per person on one core).
+#: model's mask decoder is a model of its own, ~6 ms per person on one core).
 MaskLogits = np.ndarray | Callable[[], np.ndarray]
 
 
