@@ -74,14 +74,16 @@ PHOTO_SIDES = (PERSON_SIDE,)
 #: RVM passes per photo on the same input (the state of the first pass primes the second):
 #: p3m guided, person at 256: mean SAD 12.6 / worst 23 with one pass, 11.9 / 19 with two.
 PHOTO_PASSES = 2
-#: Grey photos: RVM's own person (at its default working size, long side ``OWN_SIDE``) sizes
-#: the working resolution when it is this much larger than the segmenter's.  In grey the
-#: segmenter loses people it sees in colour: grey p_015cd10e, its largest person 525 px
-#: against RVM's 1019 (colour: 1019), so RVM ran at twice the size and lost her face (grey
-#: against colour IoU 0.770 -> 0.913).  On the black-and-white p3m photos the two agree
-#: within 0.5% (983/987, 1028/1032, 1080/1080 px): unchanged.
+#: Grey photos: RVM's own person (one pass at the frame's long side ``OWN_SIDE``) sizes the
+#: working resolution when it is this much larger than the segmenter's.  In grey the segmenter
+#: loses people it sees in colour: grey p_015cd10e, its largest person 525 px against RVM's
+#: 1007 (colour evidence: 1019), so RVM ran at twice the size and lost her face (grey against
+#: colour IoU 0.770 -> 0.979; with two passes at 512 px, 1019 px: 0.913, RVM's usual swing
+#: with its working size).  On the black-and-white p3m photos the two agree within 0.6%
+#: (983/989, 1028/1031, 1080/1080 px): unchanged.  The look costs ~40 ms CPU per 1080p photo
+#: (p_0865636e grey, matting: min 433 -> 470 ms, median 465 -> 508).
 OWN_LARGER = 1.25
-OWN_SIDE = 512
+OWN_SIDE = 256
 
 
 @dataclass(frozen=True)
@@ -252,7 +254,9 @@ class RvmMatting:
     def _own_side(self, image: np.ndarray, side: int) -> int:
         """``side``, or RVM's own largest person when ``OWN_LARGER`` times larger."""
         size = (image.shape[1], image.shape[0])
-        own = self._photo_pass(image, self._grid(size, min(1.0, OWN_SIDE / max(size))))
+        self.rvm.reset()
+        own = self.rvm.predict_at(image, self._grid(size, min(1.0, OWN_SIDE / max(size))))
+        self.rvm.reset()
         boxes = person_boxes(own.alpha, size)
         if boxes and boxes[0].side > OWN_LARGER * side:
             return boxes[0].side
