@@ -132,22 +132,26 @@ class TransformedSession:
         return self._session.run(inputs)
 
 
-def factory_for(table: np.ndarray | None) -> Callable[..., object]:
-    """A ``session_factory`` for ``MattingStage`` wrapping every session with ``table``."""
+def factory_for(table: np.ndarray | None, made: list[TransformedSession]) -> Callable[..., object]:
+    """A ``session_factory`` for ``MattingStage`` wrapping every session with ``table``
+    (appended to ``made``)."""
     from livematte.models.session import create_session
 
     def factory(source: object, **kwargs: object) -> object:
         session = create_session(source, **kwargs)  # type: ignore[arg-type]
-        return session if table is None else TransformedSession(session, table)
+        if table is None:
+            return session
+        made.append(TransformedSession(session, table))
+        return made[-1]
 
     return factory
 
 
-def stage_for(mode: str, table: np.ndarray | None) -> MattingStage:
+def stage_for(mode: str, table: np.ndarray | None, made: list[TransformedSession]) -> MattingStage:
     """The evaluation mode's matting stage (``eval_matting.make_stage``), sessions wrapped."""
     base = make_stage(mode)
     return MattingStage(
-        base.config, base.temporal, base.runtime, session_factory=factory_for(table)
+        base.config, base.temporal, base.runtime, session_factory=factory_for(table, made)
     )
 
 
@@ -158,8 +162,9 @@ def evaluate(data: Path, modes: dict[str, str], tables: dict, limit: int) -> dic
     out: dict[str, dict] = {}
     for model, mode in modes.items():
         keypoints = make_keypoints(mode)
-        reference = stage_for(mode, None)
-        stages = {name: stage_for(mode, table) for name, table in tables.items()}
+        reference = stage_for(mode, None, [])
+        made: dict[str, list[TransformedSession]] = {name: [] for name in tables}
+        stages = {name: stage_for(mode, table, made[name]) for name, table in tables.items()}
         rows: dict[str, dict] = {name: {"iou": {}, "sad_grey_originals": {}} for name in tables}
         for path in paths:
             image = cv2.imread(str(path))
@@ -183,9 +188,7 @@ def evaluate(data: Path, modes: dict[str, str], tables: dict, limit: int) -> dic
             row["worst_iou"] = float(min(per.values()))
             row["worst_image"] = min(per, key=per.get)
             row["passing"] = sum(v >= 0.95 for v in per.values())
-            row["transformed_calls"] = sum(
-                getattr(a.session, "transformed", 0) for a in stages[name]._adapters.values()
-            )
+            row["transformed_calls"] = sum(session.transformed for session in made[name])
         out[model] = rows
     return out
 
