@@ -109,6 +109,10 @@ def _gray(guide: np.ndarray) -> np.ndarray:
 
 def is_scene_cut(gray: np.ndarray, prev_gray: np.ndarray, threshold: float) -> bool:
     """A new shot: the mean |grey-level difference| of two small grey frames over ``threshold``."""
+    if gray.dtype == np.uint8 and prev_gray.dtype == np.uint8 and gray.size > 16:
+        # cv2.norm sums the differences exactly, as numpy's mean does, but without holding
+        # the GIL the I/O threads wait for (numpy's reduction: ~27 us a call at 256x144).
+        return cv2.norm(gray, prev_gray, cv2.NORM_L1) / gray.size > threshold
     return float(cv2.absdiff(gray, prev_gray).mean()) > threshold
 
 

@@ -289,3 +289,17 @@ def test_owned_mask_of_another_type_is_not_written():
     as_float64 = mask.astype(np.float64)
     out = stab.update(as_float64, guide, own=True)
     assert out is not as_float64 and out.dtype == np.float32
+
+
+def test_scene_cut_measure_is_the_mean_absolute_difference():
+    """The uint8 path (cv2.norm) gives numpy's mean exactly; floats keep numpy's."""
+    from livematte.ops.temporal import is_scene_cut
+
+    rng = np.random.default_rng(2)
+    for _ in range(20):
+        a = rng.integers(0, 256, (144, 256), dtype=np.uint8)
+        b = rng.integers(0, 256, (144, 256), dtype=np.uint8)
+        mean = float(np.abs(a.astype(np.int32) - b.astype(np.int32)).mean())
+        assert is_scene_cut(a, b, np.nextafter(mean, 0.0))
+        assert not is_scene_cut(a, b, mean)
+        assert is_scene_cut(a.astype(np.float32), b.astype(np.float32), mean - 0.01)
