@@ -20,8 +20,7 @@ def test_keep_freed_memory_is_set_once_and_says_so() -> None:
 def test_no_glibc_means_nothing_is_done(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(memory, "_done", None)
     monkeypatch.setattr(memory.platform, "libc_ver", lambda: ("musl", "1.2"))
-    assert memory.keep_freed_memory() is False
-    monkeypatch.setattr(memory, "_done", None)  # the real setting is made again next time
+    assert memory.keep_freed_memory() is False  # monkeypatch puts the real state back
 
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
