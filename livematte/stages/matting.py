@@ -405,7 +405,8 @@ class MattingStage:
         t2 = time.perf_counter()
         if smooth:
             # Then the final alpha: it also carries image noise the guided filter let in.
-            alpha = self._stabilizer.update(alpha, coarse.guide)
+            # refine() made ``alpha`` for this frame alone: the smoother works in it.
+            alpha = self._stabilizer.update(alpha, coarse.guide, own=True)
         t3 = time.perf_counter()
         frame.alpha = alpha
         if self.config.foreground:
