@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from conftest import free_port
+from media import free_port
 
 pytest.importorskip("uvicorn", reason="the server extra (uvicorn) is not installed")
 
