@@ -1,8 +1,8 @@
 """Development-time ONNX graph edits that keep every value the same and save run time.
 
 Used by the converter scripts (``scripts/convert_mediapipe.py``, ``scripts/convert_movenet.py``)
-on the embedded models before they are written; nothing here runs when livematte runs (the
-``onnx`` import alone takes ~1 s here).
+on the embedded models before they are written; nothing here runs when livematte runs models
+(the ``onnx`` import alone takes ~1 s here) but ``ancestors``, which the TF.js converter shares.
 
 * ``split_off``: move the nodes only some outputs need into a second model.  BlazePose's
   landmark model spends ~7.5 of its ~17.5 ms (one core) on its 256x256 person-mask decoder;
@@ -35,14 +35,15 @@ _NEUTRAL = {("Add", 0): 0.0, ("Add", 1): 0.0, ("Sub", 1): 0.0, ("Mul", 0): 1.0, 
             ("Div", 1): 1.0}  # fmt: skip
 
 
-def _producers(graph: onnx.GraphProto) -> dict[str, int]:
+def _producers(nodes: Sequence[onnx.NodeProto]) -> dict[str, int]:
     """Tensor name -> index of the node computing it."""
-    return {out: i for i, node in enumerate(graph.node) for out in node.output if out}
+    return {out: i for i, node in enumerate(nodes) for out in node.output if out}
 
 
-def _ancestors(graph: onnx.GraphProto, tensors: Iterable[str]) -> set[int]:
-    """Indices of the nodes ``tensors`` depend on."""
-    producer = _producers(graph)
+def ancestors(nodes: Sequence[onnx.NodeProto], tensors: Iterable[str]) -> set[int]:
+    """Indices of the nodes ``tensors`` depend on (also the TF.js converter's dead-node
+    removal, ``tfjs/graph.py``)."""
+    producer = _producers(nodes)
     seen: set[int] = set()
     stack = list(tensors)
     while stack:
@@ -50,7 +51,7 @@ def _ancestors(graph: onnx.GraphProto, tensors: Iterable[str]) -> set[int]:
         if i is None or i in seen:
             continue
         seen.add(i)
-        stack.extend(t for t in graph.node[i].input if t)
+        stack.extend(t for t in nodes[i].input if t)
     return seen
 
 
@@ -108,9 +109,9 @@ def split_off(
     kept = [o for o in outputs if o not in head_outputs]
     if missing or not kept or not head_outputs:
         raise ValueError(f"cannot split off {list(head_outputs)} from outputs {outputs}")
-    trunk = _ancestors(graph, kept)
-    head = sorted(_ancestors(graph, head_outputs) - trunk)
-    producer = _producers(graph)
+    trunk = ancestors(graph.node, kept)
+    head = sorted(ancestors(graph.node, head_outputs) - trunk)
+    producer = _producers(graph.node)
     graph_inputs = {i.name for i in graph.input}
     cut: list[str] = []
     direct: list[str] = []

@@ -217,3 +217,14 @@ def test_specs_choose_the_graph_optimisation_level(double_model, monkeypatch):
         assert sess.run(x)["y"].tolist() == [[0.0, 2.0, 4.0, 6.0]]
     with pytest.raises(ModelError, match="graph_optimization must be one of all, extended"):
         ModelSpec(name="bad", task="matting", file="x.onnx", graph_optimization="basic")
+
+
+def test_a_closed_session_refuses_to_run(double_model):
+    # A person mask decoded after its keypoint stage closed (PersonMask defers the decoder)
+    # meets this error, not ONNX Runtime's AttributeError on None.
+    sess = create_session(double_model, threads=1)
+    x = {"x": np.ones((1, 4), np.float32)}
+    assert sess.run(x)["y"].tolist() == [[2.0, 2.0, 2.0, 2.0]]
+    sess.close()
+    with pytest.raises(ModelError, match="was closed"):
+        sess.run(x)
