@@ -2,7 +2,9 @@
 
 Each stage fills its own field and never mutates ``image``.  Images are BGR ``uint8`` end to
 end (OpenCV, PyAV ``bgr24`` and pyvirtualcam all speak it); ``alpha`` is ``float32`` in 0..1 at
-the frame's full resolution.
+the frame's full resolution, and read-only once the matting stage set it: in VIDEO and LIVE
+modes the same array is the temporal smoother's history for the next frame (replace it with a
+new array, never write into it).
 """
 
 from __future__ import annotations

@@ -19,7 +19,8 @@ d. pose_squats.mp4: error vs the per-frame expected landmarks, and jitter (mean 
    acceleration|) of the feet, which stay still through a squat, with and without smoothing.
 m. Small people in big photos: the same images 3 x 3 to a 1920x1440 picture, same GT.
 e. Speed on one core: median ms per 720p frame with one tracked person, and with detection;
-   IMAGE mode on a 1080p photo of 4 people; MoveNet + BlazePose and BlazePose alone.
+   IMAGE mode on a 1080p photo of 4 people (with and without decoding their masks); MoveNet +
+   BlazePose and BlazePose alone.
 
 Usage::
 
@@ -461,8 +462,10 @@ def _medians(samples: list[tuple[float, float]]) -> str:
 def eval_speed(data: Path, repeats: int, detector: str) -> dict:
     """Section (e), one core, median wall / CPU ms: a 1280x720 clip with one person (Pixabay
     thumbs-up) tracked in VIDEO mode; IMAGE mode on its frames and on a 4-person COCO photo
-    enlarged to 1920x1080; the detector alone and the landmark model alone (the yardstick:
-    16.4 ms on the reference machine, so a loaded machine shows in it)."""
+    enlarged to 1920x1080, also with every person's mask decoded (what matting's person-ROI
+    fusion adds); the detector alone, the landmark model alone and its split-off mask decoder
+    (the two together are the yardstick: 16.4 ms on the reference machine, so a loaded machine
+    shows in it)."""
     cv2.setNumThreads(1)
     frames, pts, tb = read_video(data / "video" / "pixabay_thumbs_up.mp4")
     frames = frames[:repeats]
@@ -487,6 +490,14 @@ def eval_speed(data: Path, repeats: int, detector: str) -> dict:
     group = cv2.resize(group, (1920, 1080), interpolation=cv2.INTER_CUBIC)
     group_people = len(image_stage.process(Frame(group)).people)
     x = np.random.default_rng(0).random((1, 256, 256, 3), dtype=np.float32)
+    features = image_stage._landmarker.run({"image": x})
+    decoder = image_stage._mask_decoder
+    features = {name: features[name] for name in decoder.input_names}
+
+    def group_with_masks() -> None:
+        # What matting's person-ROI fusion pays on top: every person's mask decoded.
+        for mask in image_stage.process(Frame(group)).person_masks:
+            mask.logits  # noqa: B018
     return {
         "detector": detector,
         "video 720p tracked": _medians(tracked),
@@ -498,8 +509,10 @@ def eval_speed(data: Path, repeats: int, detector: str) -> dict:
         "group people found": group_people,
         "finder 720p": _medians([_timed(lambda: image_stage.finder.find(frames[0], True))
                                  for _ in range(20)]),
+        "image 1080p group, masks read": _medians([_timed(group_with_masks) for _ in range(10)]),
         "landmark model": _medians([_timed(lambda: image_stage._landmarker.run({"image": x}))
                                     for _ in range(30)]),
+        "mask decoder": _medians([_timed(lambda: decoder.run(features)) for _ in range(30)]),
     }  # fmt: skip
 
 

@@ -1,10 +1,12 @@
-"""What several test modules share: where ../shared/data lives, and tiny clips made on the spot.
+"""What several test modules share: where ../shared/data lives, tiny clips made on the spot, a
+free local port.
 
 Importable from every test module (``pythonpath = ["tests"]`` in pyproject.toml).
 """
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterable
 from fractions import Fraction
 from pathlib import Path
@@ -162,3 +164,10 @@ def invert(frame):
     """A small real processing step: invert the picture into ``output``."""
     frame.output = 255 - frame.image
     return frame
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago (for a server the test starts)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

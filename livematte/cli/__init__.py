@@ -34,9 +34,24 @@ import sys
 import traceback
 from collections.abc import Sequence
 
-from livematte import __version__
 from livematte.cli import base
 from livematte.errors import LivematteError
+
+
+class _Version(argparse.Action):
+    """``--version``, with the version read only when asked for (see ``livematte.__getattr__``)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS) -> None:
+        super().__init__(
+            option_strings, dest, nargs=0, default=argparse.SUPPRESS,
+            help="show program's version number and exit",
+        )  # fmt: skip
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: object) -> None:
+        from livematte import __version__
+
+        print(f"livematte {__version__}")
+        parser.exit()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="livematte",
         description="Cut people out of camera feeds, videos and photos (ONNX Runtime, offline).",
     )
-    parser.add_argument("--version", action="version", version=f"livematte {__version__}")
+    parser.add_argument("--version", action=_Version)
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for cmd in base.COMMANDS.values():

@@ -6,7 +6,6 @@ import argparse
 import platform
 import sys
 
-from livematte import __version__
 from livematte.cli.base import Handler, command
 
 #: Encoders the video sink may use: (label, candidate codec names in order of preference).
@@ -76,6 +75,7 @@ def _virtual_cameras() -> list[str]:
 
 def _doctor_report() -> tuple[list[str], list[str]]:
     """Return (report lines, problems)."""
+    from livematte import __version__
     from livematte.models import download, registry
 
     problems: list[str] = []

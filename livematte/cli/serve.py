@@ -184,7 +184,7 @@ def _serve(args: argparse.Namespace) -> int:
         from livematte.distributed.cluster import require_ray
 
         require_ray()
-    store = None
+    store: KeyStore | None = None  # none when keyless "on": no key is ever asked for
     access = {
         "on": "no key needed",
         "auto": "no key needed from this computer until a key is created",
@@ -201,7 +201,7 @@ def _serve(args: argparse.Namespace) -> int:
     # Bound before anything is printed or loaded: a busy port is one error line and exit 1.
     sock = listen(args.host, args.port)
     try:
-        if keyless == "off" and not store.list(include_revoked=False):
+        if keyless == "off" and store is not None and not store.list(include_revoked=False):
             print(
                 "livematte: no API keys yet; create one with `livematte keys create`",
                 file=sys.stderr,

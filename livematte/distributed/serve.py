@@ -134,14 +134,8 @@ class MattingReplica:
         self.process(np.full((64, 64, 3), 128, np.uint8), False)  # models load now
 
     def process(self, bgr: np.ndarray, analysis: bool) -> MattingResult:
-        from livematte.server.engine import MattingResult
-        from livematte.server.images import RenderOptions
-
         with self._lock:  # one pipeline per replica: one picture at a time
-            frame, body = self._engine._frame(bgr, None, RenderOptions(), analysis)
-        if frame.alpha is None:
-            raise RuntimeError("the matting replica's pipeline made no matte")
-        return MattingResult(frame.alpha, frame.foreground, body)
+            return self._engine.matte(bgr, analysis)
 
 
 class Ingress:

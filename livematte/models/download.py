@@ -18,12 +18,9 @@ import hashlib
 import json
 import os
 import tempfile
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-from livematte import __version__
 from livematte.atomic import publish
 from livematte.errors import DownloadError, ModelError
 from livematte.models.registry import (
@@ -122,6 +119,12 @@ def _fetch(
     progress: Callable[[int, int | None], None] | None,
 ) -> str:
     """Stream ``url`` into ``out`` and return the sha256; map failures to DownloadError."""
+    # Imported here: urllib.request (with ssl and http) costs every command ~40 ms to start.
+    import urllib.error
+    import urllib.request
+
+    from livematte import __version__
+
     request = urllib.request.Request(url, headers={"User-Agent": f"livematte/{__version__}"})
     digest = hashlib.sha256()
     where = f"cannot download {name!r} from {url}"

@@ -42,6 +42,8 @@ MANIFEST_PATH = DATA_DIR / "MANIFEST.json"
 TASKS = ("segmentation", "matting", "pose_detection", "pose_landmark", "multipose")
 LAYOUTS = ("nhwc", "nchw")
 COLOR_ORDERS = ("rgb", "bgr")
+#: ONNX Runtime graph optimisation levels a spec may ask for (``ModelSpec.graph_optimization``).
+GRAPH_OPTIMIZATIONS = ("all", "extended")
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
@@ -74,6 +76,10 @@ class ModelSpec:
             the fastest for small models on an idle machine).  Off for heavy networks: RVM at
             320x176 on 2 threads, sharing the machine, cost 134.6 ms CPU per frame spinning
             against 55.8 ms not (median wall 327 against 72 ms; scripts/bench_rvm.py).
+        graph_optimization: ONNX Runtime's graph optimisation level, "all" (with its blocked
+            NCHWc layout for convolutions: the fastest for most networks) or "extended" (without
+            it: cheaper for networks of few channels at high resolution, where reordering costs
+            more than it saves; BlazePose's mask decoder 7.6 -> 6.0 ms min on one core).
     """
 
     name: str
@@ -95,6 +101,7 @@ class ModelSpec:
     description: str = ""
     homepage: str = ""
     spin: bool = True
+    graph_optimization: str = "all"
 
     def __post_init__(self) -> None:
         problems = []
@@ -121,6 +128,8 @@ class ModelSpec:
             problems.append("size_multiple must be >= 1")
         if not self.inputs:
             problems.append("inputs must name at least the image input")
+        if self.graph_optimization not in GRAPH_OPTIMIZATIONS:
+            problems.append(f"graph_optimization must be one of {', '.join(GRAPH_OPTIMIZATIONS)}")
         if self.recurrent != bool(self.state):
             problems.append("recurrent models need 'state' pairs (and only they have them)")
         if problems:
@@ -371,13 +380,32 @@ def pose_detection() -> ModelSpec:
 
 @model
 def pose_landmark_full() -> ModelSpec:
-    """BlazePose full landmark model: 39 landmarks x 5, presence, segmentation logits."""
+    """BlazePose full landmark model: 39 landmarks x 5, presence, heatmap; its person-mask
+    decoder is split off (``pose_landmark_full_mask``, fed the ``mask_input_*`` outputs)."""
     return _mediapipe(
         "pose_landmark_full",
         task="pose_landmark",
         input_size=(256, 256),
-        outputs=("landmarks", "presence", "segmentation", "heatmap", "world_landmarks"),
-        description="MediaPipe BlazePose full landmarks 256x256 (+ person mask)",
+        outputs=("landmarks", "presence", "heatmap", "world_landmarks", "mask_input_0",
+                 "mask_input_1"),
+        description="MediaPipe BlazePose full landmarks 256x256 (mask inputs for its decoder)",
+    )
+
+
+@model
+def pose_landmark_full_mask() -> ModelSpec:
+    """BlazePose full's person-mask decoder: 256x256 segmentation logits from the landmark
+    model's ``mask_input_0`` (1x16x128x128) and ``mask_input_1`` (1x48x64x64)."""
+    return _mediapipe(
+        "pose_landmark_full_mask",
+        task="pose_landmark",
+        input_size=(256, 256),
+        inputs=("mask_input_0", "mask_input_1"),
+        outputs=("segmentation",),
+        # 16 and 8 channels at 256x256: the NCHWc layout costs more than it saves (7.6 -> 6.0 ms
+        # min, one core; mask probabilities within 2.3e-4 of level "all"'s).
+        graph_optimization="extended",
+        description="MediaPipe BlazePose full person mask 256x256 (from pose_landmark_full)",
     )
 
 

@@ -159,8 +159,11 @@ class ModelSession:
         run's outputs (zeros on the first run) and updated afterwards.
 
         Raises:
-            ModelError: ONNX Runtime rejected the inputs or failed while running.
+            ModelError: ONNX Runtime rejected the inputs or failed while running, or the
+                session was closed.
         """
+        if self._session is None:
+            raise ModelError(f"model {self.name!r} was closed")
         feed = dict(inputs)
         state_pairs = self.spec.state if self.spec is not None else ()
         for in_name, _ in state_pairs:
@@ -240,8 +243,14 @@ def create_session(
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     # ALL includes the NCHWc layout transform: RVM at 320x176 on one thread, 57.6 ms CPU
-    # against 87.5 ms at EXTENDED (issue 16; scripts/bench_rvm.py).
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # against 87.5 ms at EXTENDED (issue 16; scripts/bench_rvm.py).  A spec may ask for
+    # EXTENDED where the transform costs more than it saves (``ModelSpec.graph_optimization``).
+    level = spec.graph_optimization if spec is not None else "all"
+    options.graph_optimization_level = (
+        ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+        if level == "extended"
+        else ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    )
     options.log_severity_level = log_level
     if spec is not None and not spec.spin:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")

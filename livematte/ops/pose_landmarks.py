@@ -12,6 +12,8 @@ Example::
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
@@ -31,9 +33,17 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 0.5 * (np.tanh(0.5 * x) + 1.0)
 
 
-@dataclass
+#: A person mask's logits, or a function computing them when first asked for (the landmark
+#: model's mask decoder is a model of its own, ~6 ms per person on one core).
+MaskLogits = np.ndarray | Callable[[], np.ndarray]
+
+
 class PersonMask:
     """The landmark model's segmentation for one person, in its ROI crop.
+
+    ``logits`` may be given as a function: it then runs on first use of ``logits``,
+    ``probability`` or ``to_image`` (once, whichever thread asks first), so a frame whose masks
+    nobody reads (keypoints, stickers) never pays for them.  Pickling computes them.
 
     Attributes:
         track_id: the person it belongs to (matches ``Person.track_id``).
@@ -41,9 +51,28 @@ class PersonMask:
         crop_to_image: 2x3 affine matrix mapping crop pixels to source-image pixels.
     """
 
-    track_id: int
-    logits: np.ndarray
-    crop_to_image: np.ndarray
+    def __init__(self, track_id: int, logits: MaskLogits, crop_to_image: np.ndarray) -> None:
+        self.track_id = track_id
+        self.crop_to_image = crop_to_image
+        self._logits: np.ndarray | None = None if callable(logits) else logits
+        self._compute = logits if callable(logits) else None
+        self._lock = threading.Lock()
+
+    @property
+    def logits(self) -> np.ndarray:
+        """(256, 256) float32 logits (computed now if they were deferred)."""
+        if self._logits is None:
+            with self._lock:
+                if self._logits is None and self._compute is not None:
+                    self._logits = np.asarray(self._compute(), np.float32)
+                    self._compute = None
+        assert self._logits is not None
+        return self._logits
+
+    @property
+    def computed(self) -> bool:
+        """True once the logits exist (given, or computed on first use)."""
+        return self._logits is not None
 
     @property
     def probability(self) -> np.ndarray:
@@ -61,6 +90,15 @@ class PersonMask:
             borderValue=0.0,
         )
 
+    def __getstate__(self) -> dict[str, object]:
+        return {"track_id": self.track_id, "logits": self.logits, "m": self.crop_to_image}
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__init__(state["track_id"], state["logits"], state["m"])  # type: ignore[misc, arg-type]
+
+    def __repr__(self) -> str:
+        return f"PersonMask(track_id={self.track_id}, computed={self.computed})"
+
 
 @dataclass
 class LandmarkResult:
@@ -71,14 +109,15 @@ class LandmarkResult:
         landmarks: (33, 4) float32 x, y (pixels), visibility, presence.
         aux: (2, 2) hip centre and scale point (pixels), for the next ROI.
         roi: the ROI the model saw.
-        mask_logits: (256, 256) segmentation logits in the crop.
+        mask_logits: (256, 256) segmentation logits in the crop, or a function computing them
+            (``MaskLogits``).
     """
 
     score: float
     landmarks: np.ndarray
     aux: np.ndarray
     roi: Roi
-    mask_logits: np.ndarray
+    mask_logits: MaskLogits
 
     def box(self, width: int, height: int) -> np.ndarray:
         """Axis-aligned box (l, t, r, b) of landmarks present in the image, clipped to it."""
@@ -136,15 +175,17 @@ def refine_from_heatmap(
     return out
 
 
-
-def decode_landmarks(outputs: dict[str, np.ndarray], roi: Roi, refine: bool) -> LandmarkResult:
+def decode_landmarks(
+    outputs: dict[str, np.ndarray], roi: Roi, refine: bool, mask: MaskLogits | None = None
+) -> LandmarkResult:
     """The landmark model's raw outputs for the crop of ``roi`` as a ``LandmarkResult``.
 
     Args:
-        outputs: "landmarks" (1, 195), "presence", "segmentation" (1, 256, 256, 1) and, when
-            ``refine``, "heatmap" (1, 64, 64, 39).
+        outputs: "landmarks" (1, 195), "presence", when ``refine`` "heatmap" (1, 64, 64, 39),
+            and "segmentation" (1, 256, 256, 1) unless ``mask`` is given.
         roi: the region the crop was sampled from (``crop_roi(image, roi, LANDMARK_SIZE)``).
         refine: move landmarks to their heatmap peaks (``refine_from_heatmap``).
+        mask: the person mask's logits or a function computing them (the split-off decoder).
     """
     raw = outputs["landmarks"].reshape(-1, 5)
     xy = raw[:, :2].astype(np.float64) / LANDMARK_SIZE
@@ -159,5 +200,5 @@ def decode_landmarks(outputs: dict[str, np.ndarray], roi: Roi, refine: bool) -> 
         landmarks=lm,
         aux=pts[NUM_LANDMARKS : NUM_LANDMARKS + 2].astype(np.float32),
         roi=roi,
-        mask_logits=outputs["segmentation"][0, :, :, 0],
+        mask_logits=outputs["segmentation"][0, :, :, 0] if mask is None else mask,
     )

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Protocol, cast
 
 from livematte.frame import Frame
 from livematte.io.base import Item, Sink, Source
+from livematte.runner.memory import keep_freed_memory
 from livematte.runner.results import VideoRun
 from livematte.runner.threads import opencv_threads, pipeline_threads, yield_to_processing
 
@@ -107,8 +108,10 @@ def run_video(
         every thread stopped.  Nothing is raised for those.
 
     OpenCV's thread pool follows the pipeline's ``runtime.threads`` for the run, and the
-    decode and encode threads yield to the processing thread (``livematte.runner.threads``).
+    decode and encode threads yield to the processing thread (``livematte.runner.threads``);
+    freed frame buffers stay with the process (``livematte.runner.memory``).
     """
+    keep_freed_memory()
     with opencv_threads(pipeline_threads(process)):
         return _run(source, process, sink, queue_size, process_in_thread, on_progress)
 

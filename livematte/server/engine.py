@@ -317,6 +317,19 @@ class Engine:
         encoded, ext = render(frame, options)
         return encoded, ext, body
 
+    def matte(self, bgr: np.ndarray, analysis: bool = False) -> MattingResult:
+        """One picture's matte, foreground colours and body analysis, on this thread's
+        pipeline with the server's preset and no look: the model work a Ray Serve matting
+        replica does for its ingress (``distributed/serve.py``), whose own pipeline composites.
+
+        Raises:
+            RuntimeError: the pipeline made no matte.
+        """
+        frame, body = self._frame(bgr, None, RenderOptions(), analysis)
+        if frame.alpha is None:
+            raise RuntimeError("the matting replica's pipeline made no matte")
+        return MattingResult(frame.alpha, frame.foreground, body)
+
     def _frame(
         self,
         bgr: np.ndarray,

@@ -24,7 +24,8 @@ Per frame (``KeypointStage.process``):
 
 The landmark model's 256x256 person mask is kept per person with landmarks (``person_masks()``,
 also stored as ``frame.person_masks``, in the order of ``frame.people``, matched by
-``track_id``) so matting can fuse it.
+``track_id``) so matting can fuse it.  Its decoder is a model of its own that runs when a
+mask's logits are first read (``PersonMask``): keypoints and stickers alone never pay for it.
 
 Example::
 
@@ -69,6 +70,9 @@ __all__ = [
 ]
 
 LANDMARK_MODEL = "pose_landmark_full"
+#: The landmark model's person-mask decoder, split off it (``scripts/convert_mediapipe.py``):
+#: ~7.5 of the whole model's ~17.5 ms on one core, run only for masks someone reads.
+MASK_MODEL = "pose_landmark_full_mask"
 #: Auxiliary landmarks 33 (hip centre) and 34 (scale point) steer the next frame's ROI; MediaPipe
 #: smooths them harder than the visible landmarks so the crop stays put while a person is still.
 AUX_MIN_CUTOFF = 0.01
@@ -122,6 +126,7 @@ class KeypointStage:
         self.runtime = runtime
         self.finder = PersonFinder(config, runtime)
         self._landmarker = create_session(LANDMARK_MODEL, runtime.providers, runtime.threads)
+        self._mask_decoder = create_session(MASK_MODEL, runtime.providers, runtime.threads)
         self._next_id = 0
         #: Tuning switches (``scripts/eval_keypoints.py`` measures them off and on).
         self.agree_oks = AGREE_OKS
@@ -147,6 +152,7 @@ class KeypointStage:
         """Release the model sessions."""
         self.finder.close()
         self._landmarker.close()
+        self._mask_decoder.close()
 
     def person_masks(self) -> list[PersonMask]:
         """Per-person segmentation from the last processed frame (people with landmarks only)."""
@@ -159,7 +165,13 @@ class KeypointStage:
         # Colour conversion on the small crop is cheaper than on the whole frame.
         rgb = cv2.cvtColor(crop, cv2.COLOR_BGR2RGB).astype(np.float32) * np.float32(1.0 / 255.0)
         out = self._landmarker.run({"image": rgb[None]})
-        return decode_landmarks(out, roi, self.config.refine_heatmap)
+        decoder = self._mask_decoder
+        features = {name: out[name] for name in decoder.input_names}
+
+        def mask() -> np.ndarray:
+            return decoder.run(features)["segmentation"][0, :, :, 0]
+
+        return decode_landmarks(out, roi, self.config.refine_heatmap, mask)
 
     # -- stage ----------------------------------------------------------------------------
     def process(self, frame: Frame) -> Frame:

@@ -412,7 +412,11 @@ class MattingStage:
         t2 = time.perf_counter()
         if smooth:
             # Then the final alpha: it also carries image noise the guided filter let in.
-            alpha = self._stabilizer.update(alpha, coarse.guide)
+            # refine() made ``alpha`` for this frame alone: the smoother works in it.
+            alpha = self._stabilizer.update(alpha, coarse.guide, own=True)
+            # It is also the smoother's history for the next frame: read-only, so a later
+            # stage or an API caller that writes into frame.alpha fails loudly instead.
+            alpha.flags.writeable = False
         t3 = time.perf_counter()
         frame.alpha = alpha
         if self.config.foreground:

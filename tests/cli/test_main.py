@@ -123,3 +123,22 @@ def test_config_flags_become_overrides():
 def test_bad_set_items(item):
     with pytest.raises(ConfigError, match="KEY=VALUE"):
         base.parse_overrides([item])
+
+
+def test_version_is_read_only_when_asked_for():
+    """Building the parser (every command's start-up) reads no package metadata and loads no
+    HTTP client: ``--version`` and the downloader import them when they run."""
+    code = (
+        "import sys; from livematte import cli; cli.build_parser(); "
+        "print('importlib.metadata' in sys.modules, 'urllib.request' in sys.modules)"
+    )
+    probe = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert probe.returncode == 0, probe.stderr
+    assert probe.stdout.split() == ["False", "False"]
+    result = _run("--version")
+    assert result.returncode == 0
+    import livematte
+
+    assert result.stdout.strip() == f"livematte {livematte.__version__}"

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import argparse
 import base64
-import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from media import free_port
 
 ray = pytest.importorskip("ray", reason="Ray is not installed: pip install 'livematte[ray]'")
 pytest.importorskip("ray.serve", reason="Ray Serve is not installed: pip install 'livematte[ray]'")
@@ -25,12 +25,6 @@ from livematte.server.keys import KeyStore  # noqa: E402
 SAMPLE = Path(__file__).resolve().parents[2] / "livematte" / "samples" / "astronaut.jpg"
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def service(tmp_path_factory):
     db = tmp_path_factory.mktemp("keys") / "keys.db"
@@ -38,7 +32,7 @@ def service(tmp_path_factory):
         _, slow = store.create("one per second", rate=1.0)
         _, three = store.create("three calls", calls=3, rate=1000.0)
         _, plenty = store.create("plenty", rate=1000.0)
-    port = _free_port()
+    port = free_port()
     args = argparse.Namespace(host="127.0.0.1", port=port, engine=Engine("ray"), replicas=2,
                               cpus_per_replica=0.5, gpus_per_replica=0.0, keys_db=str(db),
                               rate=1.0)  # fmt: skip

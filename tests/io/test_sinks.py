@@ -435,3 +435,20 @@ def test_temporary_of_a_killed_run_is_removed_by_the_next(tmp_path, fmt_name):
     assert left.exists() and not out.exists()
     _write(out)
     assert sorted(p.name for p in tmp_path.iterdir()) == [fmt_name]
+
+
+@pytest.mark.parametrize("layout, channels", [("bgr24", 3), ("bgra", 4), ("gray", 0)])
+def test_frames_are_wrapped_when_aligned_and_copied_when_not(layout, channels):
+    """``_wrap`` hands swscale the array itself (aligned rows) or an aligned copy; either way
+    the frame holds the same pixels."""
+    from livematte.io.video_sink import _wrap
+
+    rng = np.random.default_rng(0)
+    shape = (6, 32, channels) if channels else (6, 32)
+    aligned = rng.integers(0, 256, shape, dtype=np.uint8)
+    assert aligned.strides[0] % 16 == 0
+    # 31 pixels a row: rows that are not a multiple of 16 bytes apart.
+    odd = np.ascontiguousarray(aligned[:, :31])
+    for pixels in (aligned, odd):
+        frame = _wrap(pixels, layout)
+        assert np.array_equal(frame.to_ndarray(format=layout), pixels)

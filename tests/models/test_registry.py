@@ -15,6 +15,7 @@ EMBEDDED = (
     "selfie_segmentation_landscape",
     "pose_detection",
     "pose_landmark_full",
+    "pose_landmark_full_mask",
 )
 SHA = "0" * 64
 

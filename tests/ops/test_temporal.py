@@ -263,3 +263,43 @@ def test_coarse_tiny_grid_and_zero_strength_pass_through():
     assert np.array_equal(off.update(mask, guide), mask)
     with pytest.raises(ValueError, match="strength"):
         CoarseMaskStabilizer(strength=1.5)
+
+
+def test_owned_mask_gives_the_same_values_and_keeps_the_history():
+    """``own=True`` computes in the caller's array and keeps it as the history: the same
+    values as the copying path, frame after frame."""
+    mask, guide = person(40)
+    rng = np.random.default_rng(1)
+    copying, owning = AlphaStabilizer(strength=1.0), AlphaStabilizer(strength=1.0)
+    for step in range(12):
+        shifted = np.roll(mask, step // 3, axis=1)
+        noisy = np.clip(shifted + rng.normal(0, 0.05, mask.shape).astype(np.float32), 0, 1)
+        moved = np.roll(guide, step // 3, axis=1)
+        expected = copying.update(noisy, moved)
+        given = noisy.copy()
+        out = owning.update(given, moved, own=True)
+        assert out is given  # computed in place, no new array
+        assert np.array_equal(out, expected)
+
+
+def test_owned_mask_of_another_type_is_not_written():
+    mask, guide = person(40)
+    stab = AlphaStabilizer(strength=1.0)
+    stab.update(mask, guide)
+    as_float64 = mask.astype(np.float64)
+    out = stab.update(as_float64, guide, own=True)
+    assert out is not as_float64 and out.dtype == np.float32
+
+
+def test_scene_cut_measure_is_the_mean_absolute_difference():
+    """The uint8 path (cv2.norm) gives numpy's mean exactly; floats keep numpy's."""
+    from livematte.ops.temporal import is_scene_cut
+
+    rng = np.random.default_rng(2)
+    for _ in range(20):
+        a = rng.integers(0, 256, (144, 256), dtype=np.uint8)
+        b = rng.integers(0, 256, (144, 256), dtype=np.uint8)
+        mean = float(np.abs(a.astype(np.int32) - b.astype(np.int32)).mean())
+        assert is_scene_cut(a, b, np.nextafter(mean, 0.0))
+        assert not is_scene_cut(a, b, mean)
+        assert is_scene_cut(a.astype(np.float32), b.astype(np.float32), mean - 0.01)

@@ -1,63 +1,19 @@
-"""Shared fixtures for the server tests: generated images, a fake pipeline, a live server."""
+"""Fixtures for the server tests: app clients on the fake or the real pipeline, a live server
+(the plain helpers they use are in ``server_helpers.py``)."""
 
 from __future__ import annotations
 
-import io
-import socket
 import threading
 import time
-import warnings
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
+from media import free_port
+from server_helpers import NO_LIMIT, TestClient, fake_process
 
-pytest.importorskip("fastapi", reason="the server extra (fastapi) is not installed")
-
-with warnings.catch_warnings():
-    # Starlette >= 1.x prefers httpx2 for its TestClient and warns when it finds httpx.
-    warnings.simplefilter("ignore")
-    from fastapi.testclient import TestClient
-
-from livematte.server.app import create_app  # noqa: E402
-from livematte.server.engine import MattingResult, ServerSettings  # noqa: E402
-from livematte.server.keys import KeyStore  # noqa: E402
-
-#: A rate no test reaches: rate limits are tested on their own (test_app.py).
-NO_LIMIT = 1000.0
-SAMPLE = Path(__file__).resolve().parents[2] / "livematte" / "samples" / "astronaut.jpg"
-
-
-def image_bytes(fmt: str = "PNG", size=(64, 48), mode: str = "RGB", **save) -> bytes:
-    """A small picture (colour gradient) encoded as ``fmt``."""
-    w, h = size
-    x = np.linspace(0, 255, w, dtype=np.float32)[None, :].repeat(h, 0)
-    y = np.linspace(0, 255, h, dtype=np.float32)[:, None].repeat(w, 1)
-    rgb = np.stack([x, y, 255 - x], axis=2).astype(np.uint8)
-    img = Image.fromarray(rgb, "RGB")
-    if mode != "RGB":
-        img = img.convert(mode)
-    buf = io.BytesIO()
-    img.save(buf, fmt, **save)
-    return buf.getvalue()
-
-
-def fake_alpha(h: int, w: int) -> np.ndarray:
-    """An ellipse of 1s in the middle, 0 at the borders: a stand-in person."""
-    yy, xx = np.mgrid[0:h, 0:w]
-    inside = ((xx - w / 2) / (w * 0.35)) ** 2 + ((yy - h / 2) / (h * 0.45)) ** 2 <= 1.0
-    return inside.astype(np.float32)
-
-
-def fake_process(bgr: np.ndarray, analysis: bool) -> MattingResult:
-    """Stands in for the pipeline in routing/limit tests (the real one is tested separately)."""
-    h, w = bgr.shape[:2]
-    body = None
-    if analysis:
-        body = {"person_num": 1, "person_info": [{"body_parts": {}, "location": {"score": 1.0}}]}
-    return MattingResult(fake_alpha(h, w), bgr.copy(), body)
+from livematte.server.app import create_app
+from livematte.server.engine import ServerSettings
+from livematte.server.keys import KeyStore
 
 
 @pytest.fixture
@@ -90,12 +46,6 @@ def real_client() -> Iterator[TestClient]:
     app = create_app("default", settings=settings)
     with TestClient(app) as client:
         yield client
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")

@@ -7,8 +7,7 @@ import threading
 
 import numpy as np
 import pytest
-from conftest import NO_LIMIT, TestClient, fake_process
-from test_app import assert_error, post
+from server_helpers import NO_LIMIT, TestClient, assert_error, fake_process, post
 
 from livematte.server.app import create_app
 from livematte.server.engine import MattingResult, ServerSettings

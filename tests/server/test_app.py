@@ -14,10 +14,19 @@ import zipfile
 
 import numpy as np
 import pytest
-from conftest import NO_LIMIT, SAMPLE, TestClient, fake_process, image_bytes
 from media import SHARED_DATA, needs_shared
 from PIL import Image
-from test_images import png_bomb, truncated_jpeg
+from server_helpers import (
+    NO_LIMIT,
+    SAMPLE,
+    TestClient,
+    assert_error,
+    fake_process,
+    image_bytes,
+    png_bomb,
+    post,
+    truncated_jpeg,
+)
 
 from livematte.server.app import create_app
 from livematte.server.engine import MattingResult, ServerSettings
@@ -25,12 +34,6 @@ from livematte.server.errors import ALL_CODES
 from livematte.server.keys import KeyStore
 
 ROUTES = ("/api/v1/matting", "/api/v1/matting2", "/api/v1/mattingAndAnalysis")
-
-
-def post(client, route="/api/v1/matting", data=None, files=None, headers=None, name="a.png"):
-    if files is None:
-        files = {"file": (name, image_bytes("PNG", (64, 48)), "image/png")}
-    return client.post(route, files=files, data=data or {}, headers=headers or {})
 
 
 def png_of(response) -> Image.Image:
@@ -41,13 +44,6 @@ def png_of(response) -> Image.Image:
 
 def corner(img: Image.Image):
     return img.getpixel((0, 0))
-
-
-def assert_error(response, code: int, status: int):
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert body["code"] == code and body["data"] is None and body["msg"]
-    assert abs(body["time"] - time.time() * 1000) < 60_000
 
 
 # --- the contract ---------------------------------------------------------------------------------

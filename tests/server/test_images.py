@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import io
-import struct
 import zipfile
-import zlib
 
 import numpy as np
 import pytest
-from conftest import fake_alpha, image_bytes
 from PIL import Image, ImageFile
+from server_helpers import fake_alpha, image_bytes, png_bomb, truncated_jpeg
 
 from livematte.config import load_config
 from livematte.frame import Frame
@@ -18,21 +16,6 @@ from livematte.ops.compose import cover_fit, fit_pixels
 from livematte.server.errors import ApiError
 from livematte.server.images import RenderOptions, decode_image, render, to_bgr
 from livematte.stages.effects import EffectsStage
-
-
-def png_bomb(width: int = 20000, height: int = 20000) -> bytes:
-    """A valid 1-bit PNG of width x height, all black, compressed to ~50 kB (made row by row,
-    never holding the 50 MB of raw rows)."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        body = kind + data
-        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
-
-    row = b"\x00" + b"\x00" * ((width + 7) // 8)
-    comp = zlib.compressobj(9)
-    idat = b"".join(comp.compress(row) for _ in range(height)) + comp.flush()
-    ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
 
 
 def decoded(data: bytes):
@@ -165,11 +148,6 @@ def test_exif_orientation_is_applied(orientation, shape):
 
 
 # --- bad inputs and limits -----------------------------------------------------------------------
-
-
-def truncated_jpeg() -> bytes:
-    data = image_bytes("JPEG", (200, 150))
-    return data[: len(data) // 2]
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,7 @@ in a real browser by test_browser.py."""
 from __future__ import annotations
 
 import pytest
-from test_app import post
+from server_helpers import post
 
 from livematte.server.middleware import API_CSP, DOCS_CSP, PAGE_CSP, csp_for
 

@@ -13,8 +13,8 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import NO_LIMIT, SAMPLE, TestClient
 from PIL import Image
+from server_helpers import NO_LIMIT, SAMPLE, TestClient
 
 from livematte.server.app import create_app
 from livematte.server.engine import ServerSettings

@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from conftest import free_port
+from media import free_port
 
 pytest.importorskip("uvicorn", reason="the server extra (uvicorn) is not installed")
 
@@ -192,3 +192,27 @@ def test_a_model_that_fails_to_load_is_one_error_line(tmp_path):
     assert result.stderr.splitlines() == [
         "livematte: error: model file not found: /nowhere/m.onnx"
     ], result.stderr
+
+
+NO_KEYS_HINT = "livematte: no API keys yet; create one with `livematte keys create`"
+
+
+@pytest.mark.parametrize(
+    ("flags", "hint"),
+    [
+        (("--keyless", "off"), NO_KEYS_HINT),
+        (("--keyless", "on"), None),
+    ],
+    ids=["off", "on"],
+)
+def test_the_key_hint_follows_keyless(tmp_path, flags, hint):
+    # --keyless off with an empty key database: one line saying how to make a key; keyless on
+    # (no key store at all) on loopback: no hint, no warning.
+    with serve(tmp_path, *flags) as (_, log):
+        text = wait_for_lines(log, "serving on", 1)
+    lines = text.splitlines()
+    assert "Traceback" not in text, text
+    if hint is None:
+        assert not any("no API keys yet" in t or "warning" in t for t in lines), text
+    else:
+        assert hint in lines, text

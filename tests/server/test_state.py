@@ -4,7 +4,7 @@ or an import, and every lifespan gets a working one."""
 from __future__ import annotations
 
 import pytest
-from conftest import NO_LIMIT, TestClient, fake_process, image_bytes
+from server_helpers import NO_LIMIT, TestClient, fake_process, image_bytes
 
 from livematte.config import load_config
 from livematte.errors import ConfigError, ModelError

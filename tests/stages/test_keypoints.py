@@ -210,6 +210,26 @@ def test_live_landmark_interval_runs_the_model_on_every_nth_frame(make_stage) ->
     assert people[2] is people[1] and people[3] is not people[2] and people[4] is people[3]
 
 
+@needs_models
+def test_person_masks_run_the_decoder_only_when_read(make_stage) -> None:
+    image = cv2.imread(str(SAMPLE))
+    stage = make_stage("video")
+    calls = []
+    run = stage._mask_decoder.run
+    stage._mask_decoder.run = lambda inputs: calls.append(1) or run(inputs)
+    frames = [stage.process(Frame(image, index=i, mode=Mode.VIDEO)) for i in range(3)]
+    assert all(len(f.person_masks) == 1 for f in frames)
+    assert calls == [] and not frames[-1].person_masks[0].computed
+    mask = frames[-1].person_masks[0]
+    prob = mask.to_image(image.shape[1], image.shape[0])
+    assert len(calls) == 1 and mask.computed
+    nose = frames[-1].people[0].landmark("nose")
+    assert prob[int(nose[1]), int(nose[0])] > 0.9  # the astronaut's face is in her mask
+    assert prob[5, 5] < 0.1  # the top-left corner is not
+    assert mask.probability.shape == (256, 256)
+    assert len(calls) == 1  # computed once
+
+
 # -- MoveNet candidates (the detector's output given, the landmark model real) -----------------
 REFERENCE = DATA.parent / "models" / "reference" / "movenet_multipose_tf_reference.npz"
 

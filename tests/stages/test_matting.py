@@ -162,6 +162,10 @@ def test_video_mode_smooths_noise_and_resets():
     flick_video = np.abs(np.diff(np.array(video), axis=0)).mean()
     flick_image = np.abs(np.diff(np.array(single), axis=0)).mean()
     assert flick_video < 0.5 * flick_image
+    # A smoothed alpha is also the next frame's history: writing into it must fail loudly.
+    assert not video[-1].flags.writeable
+    with pytest.raises(ValueError):
+        video[-1][0, 0] = 0.5
     # After reset() the next VIDEO frame equals the stateless result.
     stage.reset()
     first = stage.process(Frame(image=noisy[0], mode=Mode.VIDEO)).alpha

@@ -241,3 +241,30 @@ def test_video_holds_the_last_evidence_through_a_dropout(rvm):
     assert first.max() > 0.95 and np.array_equal(first > 0.5, second > 0.5)
     third = engine.video(Frame(image=image, index=5, mode=Mode.VIDEO), 40.0).alpha  # a seek
     assert not third.any()  # nothing held across a seek
+
+
+def test_grey_photo_is_sized_by_rvms_own_person_when_the_evidence_sees_a_part(rvm, monkeypatch):
+    # The evidence sees a 100 px part of a 400 px figure (the segmenter in grey); RVM sees all.
+    size = (640, 480)
+    figure = [(100, 40, 300, 440)]
+    part = [(150, 200, 250, 300)]
+    sizes = []
+    run = rvm.predict_at
+    monkeypatch.setattr(rvm, "predict_at", lambda im, sz: sizes.append(sz) or run(im, sz))
+    grey = white_on_black(*size, figure)
+    RvmMatting(rvm, evidence_of(part, size)).photo(Frame(image=grey))
+    # The figure at PERSON_SIDE (scale 0.64), not the part (which would keep the full frame).
+    assert sizes[-1] == rvm.working_size(*size, PERSON_SIDE / 400)
+    assert sizes[-1][0] < size[0]
+    # The same layout in colour keeps the evidence's size, with no extra look.
+    colour = grey.copy()
+    colour[grey[..., 0] > 0] = (150, 200, 255)
+    sizes.clear()
+    RvmMatting(rvm, evidence_of(part, size)).photo(Frame(image=colour))
+    assert set(sizes) == {rvm.working_size(*size, 1.0)}
+    # And in grey when both agree: the evidence's size, as in colour.
+    sizes.clear()
+    RvmMatting(rvm, evidence_of(figure, size)).photo(Frame(image=colour))
+    in_colour = sizes[-1]
+    RvmMatting(rvm, evidence_of(figure, size)).photo(Frame(image=grey))
+    assert sizes[-1] == in_colour

@@ -22,6 +22,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from livematte.errors import ModelError
+from livematte.models.onnx_edit import ancestors
 from livematte.models.tfjs import peephole
 
 OPSET = 18
@@ -226,13 +227,5 @@ class Builder:
 
 def _live_nodes(nodes: list[onnx.NodeProto], outputs: list[str]) -> list[onnx.NodeProto]:
     """The nodes the outputs depend on, in emission order (already topological)."""
-    producer = {out: i for i, node in enumerate(nodes) for out in node.output}
-    live: set[int] = set()
-    stack = [producer[name] for name in outputs if name in producer]
-    while stack:
-        i = stack.pop()
-        if i in live:
-            continue
-        live.add(i)
-        stack.extend(producer[n] for n in nodes[i].input if n in producer)
+    live = ancestors(nodes, outputs)
     return [node for i, node in enumerate(nodes) if i in live]
