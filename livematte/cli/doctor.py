@@ -112,7 +112,7 @@ def _doctor_report() -> tuple[list[str], list[str]]:
 def _auto_models() -> list[str]:
     """What ``matting.model = auto`` resolves to for each mode with the default providers."""
     from livematte.config import load_config
-    from livematte.stages.matting_adapters import EMBEDDED, gpu_active, resolve_model
+    from livematte.stages.model_choice import EMBEDDED, gpu_active, resolve_model
 
     lines = []
     for preset in ("photo", "video", "live"):

@@ -191,7 +191,7 @@ class Engine:
             pipelines = list(self._pipelines.values())
         if pipelines:
             return str(pipelines[0].matting_model())
-        from livematte.stages.matting_adapters import resolve_model
+        from livematte.stages.model_choice import resolve_model
 
         runtime = self._config.runtime
         return resolve_model(self._config.matting.model, runtime.mode, runtime.providers)

@@ -47,19 +47,15 @@ from livematte.ops.refine import (
 )
 from livematte.ops.temporal import AlphaStabilizer, CoarseMaskStabilizer
 from livematte.stages.matting_adapters import (
-    EMBEDDED,
-    LANDSCAPE,
-    SQUARE,
     CoarseMatte,
     MattingAdapter,
     MultiViewAdapter,
     RobustVideoMattingAdapter,
     SelfieSegmentationAdapter,
     adapter_for_session,
-    choose_model,
     refit,
-    resolve_model,
 )
+from livematte.stages.model_choice import EMBEDDED, LANDSCAPE, SQUARE, choose_model, resolve_model
 from livematte.stages.rvm import RvmMatting
 
 __all__ = ["MattingStage"]

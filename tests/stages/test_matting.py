@@ -17,12 +17,10 @@ from livematte.stages.matting import (  # noqa: E402
     MattingStage,
 )
 from livematte.stages.matting_adapters import (  # noqa: E402
-    LANDSCAPE,
-    SQUARE,
     SelfieSegmentationAdapter,
-    choose_model,
     resize_image,
 )
+from livematte.stages.model_choice import LANDSCAPE, SQUARE, choose_model  # noqa: E402
 
 DATA = SHARED_DATA
 needs_data = needs_shared()

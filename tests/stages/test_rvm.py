@@ -24,6 +24,7 @@ from livematte.frame import Frame, Mode  # noqa: E402
 from livematte.models import registry  # noqa: E402
 from livematte.models.session import create_session  # noqa: E402
 from livematte.stages import matting_adapters as adapters  # noqa: E402
+from livematte.stages import model_choice  # noqa: E402
 from livematte.stages.matting import MattingStage  # noqa: E402
 from livematte.stages.rvm import (  # noqa: E402
     PERSON_SIDE,
@@ -201,16 +202,19 @@ def _install_fake(cache: Path, onnx_path: Path) -> None:
 
 def test_auto_prefers_installed_rvm_except_live_on_cpu(tmp_path, monkeypatch):
     monkeypatch.setenv("LIVEMATTE_CACHE", str(tmp_path / "cache"))
-    assert adapters.resolve_model("auto", "image", ("cpu",)) == "embedded"
+    assert model_choice.resolve_model("auto", "image", ("cpu",)) == "embedded"
     _install_fake(tmp_path / "cache" / "models", build_converted_rvm(tmp_path / "r.onnx"))
     assert registry.installed_path("rvm_mobilenetv3") is not None
-    assert adapters.resolve_model("auto", "image", ("cpu",)) == "rvm_mobilenetv3"
-    assert adapters.resolve_model("auto", "video", ("cpu",)) == "rvm_mobilenetv3"
-    assert adapters.resolve_model("auto", "live", ("cpu",)) == "embedded"
-    monkeypatch.setattr(adapters, "gpu_active", lambda providers: True)
-    assert adapters.resolve_model("auto", "live", ("cuda", "cpu")) == "rvm_mobilenetv3"
-    assert adapters.resolve_model("embedded", "image", ("cpu",)) == "embedded"
-    assert adapters.resolve_model("selfie_segmentation", "image", ("cpu",)) == "selfie_segmentation"
+    assert model_choice.resolve_model("auto", "image", ("cpu",)) == "rvm_mobilenetv3"
+    assert model_choice.resolve_model("auto", "video", ("cpu",)) == "rvm_mobilenetv3"
+    assert model_choice.resolve_model("auto", "live", ("cpu",)) == "embedded"
+    monkeypatch.setattr(model_choice, "gpu_active", lambda providers: True)
+    assert model_choice.resolve_model("auto", "live", ("cuda", "cpu")) == "rvm_mobilenetv3"
+    assert model_choice.resolve_model("embedded", "image", ("cpu",)) == "embedded"
+    assert (
+        model_choice.resolve_model("selfie_segmentation", "image", ("cpu",))
+        == "selfie_segmentation"
+    )
 
 
 def test_stage_reports_the_model_it_used(tmp_path, monkeypatch):
@@ -221,9 +225,7 @@ def test_stage_reports_the_model_it_used(tmp_path, monkeypatch):
     assert stage.describe().startswith("rvm_mobilenetv3")
     frame = stage.process(Frame(image=image))
     assert frame.alpha.shape == (240, 320)
-    assert stage.describe() == (
-        "rvm_mobilenetv3 (cpu) + selfie_segmentation person gating"
-    )
+    assert stage.describe() == ("rvm_mobilenetv3 (cpu) + selfie_segmentation person gating")
     offline = MattingStage(MattingConfig(model="embedded"), TemporalConfig(), RuntimeConfig())
     offline.process(Frame(image=image))
     assert offline.describe() == "selfie_segmentation (cpu)"
