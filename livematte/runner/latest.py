@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from livematte.errors import SourceError, stderr_notice
 from livematte.frame import Frame
 from livematte.io.base import LatestSlot, Sink, SinkBase, Source
+from livematte.runner.memory import keep_freed_memory
 from livematte.runner.ordered import ProcessFn
 from livematte.runner.results import LiveRun, SinkFigures, latency_percentiles
 from livematte.runner.threads import opencv_threads, pipeline_threads
@@ -201,7 +202,11 @@ class LiveRunner:
         the result's ``error``: a source that cannot open or delivers no first frame
         (``SourceError``), a sink that cannot open or fails (``SinkError``), or ``max_errors``
         processing errors in a row.  Nothing is raised for those.
+
+        Freed frame buffers stay with the process for the next frame, as in VIDEO runs
+        (``livematte.runner.memory``).
         """
+        keep_freed_memory()
         result = self.result
         cpu0, before = time.process_time(), set(threading.enumerate())
         try:

@@ -7,7 +7,8 @@ frames later, from another thread.  glibc's allocator hands such blocks back to 
 next frame's arrays start as fresh pages that the kernel must fault in and zero: ~600 page
 faults and 2.6-3.3 ms of system CPU per 720p frame of ``livematte video``.  With the
 thresholds raised, the blocks are reused from the heap: ~140 faults and ~1 ms (BENCHMARKS.md,
-"video, third session").
+"video, third session").  The live runner applies it too: a LIVE frame allocates and frees
+the same arrays (BENCHMARKS.md, "live runner memory").
 
 glibc only (``mallopt``); elsewhere nothing is done.  The setting is process-wide and, as
 glibc has no way back to its adaptive defaults, stays for the life of the process: a process
