@@ -167,3 +167,19 @@ def test_architecture_maps_every_module():
     assert {"livematte/ops/grey.py: not named", "livematte/atomics.py: named, does not exist"} <= (
         set(architecture_gaps(broken))
     )
+
+
+def test_test_modules_have_unique_names():
+    # The test folders are not packages: pytest imports each test module by its bare name, so
+    # two files of one name (tests/server/test_engine.py beside tests/distributed/test_engine.py)
+    # stop the whole run at collection.
+    tests = Path(__file__).resolve().parent
+    seen: dict[str, Path] = {}
+    clashes = []
+    for path in sorted(tests.rglob("*.py")):
+        if path.name == "conftest.py" or "__pycache__" in path.parts:
+            continue
+        if path.name in seen:
+            clashes.append(f"{seen[path.name].relative_to(tests)} and {path.relative_to(tests)}")
+        seen.setdefault(path.name, path)
+    assert not clashes, clashes
