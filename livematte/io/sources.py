@@ -199,7 +199,9 @@ class VideoFileSource(SourceBase):
             self.container.seek(target, stream=self.stream, backward=True, any_frame=False)
 
     def _to_bgr(self, vframe: VideoFrame) -> tuple[np.ndarray, np.ndarray | None]:
-        kwargs = {}
+        # One swscale thread, as in the video sink: PyAV's automatic count starts and stops a
+        # pool per frame (720p to BGR: 0.57-0.66 against 0.70-1.31 ms CPU, same pixels).
+        kwargs: dict[str, object] = {"threads": 1}
         # Players assume BT.709 for untagged HD and BT.601 for SD; swscale assumes 601 always.
         if vframe.colorspace == _COLORSPACE_UNSPECIFIED and vframe.height >= 720:
             kwargs["src_colorspace"] = "ITU709"
