@@ -22,6 +22,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+import weakref
+
 import cv2
 import numpy as np
 
@@ -31,6 +33,7 @@ __all__ = [
     "channels",
     "find_band",
     "find_small_band",
+    "kept",
     "opaque_mask",
     "pixels_of",
     "put",
@@ -65,6 +68,9 @@ class Band:
             map that gathers them exactly (``INTER_NEAREST``).
         source: the matte the band was found in (``find_band``), so a later stage can tell
             whether the band still describes the matte it holds (``band.source is alpha``).
+        cover: uint8 HxW mask (255 where alpha > ``SOFT_EPS``: the band and the person) from
+            ``find_band``, else None: where a composite shows the foreground's pixels, as a
+            ``cv2.copyTo`` mask that costs no second pass over the float matte.
     """
 
     index: np.ndarray
@@ -74,6 +80,11 @@ class Band:
     alpha: np.ndarray
     points: np.ndarray
     source: np.ndarray | None = field(default=None, repr=False, compare=False)
+    cover: np.ndarray | None = field(default=None, repr=False, compare=False)
+    #: ``put(..., keep=True)``: id(array) -> (weak reference to the array, the values put).
+    _kept: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+    #: Sampling maps by grid shape (``sample``): a frame's fields share one grid.
+    _maps: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def size(self) -> int:
@@ -81,19 +92,22 @@ class Band:
         return int(self.index.size)
 
 
-def _soft_mask(alpha: np.ndarray, eps: float) -> np.ndarray:
-    """uint8 mask (255 = fractional) of ``eps < alpha < 1 - eps``."""
+def _soft_masks(alpha: np.ndarray, eps: float) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 masks (255 = true) of ``eps < alpha < 1 - eps`` and of ``alpha > eps``."""
     if alpha.size <= _TINY:
-        return (((alpha > eps) & (alpha < 1.0 - eps)) * 255).astype(np.uint8)
+        low = alpha > eps
+        return ((low & (alpha < 1.0 - eps)) * 255).astype(np.uint8), (low * 255).astype(np.uint8)
     low = cv2.compare(alpha, eps, cv2.CMP_GT)
     high = cv2.compare(alpha, 1.0 - eps, cv2.CMP_LT)
-    return cv2.bitwise_and(low, high, dst=low)
+    return cv2.bitwise_and(low, high, dst=high), low
 
 
 def find_band(alpha: np.ndarray, eps: float = SOFT_EPS) -> Band:
-    """The pixels of ``alpha`` (HxW float32 0..1) strictly between ``eps`` and ``1 - eps``."""
+    """The pixels of ``alpha`` (HxW float32 0..1) strictly between ``eps`` and ``1 - eps``,
+    with the ``cover`` mask (``alpha > eps``) the comparisons made on the way."""
     matte = np.ascontiguousarray(alpha, np.float32)
-    return replace(pixels_of(_soft_mask(matte, eps), matte), source=alpha)
+    soft, cover = _soft_masks(matte, eps)
+    return replace(pixels_of(soft, matte), source=alpha, cover=cover)
 
 
 def find_small_band(alpha: np.ndarray, most: int, eps: float = SOFT_EPS) -> Band | None:
@@ -103,10 +117,10 @@ def find_small_band(alpha: np.ndarray, most: int, eps: float = SOFT_EPS) -> Band
     listing every pixel several.
     """
     matte = np.ascontiguousarray(alpha, np.float32)
-    mask = _soft_mask(matte, eps)
+    mask, cover = _soft_masks(matte, eps)
     if np.count_nonzero(mask) > most:
         return None
-    return replace(pixels_of(mask, matte), source=alpha)
+    return replace(pixels_of(mask, matte), source=alpha, cover=cover)
 
 
 def pixels_of(mask: np.ndarray, values: np.ndarray | None = None) -> Band:
@@ -186,8 +200,12 @@ def take(array: np.ndarray, band: Band) -> np.ndarray:
     return rows.view(array.dtype).reshape(-1, array.shape[2])
 
 
-def put(array: np.ndarray, band: Band, values: np.ndarray) -> None:
+def put(array: np.ndarray, band: Band, values: np.ndarray, *, keep: bool = False) -> None:
     """Write ``values`` ((N,) or (N, C), cast to ``array``'s type) at the band, in place.
+
+    ``keep``: the band remembers the values written, so that ``kept(array, band)`` gives them
+    back without a gather, as long as ``array`` lives (the caller must not write ``array``'s
+    band again by other means: ``kept`` cannot see that).
 
     Raises:
         ValueError: ``array`` is not C-contiguous (the write would land in a copy).
@@ -195,33 +213,53 @@ def put(array: np.ndarray, band: Band, values: np.ndarray) -> None:
     if not array.flags.c_contiguous:
         raise ValueError("band.put needs a C-contiguous array")
     values = np.ascontiguousarray(values, array.dtype)
+    if keep:
+        band._kept[id(array)] = (weakref.ref(array), values)
     if array.ndim == 2:
         array.reshape(-1)[band.index] = values.reshape(-1)
         return
     np.put(_pixels(array), band.index, _pixels(values.reshape(-1, 1, array.shape[2])))
 
 
+def kept(array: np.ndarray, band: Band) -> np.ndarray | None:
+    """The values ``put(array, band, values, keep=True)`` wrote ((N,) or (N, C) of
+    ``array``'s type, read-only: shared with the band), or None when it was not called for
+    this very array."""
+    entry = band._kept.get(id(array))
+    if entry is None or entry[0]() is not array:
+        return None
+    values = entry[1].view()
+    values.flags.writeable = False
+    return values
+
+
 def sample(grid: np.ndarray, band: Band) -> np.ndarray:
     """Bilinear samples of ``grid`` (a low-resolution map of the whole frame, hxw or hxwxC)
     at the band's full-resolution pixel centres: (N,) or (N, C) float32."""
+    n = band.size
+    rows = _rows(n)
+    map_x, map_y = _sample_maps(band, grid.shape[:2])
+    out = cv2.remap(grid, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    channels = grid.shape[2] if grid.ndim == 3 else 1
+    out = out.reshape(rows * _ROW, channels)[:n]
+    return out[:, 0] if grid.ndim == 2 else out
+
+
+def _sample_maps(band: Band, grid: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """``sample``'s remap maps for a grid of ``grid`` = (h, w), made once per band and grid."""
+    maps = band._maps.get(grid)
+    if maps is not None:
+        return maps
     height, width = band.shape
     n = band.size
     rows = _rows(n)
     map_x = np.zeros(rows * _ROW, np.float32)
     map_y = np.zeros(rows * _ROW, np.float32)
-    sx, sy = grid.shape[1] / width, grid.shape[0] / height
+    sx, sy = grid[1] / width, grid[0] / height
     # Pixel centres aligned as cv2.resize places them: grid = s * (index + 0.5) - 0.5.
     np.multiply(band.xs, sx, out=map_x[:n], casting="unsafe")
     map_x[:n] += np.float32(0.5 * sx - 0.5)
     np.multiply(band.ys, sy, out=map_y[:n], casting="unsafe")
     map_y[:n] += np.float32(0.5 * sy - 0.5)
-    out = cv2.remap(
-        grid,
-        map_x.reshape(rows, _ROW),
-        map_y.reshape(rows, _ROW),
-        cv2.INTER_LINEAR,
-        borderMode=cv2.BORDER_REPLICATE,
-    )
-    channels = grid.shape[2] if grid.ndim == 3 else 1
-    out = out.reshape(rows * _ROW, channels)[:n]
-    return out[:, 0] if grid.ndim == 2 else out
+    maps = band._maps[grid] = (map_x.reshape(rows, _ROW), map_y.reshape(rows, _ROW))
+    return maps

@@ -137,7 +137,8 @@ def _foreground_in_band(
     f *= np.float32(255.0)
     f += np.float32(0.5)  # 0.5..255.5 after the clip: the cast to uint8 in put() rounds
     out = image.copy()
-    put(out, band, cv2.cvtColor(f.reshape(1, n, 4), cv2.COLOR_BGRA2BGR))
+    # Kept by the band: the composite reads these colours back without a gather.
+    put(out, band, cv2.cvtColor(f.reshape(1, n, 4), cv2.COLOR_BGRA2BGR), keep=True)
     return out
 
 

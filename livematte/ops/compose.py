@@ -24,7 +24,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from livematte.ops.band import Band, channels, find_small_band, opaque_mask, put, take
+from livematte.ops.band import Band, channels, find_small_band, kept, opaque_mask, put, take
 
 _EPS = 1e-6
 #: Pictures with at most this many pixels are blended in numpy (see the module docstring).
@@ -57,6 +57,7 @@ class Compositor:
         out: np.ndarray | None = None,
         *,
         band: Band | None = None,
+        plain: bool = False,
     ) -> np.ndarray:
         """``out = alpha * foreground + (1 - alpha) * background`` (BGR uint8, rounded).
 
@@ -71,6 +72,7 @@ class Compositor:
             alpha: HxW float32 in 0..1.
             out: optional destination (a new array when None).
             band: ``find_band(alpha)`` when the caller has it already.
+            plain: the background is one colour (the caller knows; its first pixel is read).
         """
         alpha = _as_float_alpha(alpha)
         if out is None:
@@ -88,13 +90,28 @@ class Compositor:
             cv2.blendLinear(foreground, background, alpha, self._inverse(alpha), dst=out)
             return out
         np.copyto(out, background)
-        cv2.copyTo(foreground, opaque_mask(alpha), out)
+        # The band's pixels are written again below: copying them here too lets the mask be
+        # the one find_band made (alpha > eps), instead of a second pass over the float matte.
+        cover = band.cover if band.cover is not None else opaque_mask(alpha)
+        cv2.copyTo(foreground, cover, out)
         if band.size:
-            f = take(foreground, band).astype(np.float32)
-            b = take(background, band).astype(np.float32)
-            f -= b
-            f *= channels(band.alpha, 3)
-            f += b
+            # The foreground's colours there, as the estimator wrote them (no gather).
+            f = kept(foreground, band)
+            f = (take(foreground, band) if f is None else f).astype(np.float32)
+            if plain and band.size > _TINY:
+                # One colour: OpenCV's per-channel Scalar, the same sums as numpy's with a
+                # gathered background (0.03 ms for 70k pixels against a 0.13 ms gather;
+                # numpy broadcasting a (3,) row took 0.3 ms).
+                colour = (*(float(v) for v in background[0, 0]), 0.0)
+                rows = f.reshape(-1, 1, 3)
+                cv2.subtract(rows, colour, dst=rows)
+                f *= channels(band.alpha, 3)
+                cv2.add(rows, colour, dst=rows)
+            else:
+                b = take(background, band).astype(np.float32)
+                f -= b
+                f *= channels(band.alpha, 3)
+                f += b
             f += np.float32(0.5)  # 0.5..255.5: the cast to uint8 in put() rounds
             put(out, band, f)
         return out

@@ -107,3 +107,31 @@ def test_find_small_band_gives_up_on_a_large_band():
     n = find_band(alpha).size
     assert find_small_band(alpha, n).size == n
     assert find_small_band(alpha, n - 1) is None
+
+
+@pytest.mark.parametrize(("h", "w"), [(2, 3), (48, 64), (720, 1280)])
+def test_cover_is_alpha_above_eps(h, w):
+    alpha = _alpha(h, w)
+    assert np.array_equal(find_band(alpha).cover > 0, alpha > SOFT_EPS)
+    small = find_small_band(alpha, alpha.size)
+    assert small is not None and np.array_equal(small.cover > 0, alpha > SOFT_EPS)
+
+
+def test_kept_values_only_for_the_array_they_were_put_in():
+    from livematte.ops.band import kept
+
+    alpha = _alpha(48, 64)
+    band = find_band(alpha)
+    image = RNG.integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    values = RNG.integers(0, 256, (band.size, 3), dtype=np.uint8)
+    other = image.copy()
+    put(other, band, values)  # not kept
+    assert kept(other, band) is None and kept(image, band) is None
+    put(image, band, values, keep=True)
+    got = kept(image, band)
+    assert np.array_equal(got, values) and np.array_equal(got, take(image, band))
+    assert not got.flags.writeable
+    assert kept(image.copy(), band) is None and kept(image, find_band(alpha)) is None
+    # The band holds the array weakly: once gone, an array at the same address is not it.
+    del image, got
+    assert all(ref() is None for ref, _ in band._kept.values())

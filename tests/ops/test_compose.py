@@ -186,3 +186,27 @@ def test_blend_of_a_matte_blends_only_its_band(size):
         assert np.abs(out.astype(np.int16) - _ref_blend(f, b, a)).max() <= 1
         assert np.array_equal(out[a >= 1.0], f[a >= 1.0])
         assert np.array_equal(out[a <= 0.0], b[a <= 0.0])
+
+
+@pytest.mark.parametrize("size", [(720, 1280), (61, 97), (3, 3)])
+def test_blend_kept_colours_and_plain_background_change_nothing(size):
+    # The estimator's kept band colours (no gather) and a one-colour background (Scalar
+    # arithmetic, no gather) give the very bytes of the general path.
+    from livematte.ops.band import find_band, put
+
+    h, w = size
+    yy, xx = np.mgrid[0:h, 0:w]
+    a = np.clip((0.3 * min(h, w) - np.hypot(xx - w / 2, yy - h / 2)) / 6.0 + 0.5, 0, 1)
+    a = a.astype(np.float32)
+    image = RNG.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    plain = np.empty((h, w, 3), np.uint8)
+    plain[:] = (200, 30, 90)
+    band = find_band(a)
+    colours = RNG.integers(0, 256, (band.size, 3), dtype=np.uint8)
+    kept_fg, fg = image.copy(), image.copy()
+    put(kept_fg, band, colours, keep=True)
+    put(fg, band, colours)
+    reference = Compositor().blend(fg, plain, a, band=find_band(a))
+    for background, is_plain in ((plain, True), (plain.copy(), False)):
+        out = Compositor().blend(kept_fg, background, a, band=band, plain=is_plain)
+        assert np.array_equal(out, reference)
