@@ -130,15 +130,18 @@ def _foreground_in_band(
     back = sample(cv2.merge([fields[0], zero]), band)
     diff = sample(cv2.merge([fields[1], zero]), band)
     colour = cv2.cvtColor(take(image, band).reshape(1, n, 3), cv2.COLOR_BGR2BGRA)
-    colour = colour.reshape(n, 4).astype(np.float32)
-    colour *= np.float32(1.0 / 255.0)
+    # One pass: the uint8 values are widened and scaled together (the same float32 product).
+    colour = np.multiply(colour.reshape(n, 4), np.float32(1.0 / 255.0), dtype=np.float32)
     a = band.alpha
     f = _correct_diff(colour, back, diff, channels(a, 4), channels(1.0 - a * a, 4))
     f *= np.float32(255.0)
-    f += np.float32(0.5)  # 0.5..255.5 after the clip: the cast to uint8 in put() rounds
+    f += np.float32(0.5)  # 0.5..255.5 after the clip: the cast to uint8 truncates = rounds
+    # Cast on the four-channel rows, then drop the fourth: the channel shuffle moves bytes,
+    # not floats.
+    bgr = cv2.cvtColor(f.astype(np.uint8).reshape(1, n, 4), cv2.COLOR_BGRA2BGR)
     out = image.copy()
     # Kept by the band: the composite reads these colours back without a gather.
-    put(out, band, cv2.cvtColor(f.reshape(1, n, 4), cv2.COLOR_BGRA2BGR), keep=True)
+    put(out, band, bgr.reshape(n, 3), keep=True)
     return out
 
 
