@@ -60,7 +60,7 @@ class Band:
     """The fractional pixels of one matte.
 
     Attributes:
-        index: (N,) int32 flat positions (row-major, ``y * width + x``), in raster order.
+        index: (N,) intp flat positions (row-major, ``y * width + x``), in raster order.
         xs, ys: (N,) int32 columns and rows of the same pixels.
         shape: (height, width) of the matte.
         alpha: (N,) float32 alpha at those pixels.
@@ -133,12 +133,18 @@ def pixels_of(mask: np.ndarray, values: np.ndarray | None = None) -> Band:
     if found is None or n == 0:
         empty = np.zeros(0, np.int32)
         flat = np.zeros(0, np.float32)
-        return Band(empty, empty, empty, (height, width), flat, points.reshape(-1, _ROW, 2))
+        return Band(
+            np.zeros(0, np.intp), empty, empty, (height, width), flat, points.reshape(-1, _ROW, 2)
+        )
     found = found.reshape(-1, 2)
     points[:n] = found
     # (x, y) pairs to two contiguous rows: numpy on strided columns ran ~15x slower.
     xs, ys = np.ascontiguousarray(found.T)
-    index = ys * np.int32(width) + xs
+    # numpy's put and take index with intp: an int32 index was converted on every call
+    # (put of 80k BGR pixels 0.25 -> 0.18 ms).
+    index = ys.astype(np.intp)
+    index *= width
+    index += xs
     if values is None:
         alpha_px = np.zeros(n, np.float32)
     else:

@@ -49,7 +49,7 @@ def estimate_foreground_blur_fusion(
     g2 = _grid(w, h, 480)
     # The coarse grid is made from the finer one: resizing the full frame twice cost more
     # than the rest of the function.
-    img2 = _shrink(image, g2).astype(np.float32) * np.float32(1.0 / 255.0)
+    img2 = _unit(_shrink(image, g2))
     a2 = _shrink(alpha, g2)
     g1 = _grid(w, h, 256)
     fields = _fusion_fields(img2, a2, _shrink(img2, g1), _shrink(a2, g1), (w, h))
@@ -82,7 +82,7 @@ def estimate_foreground_fast(
     ):
         small = _shrink(image, _grid(w, h, FAST_FOREGROUND_SIDE))
     grid = (small.shape[1], small.shape[0])
-    img2 = small.astype(np.float32) * np.float32(1.0 / 255.0)
+    img2 = _unit(small)
     a2 = _shrink(alpha, grid)
     half = (max(1, grid[0] // 2), max(1, grid[1] // 2))
     fields = _fusion_fields(img2, a2, _shrink(img2, half), _shrink(a2, half), (w, h))
@@ -100,6 +100,7 @@ def _fusion_fields(
 
     The wide pass runs on the grid of ``img1`` (may be the same grid), the narrow one on
     ``img2``'s; radii are the paper's (90 and 6 px at 2K) scaled from the full ``size``.
+    ``img2`` is a temporary of the caller: it is overwritten.
     """
     w, h = size
     scale = max(h, w) / 2000.0
@@ -110,8 +111,9 @@ def _fusion_fields(
         size2 = (img2.shape[1], img2.shape[0])
         fb1 = cv2.resize(fb1, size2, interpolation=cv2.INTER_LINEAR)
         bb1 = cv2.resize(bb1, size2, interpolation=cv2.INTER_LINEAR)
-    f2 = _correct(img2, fb1, bb1, a2)
-    blur_f, blur_b = _blur_fields(f2, bb1, a2, max(1, round(r2 * img2.shape[1] / w)))
+    a3 = _three(a2)  # shared by the correction and the narrow pass
+    f2 = _correct(img2, fb1, bb1, a3)
+    blur_f, blur_b = _blur_fields(f2, bb1, a2, max(1, round(r2 * img2.shape[1] / w)), a3)
     blur_f -= blur_b
     return blur_b, blur_f
 
@@ -130,8 +132,7 @@ def _foreground_in_band(
     back = sample(cv2.merge([fields[0], zero]), band)
     diff = sample(cv2.merge([fields[1], zero]), band)
     colour = cv2.cvtColor(take(image, band).reshape(1, n, 3), cv2.COLOR_BGR2BGRA)
-    # One pass: the uint8 values are widened and scaled together (the same float32 product).
-    colour = np.multiply(colour.reshape(n, 4), np.float32(1.0 / 255.0), dtype=np.float32)
+    colour = _unit(colour.reshape(n, 4))
     a = band.alpha
     f = _correct_diff(colour, back, diff, channels(a, 4), channels(1.0 - a * a, 4))
     f *= np.float32(255.0)
@@ -143,6 +144,11 @@ def _foreground_in_band(
     # Kept by the band: the composite reads these colours back without a gather.
     put(out, band, bgr.reshape(n, 3), keep=True)
     return out
+
+
+def _unit(image: np.ndarray) -> np.ndarray:
+    """uint8 -> float32 0..1 in one pass (the same products as ``astype`` then multiply)."""
+    return np.multiply(image, np.float32(1.0 / 255.0), dtype=np.float32)
 
 
 def _grid(w: int, h: int, long_side: int) -> tuple[int, int]:
@@ -157,11 +163,12 @@ def _shrink(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 def _blur_fields(
-    f: np.ndarray, b: np.ndarray, a: np.ndarray, r: int
+    f: np.ndarray, b: np.ndarray, a: np.ndarray, r: int, a3: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Alpha-weighted box means of ``f`` (weights a) and ``b`` (weights 1 - a)."""
+    """Alpha-weighted box means of ``f`` (weights a) and ``b`` (weights 1 - a); ``a3``:
+    ``_three(a)`` when the caller has it."""
     k = (2 * r + 1, 2 * r + 1)
-    a3 = _three(a)
+    a3 = _three(a) if a3 is None else a3
     blur_a = _three(cv2.blur(a, k))
     fa = f * a3
     # b (1 - a) = b - b a; when b is f (the first pass) b a is already at hand.
@@ -178,11 +185,12 @@ def _three(a: np.ndarray) -> np.ndarray:
     return cv2.merge([a, a, a]) if a.size > 16 else np.repeat(a[..., None], 3, axis=2)
 
 
-def _correct(img: np.ndarray, blur_f: np.ndarray, blur_b: np.ndarray, a: np.ndarray) -> np.ndarray:
+def _correct(
+    img: np.ndarray, blur_f: np.ndarray, blur_b: np.ndarray, a3: np.ndarray
+) -> np.ndarray:
     """Move the smooth F estimate so that a F + (1 - a) B matches the observed colour (HxWx3,
-    ``a`` HxW)."""
-    a3 = _three(a)
-    return _correct_diff(img.copy(), blur_b, blur_f - blur_b, a3, np.float32(1.0) - a3 * a3)
+    as ``a3``, alpha in three channels); computed in ``img``, which is returned."""
+    return _correct_diff(img, blur_b, blur_f - blur_b, a3, np.float32(1.0) - a3 * a3)
 
 
 def _correct_diff(
