@@ -20,9 +20,8 @@ decays towards 0 and 1 without reaching them, and those tails would otherwise do
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
-
 import weakref
+from dataclasses import dataclass, field, replace
 
 import cv2
 import numpy as np

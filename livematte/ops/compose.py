@@ -101,7 +101,8 @@ class Compositor:
             if plain and band.size > _TINY:
                 # One colour: OpenCV's per-channel Scalar, the same sums as numpy's with a
                 # gathered background (0.03 ms for 70k pixels against a 0.13 ms gather;
-                # numpy broadcasting a (3,) row took 0.3 ms).
+                # numpy broadcasting a (3,) row took 0.3 ms).  More than _TINY rows: no
+                # binding can read them as a Scalar (see the module docstring).
                 colour = (*(float(v) for v in background[0, 0]), 0.0)
                 rows = f.reshape(-1, 1, 3)
                 cv2.subtract(rows, colour, dst=rows)

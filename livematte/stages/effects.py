@@ -368,8 +368,7 @@ class EffectsStage:
             bg = self.background(frame, alpha)
             if self.config.light_wrap > 0:
                 fg = light_wrap(fg, bg, alpha, self.config.light_wrap)
-            # A colour background stays one colour through grade().
-            plain = self.spec.kind == "color" and bg is self._static
+            plain = self.spec.kind == "color" and bg is self._static  # one colour, graded
             frame.output = self._comp.blend(fg, bg, alpha, band=band, plain=plain)
         frame.timings["effects"] = (time.perf_counter() - start) * 1000.0
         return frame
