@@ -89,7 +89,12 @@ class Compositor:
             # blendLinear divides by (w1 + w2), which is 1 here, so it is an exact lerp.
             cv2.blendLinear(foreground, background, alpha, self._inverse(alpha), dst=out)
             return out
-        np.copyto(out, background)
+        if plain:
+            # Its first row repeated: the writes alone (0.08 against 0.12 ms at 720p with
+            # the caches cold), not a read of the whole background too.
+            np.copyto(out.reshape(out.shape[0], -1), background[:1].reshape(1, -1))
+        else:
+            np.copyto(out, background)
         # The band's pixels are written again below: copying them here too lets the mask be
         # the one find_band made (alpha > eps), instead of a second pass over the float matte.
         cover = band.cover if band.cover is not None else opaque_mask(alpha)
