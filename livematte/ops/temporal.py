@@ -234,7 +234,10 @@ class CoarseMaskStabilizer(_Smoother):
         # someone for a few frames catches up; a hole where the model is sure is the worst
         # artefact.  Drops still need two frames (dropouts are the common flip).
         rise = (change - RISE_START) * (1.0 / (1.0 - RISE_START))
-        rise[mask < CONFIDENT] = 0.0
+        # Only where the model is sure: a multiply by the 0/1 test (10 against 55 us for the
+        # masked assignment at 256x144).  Its zeros may be -0.0; the max with ``follow``
+        # (never negative) below gives the same +0.0 as before.
+        rise *= mask >= CONFIDENT
         follow = np.maximum(follow, cv2.morphologyEx(rise, cv2.MORPH_OPEN, self._kernel))
         w_static = self.w_static
         weight = w_static + (1.0 - w_static) * _smoothstep(follow)
