@@ -155,6 +155,34 @@ def stage_for(mode: str, table: np.ndarray | None, made: list[TransformedSession
     )
 
 
+def summarise(row: dict) -> None:
+    """Add the mean, worst (and which) and passing count (>= 0.95) of ``row["iou"]`` to it."""
+    per = row["iou"]
+    row["mean_iou"] = float(np.mean(list(per.values())))
+    row["worst_iou"] = float(min(per.values()))
+    row["worst_image"] = min(per, key=per.get)
+    row["passing"] = sum(v >= 0.95 for v in per.values())
+
+
+def table(results: dict[str, dict[str, dict]], label: str) -> str:
+    """Markdown table of ``results`` (model -> variant -> summarised row), variants named
+    ``label``: IoU mean, worst, passing, the portraits below 0.95, SAD of the B&W originals."""
+    lines = [
+        f"\n| model | {label} | grey IoU mean | worst | >= 0.95 | IoU below 0.95 | "
+        "SAD of the B&W originals |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for model, rows in results.items():
+        for name, row in rows.items():
+            low = ", ".join(f"{k} {x:.3f}" for k, x in row["iou"].items() if x < 0.95)
+            bw = ", ".join(f"{k} {x:.1f}" for k, x in row["sad_grey_originals"].items())
+            lines.append(
+                f"| {model} | {name} | {row['mean_iou']:.4f} | {row['worst_iou']:.3f} "
+                f"({row['worst_image']}) | {row['passing']}/{len(row['iou'])} | {low} | {bw} |"
+            )
+    return "\n".join(lines)
+
+
 def evaluate(data: Path, modes: dict[str, str], tables: dict, limit: int) -> dict:
     """Per model and variant: grey-copy IoU against the colour result, SAD of grey originals."""
     folder = data / "matting" / "p3m_pseudo_gt"
@@ -183,11 +211,7 @@ def evaluate(data: Path, modes: dict[str, str], tables: dict, limit: int) -> dic
                     rows[name]["iou"][path.stem] = iou(mono > 0.5, colour > 0.5)
                 print(f"{model} {name} {path.stem} IoU {rows[name]['iou'][path.stem]:.3f}")
         for name, row in rows.items():
-            per = row["iou"]
-            row["mean_iou"] = float(np.mean(list(per.values())))
-            row["worst_iou"] = float(min(per.values()))
-            row["worst_image"] = min(per, key=per.get)
-            row["passing"] = sum(v >= 0.95 for v in per.values())
+            summarise(row)
             row["transformed_calls"] = sum(session.transformed for session in made[name])
         out[model] = rows
     return out
@@ -219,18 +243,7 @@ def main(argv: list[str] | None = None) -> int:
         m: "photo+roi" if m == "embedded" else f"photo@{m}" for m in args.models.split(",") if m
     }
     results = evaluate(args.data, modes, tables, args.limit)
-    print(
-        "\n| model | input variant | grey IoU mean | worst | portraits >= 0.95 | "
-        "SAD of the B&W originals |"
-    )
-    print("|---|---|---|---|---|---|")
-    for model, rows in results.items():
-        for name, row in rows.items():
-            bw = ", ".join(f"{k} {v:.1f}" for k, v in row["sad_grey_originals"].items())
-            print(
-                f"| {model} | {name} | {row['mean_iou']:.3f} | {row['worst_iou']:.3f} "
-                f"({row['worst_image']}) | {row['passing']}/{len(row['iou'])} | {bw} |"
-            )
+    print(table(results, "input variant"))
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
     return 0

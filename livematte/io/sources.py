@@ -237,6 +237,10 @@ class VideoFileSource(SourceBase):
         streams = [self.stream, *self.passthrough_streams]
         shift = {s.index: round(start_s / s.time_base) for s in streams}
         step = max(1, round(1 / (self.rate * self.time_base))) if self.rate else 1
+        # Seconds per tick and per frame as floats: a frame's times were Fraction products
+        # (~20 us of Python a frame, with the GIL the processing thread waits for).
+        seconds = float(self.time_base)
+        period = 1.0 / float(self.rate) if self.rate else 0.0
         last_pts: int | None = None
         index = 0
         video_done = False
@@ -289,7 +293,7 @@ class VideoFileSource(SourceBase):
                 pts = vframe.pts
                 if pts is None:
                     pts = 0 if last_pts is None else last_pts + step
-                t = float(pts * self.time_base)
+                t = pts * seconds
                 if self.start and t < start_s - 1e-6:
                     continue  # pre-roll from the key frame the seek landed on
                 if self.end is not None and t >= self.end - 1e-6:
@@ -300,7 +304,7 @@ class VideoFileSource(SourceBase):
                     pts = last_pts + 1
                     self.fixed_timestamps += 1
                 last_pts = pts
-                video_end = t + float((vframe.duration or 0) * self.time_base or 1 / self.rate)
+                video_end = t + ((vframe.duration or 0) * seconds or period)
                 image, alpha = self._to_bgr(vframe)
                 frame = Frame(
                     image=image,

@@ -87,7 +87,13 @@ MIN_FLOW_SIDE = 16
 def _smoothstep(x: np.ndarray) -> np.ndarray:
     """0 below 0, 1 above 1, a smooth S between (no kink between "trust" and "follow")."""
     t = np.clip(x, 0.0, 1.0)
-    return t * t * (3.0 - 2.0 * t)
+    square = t * t
+    # (3 - 2t) t^2 in place: the same products as t * t * (3.0 - 2.0 * t), two temporaries
+    # fewer (17 against 22 us at 256x144).
+    t *= -2.0
+    t += 3.0
+    t *= square
+    return t
 
 
 _3X3 = np.ones((3, 3), np.uint8)
@@ -176,7 +182,7 @@ class CoarseMaskStabilizer(_Smoother):
         self._mask: np.ndarray | None = None
         self._gray: np.ndarray | None = None
         self._change: np.ndarray | None = None
-        self._grid: tuple[np.ndarray, np.ndarray] | None = None
+        self._grid: np.ndarray | None = None
 
     def reset(self) -> None:
         """Forget the history; the next frame passes through unchanged."""
@@ -207,42 +213,48 @@ class CoarseMaskStabilizer(_Smoother):
             return self._store(mask, gray, None)
         if self._scene_cut(gray, prev_gray):
             return self._store(mask, gray, None)
-        map_x, map_y = self._maps(self._flow.calc(gray, prev_gray, None))
-        warped = self._warp(prev, map_x, map_y)
+        maps = self._maps(self._flow.calc(gray, prev_gray, None))
+        warped = self._warp(prev, maps)
         # Does the warped previous frame explain this one?  Exposure drift is not a failure.
-        residual = gray.astype(np.float32) - self._warp(prev_gray, map_x, map_y).astype(np.float32)
+        residual = cv2.subtract(gray, self._warp(prev_gray, maps), dtype=cv2.CV_32F)
         misfit = _local_change(residual)
         # Did the model change its answer the same way on the previous frame too?
         change = mask - warped
         follow = misfit * (1.0 / self.warp_threshold)
         if self._change is not None and self._change.shape == change.shape:
-            before = self._warp(self._change, map_x, map_y)
-            # min(|change|, |before|) where both have the same sign, else 0
-            kept = np.minimum(np.maximum(change, 0.0), np.maximum(before, 0.0))
-            kept += np.minimum(np.maximum(-change, 0.0), np.maximum(-before, 0.0))
+            before = self._warp(self._change, maps)
+            # min(|change|, |before|) where both have the same sign, else 0: the smaller of
+            # the positive parts less the larger of the negative ones.  OpenCV's min/max with
+            # a scalar take 4 us here against numpy's 15-18 (it promotes the Python float).
+            kept = cv2.min(cv2.max(change, 0.0), cv2.max(before, 0.0))
+            kept -= cv2.max(cv2.min(change, 0.0), cv2.min(before, 0.0))
             kept = cv2.morphologyEx(kept, cv2.MORPH_OPEN, self._kernel)
             follow = np.maximum(follow, kept * (1.0 / self.change_threshold))
         # A confident new "person" is taken at once: people walk in, and a model that missed
         # someone for a few frames catches up; a hole where the model is sure is the worst
         # artefact.  Drops still need two frames (dropouts are the common flip).
         rise = (change - RISE_START) * (1.0 / (1.0 - RISE_START))
-        rise[mask < CONFIDENT] = 0.0
+        # Only where the model is sure: a multiply by the 0/1 test (10 against 55 us for the
+        # masked assignment at 256x144).  Its zeros may be -0.0; the max with ``follow``
+        # (never negative) below gives the same +0.0 as before.
+        rise *= mask >= CONFIDENT
         follow = np.maximum(follow, cv2.morphologyEx(rise, cv2.MORPH_OPEN, self._kernel))
         w_static = self.w_static
         weight = w_static + (1.0 - w_static) * _smoothstep(follow)
         return self._store(warped + weight * change, gray, change)
 
-    def _maps(self, flow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _maps(self, flow: np.ndarray) -> np.ndarray:
+        """Where each cell's flow points: hxwx2 float32 (x, y), one map for ``cv2.remap``
+        (one add on the interleaved flow instead of two on its strided channels)."""
         h, w = flow.shape[:2]
-        if self._grid is None or self._grid[0].shape != (h, w):
+        if self._grid is None or self._grid.shape != (h, w, 2):
             xs, ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-            self._grid = (xs, ys)
-        xs, ys = self._grid
-        return xs + flow[..., 0], ys + flow[..., 1]
+            self._grid = np.dstack([xs, ys])
+        return flow + self._grid
 
     @staticmethod
-    def _warp(image: np.ndarray, map_x: np.ndarray, map_y: np.ndarray) -> np.ndarray:
-        return cv2.remap(image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    def _warp(image: np.ndarray, maps: np.ndarray) -> np.ndarray:
+        return cv2.remap(image, maps, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
     def _store(self, mask: np.ndarray, gray: np.ndarray, change: np.ndarray | None) -> np.ndarray:
         self._mask, self._gray, self._change = mask, gray, change

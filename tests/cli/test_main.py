@@ -142,3 +142,27 @@ def test_version_is_read_only_when_asked_for():
     import livematte
 
     assert result.stdout.strip() == f"livematte {livematte.__version__}"
+
+
+def test_video_and_cam_load_one_blas_thread():
+    """``video`` and ``cam`` set OpenBLAS to one thread before numpy loads (nothing the CLI
+    imports first loads numpy); other commands and a value the user set are left alone."""
+    code = (
+        "import os, sys; from livematte import cli; loaded = 'numpy' in sys.modules; "
+        "cli.blas_threads(sys.argv[1:]); import numpy; "
+        "print(loaded, os.environ.get('OPENBLAS_NUM_THREADS'))"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    cases = [
+        (["--debug", "video", "in.mp4", "out.mp4"], env, "False 1"),
+        (["cam"], env, "False 1"),
+        (["image", "a.jpg"], env, "False None"),
+        (["video", "in.mp4", "out.mp4"], {**env, "OPENBLAS_NUM_THREADS": "2"}, "False 2"),
+    ]
+    for args, environ, expected in cases:
+        probe = subprocess.run(
+            [sys.executable, "-c", code, *args],
+            cwd=ROOT, env=environ, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert probe.returncode == 0, probe.stderr
+        assert probe.stdout.strip() == expected, args
