@@ -30,10 +30,16 @@ ROI_SURE = 0.8
 
 @dataclass
 class CropMask:
-    """The segmenter's probability in a square crop around a person (everyone in it)."""
+    """The segmenter's probability in a square crop around a person (everyone in it).
+
+    ``padded``: when the crop reaches past the image's edge, the probability of the same crop
+    with black outside the image (``probability``'s crop replicates the edge pixels there);
+    None when the crop lies inside the image (both are the same picture).
+    """
 
     probability: np.ndarray
     crop_to_image: np.ndarray
+    padded: np.ndarray | None = None
 
 
 @lru_cache(maxsize=4)
@@ -141,10 +147,20 @@ def fuse_crop_masks(
 ) -> np.ndarray:
     """Replace the whole-frame mask by closer looks of the same model inside each crop.
 
+    A crop that reaches past the image's edge is a picture we partly made up: the model
+    reads the edge pixels replicated outward (streaks) differently from black padding, and
+    neither is what the camera saw.  There the crop's probability is the per-pixel median of
+    the two fills and the whole-frame mask, so only what the closer look says whatever the
+    fill replaces the views.  A woman cut by the top edge of COCO 160012 behind a pizza: the
+    streaked crop says background (0.00), the black-padded one person, the views person;
+    COCO/OCHuman person IoU 0.592 -> 0.596 (black padding alone: 0.592, the surfboard of
+    549055 taken for a person; crops moved inside the image instead: 0.598, but 12 images
+    worse by more than 0.005, up to -0.22).
+
     Args:
         alpha: hxw float32 0..1 whole-frame person probability.
-        crops: objects with ``probability`` (sxs, everyone in the crop) and ``crop_to_image``,
-            e.g. from ``MattingStage.person_crops``.
+        crops: objects with ``probability`` (sxs, everyone in the crop) and ``crop_to_image``
+            (and ``padded`` when they have one), e.g. from ``MattingStage.person_crops``.
         image_size: (width, height) of the image.
 
     Returns:
@@ -158,9 +174,16 @@ def fuse_crop_masks(
     total = np.zeros_like(out)
     weights = np.zeros_like(out)
     cover = np.zeros_like(out)
-    for prob, matrix, warp in _on_grid(crops, image_size, grid):
+    for crop, (prob, matrix, warp) in zip(crops, _on_grid(crops, image_size, grid), strict=True):
         w = cv2.warpAffine(_feather(prob.shape[0]), matrix, **warp)
-        total += w * cv2.warpAffine(prob, matrix, **warp)
+        seen = cv2.warpAffine(prob, matrix, **warp)
+        padded = getattr(crop, "padded", None)
+        if padded is not None:
+            other = cv2.warpAffine(np.asarray(padded, np.float32), matrix, **warp)
+            # median of the three: max(min(a, b), min(max(a, b), c))
+            low, high = np.minimum(seen, other), np.maximum(seen, other)
+            seen = np.maximum(low, np.minimum(high, out))
+        total += w * seen
         weights += w
         np.maximum(cover, w, out=cover)
     inside = weights > 0

@@ -307,12 +307,16 @@ def roi_from_alignment(
     return Roi(x0, y0, size * scale, rotation)
 
 
-def crop_roi(image: np.ndarray, roi: Roi, crop_size: int) -> np.ndarray:
-    """Sample the ROI into a ``crop_size`` square (bilinear, edge pixels replicated outside)."""
+def crop_roi(
+    image: np.ndarray, roi: Roi, crop_size: int, *, black: bool = False
+) -> np.ndarray:
+    """Sample the ROI into a ``crop_size`` square (bilinear); outside the image the edge pixels
+    are replicated, or with ``black`` it is black (as a letterboxed model input is padded)."""
     return cv2.warpAffine(
         image,
         roi.crop_to_image(crop_size),
         (crop_size, crop_size),
         flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-        borderMode=cv2.BORDER_REPLICATE,
+        borderMode=cv2.BORDER_CONSTANT if black else cv2.BORDER_REPLICATE,
+        borderValue=0,
     )

@@ -135,3 +135,32 @@ def test_crop_masks_replace_the_whole_frame_mask_inside_their_crop():
     twice = fuse_crop_masks(alpha, [FakeMask(prob, matrix)] * 2, (w, h))
     np.testing.assert_allclose(twice, fused, atol=1e-6)
     assert np.array_equal(fuse_crop_masks(alpha, [], (w, h)), alpha)
+
+
+@dataclass
+class FakeCrop:
+    """Duck-typed ``CropMask`` with its black-padded second look."""
+
+    probability: np.ndarray
+    crop_to_image: np.ndarray
+    padded: np.ndarray | None = None
+
+
+def test_a_crop_past_the_edge_counts_only_where_both_fills_agree_or_the_views_side():
+    # A crop hanging over the top of the image: the streaked (replicated) look says nobody,
+    # the black-padded look says a person on its left half.  The whole frame saw a person on
+    # the left, nothing on the right: the median keeps the left (two votes of three) and,
+    # on the right, keeps the background (the padded look alone is outvoted).
+    w, h = 256, 128
+    alpha = np.full((h, w), 0.02, np.float32)
+    alpha[:, :128] = 0.9
+    streaked = np.full((256, 256), 0.02, np.float32)
+    padded = np.full((256, 256), 0.95, np.float32)
+    matrix = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, -128.0]])  # crop rows 128.. on the image
+    fused = fuse_crop_masks(alpha, [FakeCrop(streaked, matrix, padded)], (w, h))
+    centre = (64, 64)  # well inside the crop's feather
+    assert fused[centre[1], 60] == pytest.approx(0.9, abs=1e-5)
+    assert fused[centre[1], 190] == pytest.approx(0.02, abs=1e-5)
+    # Without a second look the crop replaces the views, as inside the image.
+    alone = fuse_crop_masks(alpha, [FakeCrop(streaked, matrix)], (w, h))
+    assert alone[centre[1], 60] == pytest.approx(0.02, abs=1e-5)

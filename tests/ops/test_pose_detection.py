@@ -190,3 +190,12 @@ def test_crop_roi_samples_rotated_region() -> None:
     ys, xs = np.nonzero(crop[:, :, 0] > 128)
     found = roi.to_image(np.array([xs.mean(), ys.mean()]) / 128)
     assert found == pytest.approx([250, 100], abs=2.0)
+
+
+def test_crop_roi_fills_outside_the_image_with_edge_pixels_or_black() -> None:
+    img = np.full((100, 100, 3), 200, np.uint8)
+    roi = Roi(50.0, 0.0, 100.0, 0.0)  # the top half of the crop lies above the image
+    streaked = crop_roi(img, roi, 64)
+    black = crop_roi(img, roi, 64, black=True)
+    assert (streaked == 200).all()
+    assert (black[:30] == 0).all() and (black[34:] == 200).all()
