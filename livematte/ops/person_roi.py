@@ -93,6 +93,25 @@ def _on_grid(
         yield prob, matrix, warp
 
 
+def _look(
+    mask: MaskInCrop,
+    prob: np.ndarray,
+    matrix: np.ndarray,
+    warp: dict[str, object],
+    whole: np.ndarray,
+) -> np.ndarray:
+    """A crop's probability on the grid; for a crop past the image's edge (one with
+    ``padded``), per pixel the median of its look with edge pixels replicated there, its look
+    with black there and the whole-frame mask (``fuse_crop_masks`` gives the reason)."""
+    seen = cv2.warpAffine(prob, matrix, **warp)
+    padded = getattr(mask, "padded", None)
+    if padded is None:
+        return seen
+    other = cv2.warpAffine(np.asarray(padded, np.float32), matrix, **warp)
+    low, high = np.minimum(seen, other), np.maximum(seen, other)
+    return np.maximum(low, np.minimum(high, whole))
+
+
 def fuse_person_masks(
     alpha: np.ndarray, masks: Sequence[MaskInCrop], image_size: tuple[int, int]
 ) -> np.ndarray:
@@ -103,6 +122,10 @@ def fuse_person_masks(
     crop cut the groom in half on COCO 350679).  A person mask describes ONE person, so its
     "background" is only evidence near that person (``ROI_NEAR`` crop pixels around it):
     a bleed along the arm goes, a bystander nobody found is left to the whole-frame mask.
+    A mask whose crop reaches past the image's edge and has a second look with black there
+    (``PersonMask.padded``) votes with it and the whole-frame mask, as the closer looks do
+    (``fuse_crop_masks``): COCO/OCHuman person IoU 0.596 -> 0.599 (COCO 552775, a man cut
+    by the left edge, 0.46 -> 0.56; none worse by more than 0.01), goldens 0.956 -> 0.961.
 
     Args:
         alpha: hxw float32 0..1 whole-frame person probability (any grid covering the image).
@@ -126,9 +149,9 @@ def fuse_person_masks(
     weight = np.zeros_like(out)
     near = np.zeros_like(out)
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * ROI_NEAR + 1,) * 2)
-    for prob, matrix, warp in _on_grid(masks, image_size, grid):
+    for mask, (prob, matrix, warp) in zip(masks, _on_grid(masks, image_size, grid), strict=True):
         around = cv2.dilate((prob > 0.5).astype(np.float32), kernel)
-        np.maximum(person, cv2.warpAffine(prob, matrix, **warp), out=person)
+        np.maximum(person, _look(mask, prob, matrix, warp, out), out=person)
         np.maximum(weight, cv2.warpAffine(_feather(prob.shape[0]), matrix, **warp), out=weight)
         np.maximum(near, cv2.warpAffine(around, matrix, **warp), out=near)
     # Both models are right where they are sure; where they disagree, trust the surer one,
@@ -176,14 +199,7 @@ def fuse_crop_masks(
     cover = np.zeros_like(out)
     for crop, (prob, matrix, warp) in zip(crops, _on_grid(crops, image_size, grid), strict=True):
         w = cv2.warpAffine(_feather(prob.shape[0]), matrix, **warp)
-        seen = cv2.warpAffine(prob, matrix, **warp)
-        padded = getattr(crop, "padded", None)
-        if padded is not None:
-            other = cv2.warpAffine(np.asarray(padded, np.float32), matrix, **warp)
-            # median of the three: max(min(a, b), min(max(a, b), c))
-            low, high = np.minimum(seen, other), np.maximum(seen, other)
-            seen = np.maximum(low, np.minimum(high, out))
-        total += w * seen
+        total += w * _look(crop, prob, matrix, warp, out)
         weights += w
         np.maximum(cover, w, out=cover)
     inside = weights > 0

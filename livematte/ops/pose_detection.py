@@ -289,6 +289,12 @@ class Roi:
         c = self.corners()
         return np.concatenate([c.min(axis=0), c.max(axis=0)])
 
+    def past_edge(self, width: int, height: int) -> bool:
+        """True when the square reaches past the edge of a ``width`` x ``height`` image (its
+        crop then holds pixels ``crop_roi`` made up: replicated edge pixels, or black)."""
+        x0, y0, x1, y1 = self.bounds()
+        return bool(x0 < 0.0 or y0 < 0.0 or x1 > width or y1 > height)
+
 
 def roi_from_alignment(
     centre: np.ndarray, scale_point: np.ndarray, scale: float = ROI_SCALE

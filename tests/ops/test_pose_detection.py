@@ -199,3 +199,10 @@ def test_crop_roi_fills_outside_the_image_with_edge_pixels_or_black() -> None:
     black = crop_roi(img, roi, 64, black=True)
     assert (streaked == 200).all()
     assert (black[:30] == 0).all() and (black[34:] == 200).all()
+
+
+def test_roi_past_edge() -> None:
+    assert not Roi(50.0, 50.0, 100.0, 0.0).past_edge(100, 100)
+    assert Roi(50.0, 40.0, 100.0, 0.0).past_edge(100, 100)
+    assert Roi(50.0, 50.0, 100.0, math.radians(45)).past_edge(100, 100)  # corners stick out
+    assert not Roi(50.0, 50.0, 60.0, math.radians(45)).past_edge(100, 100)

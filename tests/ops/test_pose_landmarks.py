@@ -67,6 +67,22 @@ def test_pickling_computes_and_keeps_the_values() -> None:
     assert back.computed and back.track_id == 2
     assert np.array_equal(back.logits, mask.logits)
     assert np.array_equal(back.crop_to_image, mask.crop_to_image)
+    assert back.padded is None
+
+
+def test_a_padded_look_is_deferred_too_and_pickled() -> None:
+    calls = []
+
+    def padded() -> np.ndarray:
+        calls.append(1)
+        return np.full((256, 256), 20.0, np.float32)
+
+    mask = PersonMask(1, np.zeros((256, 256), np.float32), _matrix(), padded)
+    assert calls == []
+    assert mask.padded is not None and mask.padded.min() > 0.99 and calls == [1]
+    back = pickle.loads(pickle.dumps(mask))
+    assert back.padded is not None and np.array_equal(back.padded, mask.padded)
+    assert calls == [1]
 
 
 def test_decode_landmarks_takes_a_deferred_mask() -> None:
