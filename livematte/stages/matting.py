@@ -191,14 +191,13 @@ class MattingStage:
             side = max(right - left, bottom - top) * (1.0 + 2.0 * CROP_MARGIN)
             if not 1.0 <= side < max(width, height):
                 continue
-            cx, cy = (left + right) / 2.0, (top + bottom) / 2.0
-            roi = Roi(cx, cy, side, 0.0)
+            roi = Roi((left + right) / 2.0, (top + bottom) / 2.0, side, 0.0)
             prob = view.predict(crop_roi(image, roi, side_px)).alpha
-            half = side / 2.0
-            past = cx - half < 0 or cy - half < 0 or cx + half > width or cy + half > height
             # Past the image's edge the crop is partly made up: a second fill to vote with
             # (``fuse_crop_masks``); one more 256 px model run for such crops only.
-            padded = view.predict(crop_roi(image, roi, side_px, black=True)).alpha if past else None
+            padded = None
+            if roi.past_edge(width, height):
+                padded = view.predict(crop_roi(image, roi, side_px, black=True)).alpha
             crops.append(CropMask(prob, roi.crop_to_image(side_px), padded))
         return crops
 
