@@ -66,10 +66,10 @@ class PersonMask:
     ``logits`` may be given as a function: it then runs on first use of ``logits``,
     ``probability`` or ``to_image`` (once, whichever thread asks first), so a frame whose masks
     nobody reads (keypoints, stickers) never pays for them.  Pickling computes them.
-    ``padded`` (the same, deferred too): when the ROI reaches past the image's edge, the logits
-    of the same crop with black outside the image (the landmark model sees the edge pixels
-    replicated there, as MediaPipe feeds it); ``person_roi.fuse_person_masks`` lets the two
-    fills and the whole-frame mask vote.
+    ``refills`` (the same, deferred too): when the ROI reaches past the image's edge, the
+    logits of the same crop filled otherwise there, (2, 256, 256): black, then mirrored (the
+    landmark model is fed the edge pixels replicated, as MediaPipe does);
+    ``person_roi.fuse_person_masks`` takes the median of the three.
 
     Attributes:
         track_id: the person it belongs to (matches ``Person.track_id``).
@@ -82,12 +82,12 @@ class PersonMask:
         track_id: int,
         logits: MaskLogits,
         crop_to_image: np.ndarray,
-        padded: MaskLogits | None = None,
+        refills: MaskLogits | None = None,
     ) -> None:
         self.track_id = track_id
         self.crop_to_image = crop_to_image
         self._logits = _Deferred(logits)
-        self._padded = None if padded is None else _Deferred(padded)
+        self._refills = None if refills is None else _Deferred(refills)
 
     @property
     def logits(self) -> np.ndarray:
@@ -105,10 +105,12 @@ class PersonMask:
         return _sigmoid(self.logits).astype(np.float32)
 
     @property
-    def padded(self) -> np.ndarray | None:
-        """(256, 256) float32 person probability of the crop filled with black outside the
-        image, when the ROI reaches past its edge (computed now if deferred); else None."""
-        return None if self._padded is None else _sigmoid(self._padded.get()).astype(np.float32)
+    def refills(self) -> tuple[np.ndarray, ...]:
+        """(256, 256) float32 person probabilities of the crop filled black and mirrored past
+        the image's edge, when the ROI reaches past it (computed now if deferred); else ()."""
+        if self._refills is None:
+            return ()
+        return tuple(_sigmoid(x).astype(np.float32) for x in self._refills.get())
 
     def to_image(self, width: int, height: int) -> np.ndarray:
         """Person probability warped into a ``height`` x ``width`` float32 image (0 outside)."""
@@ -122,16 +124,16 @@ class PersonMask:
         )
 
     def __getstate__(self) -> dict[str, object]:
-        padded = None if self._padded is None else self._padded.get()
+        refills = None if self._refills is None else self._refills.get()
         return {
             "track_id": self.track_id,
             "logits": self.logits,
             "m": self.crop_to_image,
-            "padded": padded,
+            "refills": refills,
         }
 
     def __setstate__(self, state: dict[str, object]) -> None:
-        args = (state["track_id"], state["logits"], state["m"], state.get("padded"))
+        args = (state["track_id"], state["logits"], state["m"], state.get("refills"))
         self.__init__(*args)  # type: ignore[misc, arg-type]
 
     def __repr__(self) -> str:

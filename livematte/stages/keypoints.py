@@ -176,16 +176,22 @@ class KeypointStage:
         features = {name: out[name] for name in decoder.input_names}
         return lambda: decoder.run(features)["segmentation"][0, :, :, 0]
 
-    def _padded_logits(self, image: np.ndarray, roi: Roi) -> Callable[[], np.ndarray] | None:
-        """IMAGE mode, an ROI past the image's edge: the mask of the crop with black outside
-        the image, deferred (one more landmark run, only if matting reads it); else None.
-        It votes in ``person_roi.fuse_person_masks`` (the measured reason is there)."""
+    def _refill_logits(self, image: np.ndarray, roi: Roi) -> Callable[[], np.ndarray] | None:
+        """IMAGE mode, an ROI past the image's edge: the masks of the crop filled black and
+        mirrored there, (2, 256, 256) logits, deferred (two more landmark runs, only if
+        matting reads them); else None.  ``person_roi.fuse_person_masks`` says why."""
         if not roi.past_edge(image.shape[1], image.shape[0]):
             return None
 
         def logits() -> np.ndarray:
-            out = self._run_landmarker(crop_roi(image, roi, LANDMARK_SIZE, black=True))
-            return self._mask_logits(out)()
+            return np.stack(
+                [
+                    self._mask_logits(
+                        self._run_landmarker(crop_roi(image, roi, LANDMARK_SIZE, fill=fill))
+                    )()
+                    for fill in ("black", "mirror")
+                ]
+            )
 
         return logits
 
@@ -222,8 +228,8 @@ class KeypointStage:
         for track_id, (person, f) in enumerate(zip(people, found, strict=True)):
             person.track_id = track_id
             if f.result is not None:
-                padded = self._padded_logits(image, f.result.roi)
-                self._masks.append(self._mask(track_id, f.result, padded))
+                refills = self._refill_logits(image, f.result.roi)
+                self._masks.append(self._mask(track_id, f.result, refills))
         return people
 
     def _hold_landmarks(self) -> bool:
@@ -377,10 +383,10 @@ class KeypointStage:
 
     @staticmethod
     def _mask(
-        track_id: int, result: LandmarkResult, padded: Callable[[], np.ndarray] | None = None
+        track_id: int, result: LandmarkResult, refills: Callable[[], np.ndarray] | None = None
     ) -> PersonMask:
         matrix = result.roi.crop_to_image(LANDMARK_SIZE)
-        return PersonMask(track_id, result.mask_logits, matrix, padded)
+        return PersonMask(track_id, result.mask_logits, matrix, refills)
 
     @staticmethod
     def _person(track_id: int, found: _Found, size: tuple[int, int]) -> Person:

@@ -139,28 +139,29 @@ def test_crop_masks_replace_the_whole_frame_mask_inside_their_crop():
 
 @dataclass
 class FakeCrop:
-    """Duck-typed ``CropMask`` with its black-padded second look."""
+    """Duck-typed ``CropMask`` with its looks filled black and mirrored past the edge."""
 
     probability: np.ndarray
     crop_to_image: np.ndarray
-    padded: np.ndarray | None = None
+    refills: tuple[np.ndarray, ...] = ()
 
 
-def test_a_crop_past_the_edge_counts_only_where_both_fills_agree_or_the_views_side():
-    # A crop hanging over the top of the image: the streaked (replicated) look says nobody,
-    # the black-padded look says a person on its left half.  The whole frame saw a person on
-    # the left, nothing on the right: the median keeps the left (two votes of three) and,
-    # on the right, keeps the background (the padded look alone is outvoted).
+def test_a_crop_past_the_edge_is_the_median_of_its_three_fills():
+    # A crop hanging over the top of the image: the streaked look says nobody, the black and
+    # mirrored looks a person on the left; on the right only the black look does.
     w, h = 256, 128
     alpha = np.full((h, w), 0.02, np.float32)
-    alpha[:, :128] = 0.9
     streaked = np.full((256, 256), 0.02, np.float32)
-    padded = np.full((256, 256), 0.95, np.float32)
+    black = np.full((256, 256), 0.95, np.float32)
+    mirror = np.full((256, 256), 0.05, np.float32)
+    mirror[:, :128] = 0.9
     matrix = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, -128.0]])  # crop rows 128.. on the image
-    fused = fuse_crop_masks(alpha, [FakeCrop(streaked, matrix, padded)], (w, h))
-    centre = (64, 64)  # well inside the crop's feather
-    assert fused[centre[1], 60] == pytest.approx(0.9, abs=1e-5)
-    assert fused[centre[1], 190] == pytest.approx(0.02, abs=1e-5)
-    # Without a second look the crop replaces the views, as inside the image.
+    fused = fuse_crop_masks(alpha, [FakeCrop(streaked, matrix, (black, mirror))], (w, h))
+    assert fused[64, 60] == pytest.approx(0.9, abs=1e-5)
+    assert fused[64, 190] == pytest.approx(0.05, abs=1e-5)
+    # Without other fills the crop replaces the views, as inside the image.
     alone = fuse_crop_masks(alpha, [FakeCrop(streaked, matrix)], (w, h))
-    assert alone[centre[1], 60] == pytest.approx(0.02, abs=1e-5)
+    assert alone[64, 60] == pytest.approx(0.02, abs=1e-5)
+    # A person mask past the edge is the median of its fills too.
+    person = fuse_person_masks(alpha, [FakeCrop(streaked, matrix, (black, mirror))], (w, h))
+    assert person[64, 60] == pytest.approx(0.9, abs=1e-5)

@@ -192,13 +192,16 @@ def test_crop_roi_samples_rotated_region() -> None:
     assert found == pytest.approx([250, 100], abs=2.0)
 
 
-def test_crop_roi_fills_outside_the_image_with_edge_pixels_or_black() -> None:
-    img = np.full((100, 100, 3), 200, np.uint8)
+def test_crop_roi_fills_outside_the_image_as_asked() -> None:
+    img = np.zeros((100, 100, 3), np.uint8)
+    img[:10] = 200  # a bright band along the top edge
     roi = Roi(50.0, 0.0, 100.0, 0.0)  # the top half of the crop lies above the image
     streaked = crop_roi(img, roi, 64)
-    black = crop_roi(img, roi, 64, black=True)
-    assert (streaked == 200).all()
-    assert (black[:30] == 0).all() and (black[34:] == 200).all()
+    black = crop_roi(img, roi, 64, fill="black")
+    mirror = crop_roi(img, roi, 64, fill="mirror")
+    assert (streaked[:30] == 200).all() and (black[:30] == 0).all()
+    assert (mirror[:26] == 0).all() and (mirror[28:30] == 200).all()  # the band mirrored
+    assert np.array_equal(streaked[36:], black[36:]) and np.array_equal(black[36:], mirror[36:])
 
 
 def test_roi_past_edge() -> None:

@@ -293,9 +293,9 @@ def test_movenet_candidates_merge_fall_back_and_come_largest_first(make_stage) -
 
 
 @needs_models
-def test_image_mode_masks_past_the_edge_get_a_black_padded_look_when_read(make_stage) -> None:
+def test_image_mode_masks_past_the_edge_get_two_more_fills_when_read(make_stage) -> None:
     # The astronaut sample is cut by the bottom edge: her ROI reaches past it, so her mask in
-    # IMAGE mode carries a second look with black outside the image, run only when read.
+    # IMAGE mode carries the crop filled black and mirrored there, run only when read.
     image = cv2.imread(str(SAMPLE))
     stage = make_stage()
     calls = []
@@ -304,13 +304,12 @@ def test_image_mode_masks_past_the_edge_get_a_black_padded_look_when_read(make_s
     frame = stage.process(Frame(image, mode=Mode.IMAGE))
     mask = frame.person_masks[0]
     ran = len(calls)
-    assert frame.people[0].box[3] > 0  # found
-    padded = mask.padded
-    assert padded is not None and padded.shape == (256, 256) and len(calls) == ran + 1
+    refills = mask.refills
+    assert len(refills) == 2 and len(calls) == ran + 2
     nose = frame.people[0].landmark("nose")
     m = mask.crop_to_image
     u, v = np.linalg.solve(m[:, :2], np.asarray(nose[:2]) - m[:, 2])
-    assert padded[int(v), int(u)] > 0.9  # her face, in the padded look too
-    # VIDEO mode tracks never pay for it.
+    assert all(r[int(v), int(u)] > 0.9 for r in refills)  # her face, in both looks
+    # VIDEO mode tracks never pay for them.
     video = make_stage("video").process(Frame(image, index=0, mode=Mode.VIDEO))
-    assert all(m.padded is None for m in video.person_masks)
+    assert all(m.refills == () for m in video.person_masks)
