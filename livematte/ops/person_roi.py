@@ -172,9 +172,10 @@ def fuse_crop_masks(
     COCO/OCHuman person IoU 0.5924 -> 0.5997 (160012 0.00 -> 0.43), p3m SAD 16.70 -> 16.75,
     grey copies vs colour 0.9477 -> 0.9481.  Measured and dropped: black alone 0.5919 (the
     surfboard of 549055 taken for the surfer); the median of the streaked look, the black
-    one and the whole-frame mask 0.5957 (p3m p_07141906 9.5 -> 12.1: the coarse views fill
-    the gaps between arms and body); crops moved inside the image where they fit 0.5976
-    (12 images worse by more than 0.005; grey 0.942: a poster's lettering moved in).
+    one and the whole-frame mask 0.5957; crops moved inside the image where they fit 0.5976
+    (12 images worse by more than 0.005; grey 0.942: a poster's lettering moved in).  Cost
+    on p3m: p_07141906 9.5 -> 12.2 SAD (the gaps between the man's arms and body, at the
+    bottom edge, come out filled), others gain.
 
     Args:
         alpha: hxw float32 0..1 whole-frame person probability.
