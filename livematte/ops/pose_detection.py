@@ -289,6 +289,12 @@ class Roi:
         c = self.corners()
         return np.concatenate([c.min(axis=0), c.max(axis=0)])
 
+    def past_edge(self, width: int, height: int) -> bool:
+        """True when the square reaches past the edge of a ``width`` x ``height`` image (its
+        crop then holds pixels ``crop_roi`` made up, ``FILLS``)."""
+        x0, y0, x1, y1 = self.bounds()
+        return bool(x0 < 0.0 or y0 < 0.0 or x1 > width or y1 > height)
+
 
 def roi_from_alignment(
     centre: np.ndarray, scale_point: np.ndarray, scale: float = ROI_SCALE
@@ -307,12 +313,26 @@ def roi_from_alignment(
     return Roi(x0, y0, size * scale, rotation)
 
 
-def crop_roi(image: np.ndarray, roi: Roi, crop_size: int) -> np.ndarray:
-    """Sample the ROI into a ``crop_size`` square (bilinear, edge pixels replicated outside)."""
+#: How ``crop_roi`` fills a crop where it reaches past the image: the edge pixels replicated
+#: (MediaPipe's default, what the landmark model is fed), black (a letterboxed input's padding)
+#: or the image mirrored at its edge.
+FILLS = {
+    "replicate": cv2.BORDER_REPLICATE,
+    "black": cv2.BORDER_CONSTANT,
+    "mirror": cv2.BORDER_REFLECT_101,
+}
+
+
+def crop_roi(
+    image: np.ndarray, roi: Roi, crop_size: int, *, fill: str = "replicate"
+) -> np.ndarray:
+    """Sample the ROI into a ``crop_size`` square (bilinear); outside the image it is filled
+    as ``fill`` says (``FILLS``: edge pixels replicated by default)."""
     return cv2.warpAffine(
         image,
         roi.crop_to_image(crop_size),
         (crop_size, crop_size),
         flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-        borderMode=cv2.BORDER_REPLICATE,
+        borderMode=FILLS[fill],
+        borderValue=0,
     )

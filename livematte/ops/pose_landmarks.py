@@ -38,12 +38,38 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 MaskLogits = np.ndarray | Callable[[], np.ndarray]
 
 
+class _Deferred:
+    """An array, or a function computing it on first use (once, whichever thread asks first)."""
+
+    def __init__(self, value: MaskLogits) -> None:
+        self._value: np.ndarray | None = None if callable(value) else value
+        self._compute = value if callable(value) else None
+        self._lock = threading.Lock()
+
+    @property
+    def done(self) -> bool:
+        return self._value is not None
+
+    def get(self) -> np.ndarray:
+        if self._value is None:
+            with self._lock:
+                if self._value is None and self._compute is not None:
+                    self._value = np.asarray(self._compute(), np.float32)
+                    self._compute = None
+        assert self._value is not None
+        return self._value
+
+
 class PersonMask:
     """The landmark model's segmentation for one person, in its ROI crop.
 
     ``logits`` may be given as a function: it then runs on first use of ``logits``,
     ``probability`` or ``to_image`` (once, whichever thread asks first), so a frame whose masks
     nobody reads (keypoints, stickers) never pays for them.  Pickling computes them.
+    ``refills`` (the same, deferred too): when the ROI reaches past the image's edge, the
+    logits of the same crop filled otherwise there, (2, 256, 256): black, then mirrored (the
+    landmark model is fed the edge pixels replicated, as MediaPipe does);
+    ``person_roi.fuse_person_masks`` takes the median of the three.
 
     Attributes:
         track_id: the person it belongs to (matches ``Person.track_id``).
@@ -51,33 +77,40 @@ class PersonMask:
         crop_to_image: 2x3 affine matrix mapping crop pixels to source-image pixels.
     """
 
-    def __init__(self, track_id: int, logits: MaskLogits, crop_to_image: np.ndarray) -> None:
+    def __init__(
+        self,
+        track_id: int,
+        logits: MaskLogits,
+        crop_to_image: np.ndarray,
+        refills: MaskLogits | None = None,
+    ) -> None:
         self.track_id = track_id
         self.crop_to_image = crop_to_image
-        self._logits: np.ndarray | None = None if callable(logits) else logits
-        self._compute = logits if callable(logits) else None
-        self._lock = threading.Lock()
+        self._logits = _Deferred(logits)
+        self._refills = None if refills is None else _Deferred(refills)
 
     @property
     def logits(self) -> np.ndarray:
         """(256, 256) float32 logits (computed now if they were deferred)."""
-        if self._logits is None:
-            with self._lock:
-                if self._logits is None and self._compute is not None:
-                    self._logits = np.asarray(self._compute(), np.float32)
-                    self._compute = None
-        assert self._logits is not None
-        return self._logits
+        return self._logits.get()
 
     @property
     def computed(self) -> bool:
         """True once the logits exist (given, or computed on first use)."""
-        return self._logits is not None
+        return self._logits.done
 
     @property
     def probability(self) -> np.ndarray:
         """(256, 256) float32 person probability in the crop."""
         return _sigmoid(self.logits).astype(np.float32)
+
+    @property
+    def refills(self) -> tuple[np.ndarray, ...]:
+        """(256, 256) float32 person probabilities of the crop filled black and mirrored past
+        the image's edge, when the ROI reaches past it (computed now if deferred); else ()."""
+        if self._refills is None:
+            return ()
+        return tuple(_sigmoid(x).astype(np.float32) for x in self._refills.get())
 
     def to_image(self, width: int, height: int) -> np.ndarray:
         """Person probability warped into a ``height`` x ``width`` float32 image (0 outside)."""
@@ -91,10 +124,17 @@ class PersonMask:
         )
 
     def __getstate__(self) -> dict[str, object]:
-        return {"track_id": self.track_id, "logits": self.logits, "m": self.crop_to_image}
+        refills = None if self._refills is None else self._refills.get()
+        return {
+            "track_id": self.track_id,
+            "logits": self.logits,
+            "m": self.crop_to_image,
+            "refills": refills,
+        }
 
     def __setstate__(self, state: dict[str, object]) -> None:
-        self.__init__(state["track_id"], state["logits"], state["m"])  # type: ignore[misc, arg-type]
+        args = (state["track_id"], state["logits"], state["m"], state.get("refills"))
+        self.__init__(*args)  # type: ignore[misc, arg-type]
 
     def __repr__(self) -> str:
         return f"PersonMask(track_id={self.track_id}, computed={self.computed})"

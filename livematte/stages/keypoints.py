@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import cv2
@@ -161,17 +162,38 @@ class KeypointStage:
     # -- models ---------------------------------------------------------------------------
     def landmarks(self, image: np.ndarray, roi: Roi) -> LandmarkResult:
         """Run the landmark model on one ROI of a BGR image."""
-        crop = crop_roi(image, roi, LANDMARK_SIZE)
+        out = self._run_landmarker(crop_roi(image, roi, LANDMARK_SIZE))
+        return decode_landmarks(out, roi, self.config.refine_heatmap, self._mask_logits(out))
+
+    def _run_landmarker(self, crop: np.ndarray) -> dict[str, np.ndarray]:
         # Colour conversion on the small crop is cheaper than on the whole frame.
         rgb = cv2.cvtColor(crop, cv2.COLOR_BGR2RGB).astype(np.float32) * np.float32(1.0 / 255.0)
-        out = self._landmarker.run({"image": rgb[None]})
+        return dict(self._landmarker.run({"image": rgb[None]}))
+
+    def _mask_logits(self, out: dict[str, np.ndarray]) -> Callable[[], np.ndarray]:
+        """The mask decoder on one landmark run's features, deferred (``PersonMask``)."""
         decoder = self._mask_decoder
         features = {name: out[name] for name in decoder.input_names}
+        return lambda: decoder.run(features)["segmentation"][0, :, :, 0]
 
-        def mask() -> np.ndarray:
-            return decoder.run(features)["segmentation"][0, :, :, 0]
+    def _refill_logits(self, image: np.ndarray, roi: Roi) -> Callable[[], np.ndarray] | None:
+        """IMAGE mode, an ROI past the image's edge: the masks of the crop filled black and
+        mirrored there, (2, 256, 256) logits, deferred (two more landmark runs, only if
+        matting reads them); else None.  ``person_roi.fuse_person_masks`` says why."""
+        if not roi.past_edge(image.shape[1], image.shape[0]):
+            return None
 
-        return decode_landmarks(out, roi, self.config.refine_heatmap, mask)
+        def logits() -> np.ndarray:
+            return np.stack(
+                [
+                    self._mask_logits(
+                        self._run_landmarker(crop_roi(image, roi, LANDMARK_SIZE, fill=fill))
+                    )()
+                    for fill in ("black", "mirror")
+                ]
+            )
+
+        return logits
 
     # -- stage ----------------------------------------------------------------------------
     def process(self, frame: Frame) -> Frame:
@@ -206,7 +228,8 @@ class KeypointStage:
         for track_id, (person, f) in enumerate(zip(people, found, strict=True)):
             person.track_id = track_id
             if f.result is not None:
-                self._masks.append(self._mask(track_id, f.result))
+                refills = self._refill_logits(image, f.result.roi)
+                self._masks.append(self._mask(track_id, f.result, refills))
         return people
 
     def _hold_landmarks(self) -> bool:
@@ -359,8 +382,11 @@ class KeypointStage:
         return people
 
     @staticmethod
-    def _mask(track_id: int, result: LandmarkResult) -> PersonMask:
-        return PersonMask(track_id, result.mask_logits, result.roi.crop_to_image(LANDMARK_SIZE))
+    def _mask(
+        track_id: int, result: LandmarkResult, refills: Callable[[], np.ndarray] | None = None
+    ) -> PersonMask:
+        matrix = result.roi.crop_to_image(LANDMARK_SIZE)
+        return PersonMask(track_id, result.mask_logits, matrix, refills)
 
     @staticmethod
     def _person(track_id: int, found: _Found, size: tuple[int, int]) -> Person:

@@ -193,7 +193,15 @@ class MattingStage:
                 continue
             roi = Roi((left + right) / 2.0, (top + bottom) / 2.0, side, 0.0)
             prob = view.predict(crop_roi(image, roi, side_px)).alpha
-            crops.append(CropMask(prob, roi.crop_to_image(side_px)))
+            # Past the image's edge the crop is partly made up: two more fills to take the
+            # median with (``fuse_crop_masks``); two more 256 px model runs, such crops only.
+            refills: tuple[np.ndarray, ...] = ()
+            if roi.past_edge(width, height):
+                refills = tuple(
+                    view.predict(crop_roi(image, roi, side_px, fill=fill)).alpha
+                    for fill in ("black", "mirror")
+                )
+            crops.append(CropMask(prob, roi.crop_to_image(side_px), refills))
         return crops
 
     def reset(self) -> None:

@@ -135,3 +135,33 @@ def test_crop_masks_replace_the_whole_frame_mask_inside_their_crop():
     twice = fuse_crop_masks(alpha, [FakeMask(prob, matrix)] * 2, (w, h))
     np.testing.assert_allclose(twice, fused, atol=1e-6)
     assert np.array_equal(fuse_crop_masks(alpha, [], (w, h)), alpha)
+
+
+@dataclass
+class FakeCrop:
+    """Duck-typed ``CropMask`` with its looks filled black and mirrored past the edge."""
+
+    probability: np.ndarray
+    crop_to_image: np.ndarray
+    refills: tuple[np.ndarray, ...] = ()
+
+
+def test_a_crop_past_the_edge_is_the_median_of_its_three_fills():
+    # A crop hanging over the top of the image: the streaked look says nobody, the black and
+    # mirrored looks a person on the left; on the right only the black look does.
+    w, h = 256, 128
+    alpha = np.full((h, w), 0.02, np.float32)
+    streaked = np.full((256, 256), 0.02, np.float32)
+    black = np.full((256, 256), 0.95, np.float32)
+    mirror = np.full((256, 256), 0.05, np.float32)
+    mirror[:, :128] = 0.9
+    matrix = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, -128.0]])  # crop rows 128.. on the image
+    fused = fuse_crop_masks(alpha, [FakeCrop(streaked, matrix, (black, mirror))], (w, h))
+    assert fused[64, 60] == pytest.approx(0.9, abs=1e-5)
+    assert fused[64, 190] == pytest.approx(0.05, abs=1e-5)
+    # Without other fills the crop replaces the views, as inside the image.
+    alone = fuse_crop_masks(alpha, [FakeCrop(streaked, matrix)], (w, h))
+    assert alone[64, 60] == pytest.approx(0.02, abs=1e-5)
+    # A person mask past the edge is the median of its fills too.
+    person = fuse_person_masks(alpha, [FakeCrop(streaked, matrix, (black, mirror))], (w, h))
+    assert person[64, 60] == pytest.approx(0.9, abs=1e-5)

@@ -190,3 +190,22 @@ def test_crop_roi_samples_rotated_region() -> None:
     ys, xs = np.nonzero(crop[:, :, 0] > 128)
     found = roi.to_image(np.array([xs.mean(), ys.mean()]) / 128)
     assert found == pytest.approx([250, 100], abs=2.0)
+
+
+def test_crop_roi_fills_outside_the_image_as_asked() -> None:
+    img = np.zeros((100, 100, 3), np.uint8)
+    img[:10] = 200  # a bright band along the top edge
+    roi = Roi(50.0, 0.0, 100.0, 0.0)  # the top half of the crop lies above the image
+    streaked = crop_roi(img, roi, 64)
+    black = crop_roi(img, roi, 64, fill="black")
+    mirror = crop_roi(img, roi, 64, fill="mirror")
+    assert (streaked[:30] == 200).all() and (black[:30] == 0).all()
+    assert (mirror[:26] == 0).all() and (mirror[28:30] == 200).all()  # the band mirrored
+    assert np.array_equal(streaked[36:], black[36:]) and np.array_equal(black[36:], mirror[36:])
+
+
+def test_roi_past_edge() -> None:
+    assert not Roi(50.0, 50.0, 100.0, 0.0).past_edge(100, 100)
+    assert Roi(50.0, 40.0, 100.0, 0.0).past_edge(100, 100)
+    assert Roi(50.0, 50.0, 100.0, math.radians(45)).past_edge(100, 100)  # corners stick out
+    assert not Roi(50.0, 50.0, 60.0, math.radians(45)).past_edge(100, 100)

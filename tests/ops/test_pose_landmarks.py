@@ -67,18 +67,20 @@ def test_pickling_computes_and_keeps_the_values() -> None:
     assert back.computed and back.track_id == 2
     assert np.array_equal(back.logits, mask.logits)
     assert np.array_equal(back.crop_to_image, mask.crop_to_image)
+    assert back.refills == ()
 
 
-def test_decode_landmarks_takes_a_deferred_mask() -> None:
-    raw = np.zeros((1, 39 * 5), np.float32)
-    raw[0, 0::5] = 128.0
-    raw[0, 1::5] = 64.0
-    out = {"landmarks": raw, "presence": np.array([[0.9]], np.float32)}
-    roi = Roi(100.0, 100.0, 256.0, 0.0)
-    whole = decode_landmarks({**out, "segmentation": np.ones((1, 256, 256, 1), np.float32)},
-                             roi, refine=False)  # fmt: skip
-    assert whole.mask_logits.shape == (256, 256)
-    deferred = decode_landmarks(out, roi, refine=False, mask=lambda: np.zeros((256, 256)))
-    assert callable(deferred.mask_logits)
-    assert np.allclose(deferred.landmarks, whole.landmarks)
-    assert deferred.landmarks[0, :2].tolist() == [100.0, 36.0]
+def test_refills_are_deferred_too_and_pickled() -> None:
+    calls = []
+
+    def refills() -> np.ndarray:
+        calls.append(1)
+        return np.stack([np.full((256, 256), 20.0, np.float32), np.zeros((256, 256), np.float32)])
+
+    mask = PersonMask(1, np.zeros((256, 256), np.float32), _matrix(), refills)
+    assert calls == []
+    black, mirror = mask.refills
+    assert black.min() > 0.99 and np.allclose(mirror, 0.5) and calls == [1]
+    back = pickle.loads(pickle.dumps(mask))
+    assert len(back.refills) == 2 and np.array_equal(back.refills[0], black)
+    assert calls == [1]

@@ -290,3 +290,26 @@ def test_movenet_candidates_merge_fall_back_and_come_largest_first(make_stage) -
     stage.finder.find = lambda image, image_mode: [candidate(ghost, 0.3), candidate(real, 0.7)]
     frame = stage.process(Frame(canvas, mode=Mode.VIDEO))
     assert [p.source for p in frame.people] == ["blazepose"]
+
+
+@needs_models
+def test_image_mode_masks_past_the_edge_get_two_more_fills_when_read(make_stage) -> None:
+    # The astronaut sample is cut by the bottom edge: her ROI reaches past it, so her mask in
+    # IMAGE mode carries the crop filled black and mirrored there, run only when read.
+    image = cv2.imread(str(SAMPLE))
+    stage = make_stage()
+    calls = []
+    run = stage._landmarker.run
+    stage._landmarker.run = lambda inputs: calls.append(1) or run(inputs)
+    frame = stage.process(Frame(image, mode=Mode.IMAGE))
+    mask = frame.person_masks[0]
+    ran = len(calls)
+    refills = mask.refills
+    assert len(refills) == 2 and len(calls) == ran + 2
+    nose = frame.people[0].landmark("nose")
+    m = mask.crop_to_image
+    u, v = np.linalg.solve(m[:, :2], np.asarray(nose[:2]) - m[:, 2])
+    assert all(r[int(v), int(u)] > 0.9 for r in refills)  # her face, in both looks
+    # VIDEO mode tracks never pay for them.
+    video = make_stage("video").process(Frame(image, index=0, mode=Mode.VIDEO))
+    assert all(m.refills == () for m in video.person_masks)

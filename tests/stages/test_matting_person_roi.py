@@ -134,3 +134,14 @@ def test_a_closer_look_finds_every_small_person_given():
     assert all(plain[y, x] < 0.1 for x, y in centres)
     some = stage.process(Frame(image=image, people=people[:2])).alpha
     assert some[120, 100] > 0.5 and some[420, 500] > 0.5 and some[560, 320] < 0.1
+
+
+def test_a_closer_look_past_the_image_edge_takes_two_more_fills():
+    image = np.full((640, 640, 3), 30, np.uint8)
+    cfg = MattingConfig(refine="none", foreground=False, person_crops=True)
+    stage = MattingStage(cfg, session_factory=lambda *_a, **_k: BigThingsSession())
+    inside, at_edge = (300.0, 300.0, 340.0, 380.0), (300.0, 0.0, 340.0, 80.0)
+    crops = stage.person_crops(image, [inside, at_edge])
+    assert crops[0].refills == ()
+    assert len(crops[1].refills) == 2
+    assert all(r.shape == crops[1].probability.shape for r in crops[1].refills)
