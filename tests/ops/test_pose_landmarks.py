@@ -8,7 +8,7 @@ import threading
 import numpy as np
 
 from livematte.ops.pose_detection import Roi
-from livematte.ops.pose_landmarks import LANDMARK_SIZE, PersonMask, decode_landmarks
+from livematte.ops.pose_landmarks import LANDMARK_SIZE, PersonMask
 
 
 def _matrix() -> np.ndarray:
