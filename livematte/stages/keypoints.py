@@ -50,7 +50,15 @@ from livematte.frame import Frame, Mode, Person
 from livematte.models.session import create_session
 from livematte.ops.coco_landmarks import fuse_keypoints, landmarks_from_keypoints
 from livematte.ops.landmark_filter import LandmarkSmoother, OneEuroFilter
-from livematte.ops.movenet import BLAZEPOSE_FROM_COCO, SAME_PERSON_OKS, pose_similarity
+from livematte.ops.movenet import SAME_PERSON_OKS
+from livematte.ops.person_match import (
+    agrees_with_any,
+    box_area,
+    duplicate,
+    known_person,
+    landmark_person,
+    movenet_person,
+)
 from livematte.ops.pose_detection import ROI_SCALE, Roi, crop_roi, roi_from_alignment
 from livematte.ops.pose_landmarks import (
     LANDMARK_SIZE,
@@ -78,8 +86,6 @@ MASK_MODEL = "pose_landmark_full_mask"
 #: smooths them harder than the visible landmarks so the crop stays put while a person is still.
 AUX_MIN_CUTOFF = 0.01
 AUX_BETA = 10.0
-#: A BlazePose face box grown by this fraction of its side on each side still "holds" a nose.
-FACE_BOX_MARGIN = 0.25
 #: Frame rate assumed for VIDEO frames without timestamps.
 FALLBACK_FPS = 30.0
 #: A landmark result agreeing with its MoveNet pose less than this (OKS over the keypoints both
@@ -222,7 +228,7 @@ class KeypointStage:
     def _image_people(self, image: np.ndarray, size: tuple[int, int]) -> list[Person]:
         found = self._detect_people(image, [], image_mode=True)
         people = [self._person(0, f, size) for f in found]
-        order = sorted(range(len(people)), key=lambda i: -_area(people[i].box))
+        order = sorted(range(len(people)), key=lambda i: -box_area(people[i].box))
         people, found = [people[i] for i in order], [found[i] for i in order]
         self._masks = []
         for track_id, (person, f) in enumerate(zip(people, found, strict=True)):
@@ -247,47 +253,6 @@ class KeypointStage:
         self._last_time = t
         return t
 
-    def _duplicate(self, landmarks: np.ndarray, others: list[np.ndarray]) -> bool:
-        """True when ``landmarks`` describe the same pose as one of ``others``.
-
-        Poses are compared landmark by landmark (median distance relative to the pose's size)
-        rather than by box overlap, so people standing behind one another are kept apart.
-        """
-        size = max(float(np.ptp(landmarks[:, 0])), float(np.ptp(landmarks[:, 1])), 1.0)
-        for other in others:
-            dist = np.linalg.norm(landmarks[:, :2] - other[:, :2], axis=1)
-            if float(np.median(dist)) < self.config.duplicate_distance * size:
-                return True
-        return False
-
-    def _known(self, candidate: Candidate, taken: list[np.ndarray]) -> bool:
-        """True when the candidate is someone in ``taken`` ((33, 4) landmarks): skip it."""
-        if candidate.keypoints is None:
-            # The BlazePose detector's box is a face box: one holding a known nose is known.
-            # Grown by a quarter each side: a landmark model fitted from a MoveNet ROI put the
-            # astronaut's nose 4 px above the detector's 102 px face box.
-            x0, y0, x1, y1 = candidate.box
-            m = FACE_BOX_MARGIN * max(x1 - x0, y1 - y0)
-            return any(
-                x0 - m <= o[0, 0] <= x1 + m and y0 - m <= o[0, 1] <= y1 + m for o in taken
-            )
-        return any(
-            pose_similarity(candidate.keypoints, _coco_pose(o)) > SAME_PERSON_OKS for o in taken
-        )
-
-    def _someone_else(
-        self, result: LandmarkResult, candidate: Candidate, candidates: list[Candidate]
-    ) -> bool:
-        """True when ``result`` agrees with the pose of a MoveNet candidate other than its own
-        (a result agreeing with nobody is a poor fit, not a person: one portrait gave two)."""
-        pose = _coco_pose(result.landmarks)
-        return any(
-            c is not candidate
-            and c.keypoints is not None
-            and pose_similarity(c.keypoints, pose) >= max(self.agree_oks, SAME_PERSON_OKS)
-            for c in candidates
-        )
-
     def _detect_people(
         self, image: np.ndarray, taken: list[np.ndarray], image_mode: bool
     ) -> list[_Found]:
@@ -300,10 +265,10 @@ class KeypointStage:
         for candidate in candidates:
             if len(taken) >= self.config.max_people:
                 break
-            if self._known(candidate, taken):
+            kps = candidate.keypoints
+            if known_person(candidate.box, kps, taken):
                 continue
             result = self.landmarks(image, candidate.roi)
-            kps = candidate.keypoints
             present = result.score >= self.config.min_tracking_score
             if not image_mode and kps is not None and present:
                 # A new track starts from the ROI the landmark model itself implies, as it will
@@ -315,21 +280,28 @@ class KeypointStage:
                     if second.score >= self.config.min_tracking_score:
                         result = second
             agrees = present and (
-                kps is None or pose_similarity(kps, _coco_pose(result.landmarks)) >= self.agree_oks
+                kps is None or agrees_with_any(result.landmarks, [kps], self.agree_oks)
             )
             entries: list[tuple[LandmarkResult | None, np.ndarray]] = []
             if agrees:
                 if image_mode and self.fuse and kps is not None:
                     result.landmarks = fuse_keypoints(result.landmarks, kps)
                 entries.append((result, result.landmarks))
-            elif present and self._someone_else(result, candidate, candidates):
-                # A result that slid onto another person MoveNet saw is that person...
+            elif present and agrees_with_any(
+                result.landmarks,
+                [c.keypoints for c in candidates if c is not candidate and c.keypoints is not None],
+                max(self.agree_oks, SAME_PERSON_OKS),
+            ):
+                # A result that slid onto another person MoveNet saw is that person (a result
+                # agreeing with nobody is a poor fit, not a person: one portrait gave two)...
                 entries.append((result, result.landmarks))
             if not agrees and kps is not None and image_mode:
                 # ...and the person MoveNet saw keeps MoveNet's keypoints rather than vanishing.
                 entries.append((None, landmarks_from_keypoints(kps)))
             for res, landmarks in entries:
-                if len(taken) >= self.config.max_people or self._duplicate(landmarks, taken):
+                if len(taken) >= self.config.max_people or duplicate(
+                    landmarks, taken, self.config.duplicate_distance
+                ):
                     continue
                 taken.append(landmarks)
                 found.append(_Found(candidate, res, landmarks))
@@ -342,8 +314,8 @@ class KeypointStage:
         for track in self._tracks:
             result = self.landmarks(image, track.roi)
             # Two tracks drifting onto one person: the older (listed first) wins.
-            if result.score < self.config.min_tracking_score or self._duplicate(
-                result.landmarks, taken
+            if result.score < self.config.min_tracking_score or duplicate(
+                result.landmarks, taken, self.config.duplicate_distance
             ):
                 lost = True
                 continue
@@ -376,7 +348,7 @@ class KeypointStage:
             track.roi = roi_from_alignment(aux[0], aux[1])
             if self.config.smoothing:
                 result.landmarks = track.smoother(result.landmarks, t, object_size)
-            people.append(_landmark_person(track.track_id, result, size))
+            people.append(landmark_person(track.track_id, result, size))
             self._masks.append(self._mask(track.track_id, result))
         self._tracks = [track for track, _ in kept]
         return people
@@ -392,33 +364,6 @@ class KeypointStage:
     def _person(track_id: int, found: _Found, size: tuple[int, int]) -> Person:
         """A ``Person``: landmarks and pose flag, or MoveNet's keypoints, box and score."""
         if found.result is not None:
-            return _landmark_person(track_id, found.result, size)
-        w, h = size
-        box = np.clip(found.candidate.box, 0, [w, h, w, h])
-        return Person(
-            track_id=track_id,
-            landmarks=found.landmarks.astype(np.float32),
-            box=(float(box[0]), float(box[1]), float(box[2]), float(box[3])),
-            score=found.candidate.score,
-            source="movenet",
-        )
-
-
-def _landmark_person(track_id: int, result: LandmarkResult, size: tuple[int, int]) -> Person:
-    box = landmarks_box(result.landmarks, *size)
-    return Person(
-        track_id=track_id,
-        landmarks=result.landmarks.astype(np.float32),
-        box=(float(box[0]), float(box[1]), float(box[2]), float(box[3])),
-        score=result.score,
-        source="blazepose",
-    )
-
-
-def _coco_pose(landmarks: np.ndarray) -> np.ndarray:
-    """(17, 3) COCO pose (x, y, visibility) from (33, >=3) BlazePose-shaped landmarks."""
-    return np.asarray(landmarks)[BLAZEPOSE_FROM_COCO, :3]
-
-
-def _area(box: tuple[float, float, float, float]) -> float:
-    return max(box[2] - box[0], 0.0) * max(box[3] - box[1], 0.0)
+            return landmark_person(track_id, found.result, size)
+        c = found.candidate
+        return movenet_person(track_id, found.landmarks, c.box, c.score, size)
