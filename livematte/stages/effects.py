@@ -184,6 +184,8 @@ class VideoBackground:
                 if t < end - 1e-6:
                     break
                 t %= end
+                if t >= end - 1e-6:  # 1.2 % 0.4 is 0.3999999999999999: the next loop's start
+                    t = 0.0
                 self._restart()
                 continue
             if self._cur is None or self._next[0] <= t + 1e-6:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from fractions import Fraction
 
 import cv2
@@ -12,7 +13,12 @@ from livematte.config import load_config
 from livematte.errors import ConfigError, SourceError
 from livematte.frame import Frame
 from livematte.ops.compose import cover_fit
-from livematte.stages.effects import NAMED_COLOURS, EffectsStage, parse_background
+from livematte.stages.effects import (
+    NAMED_COLOURS,
+    EffectsStage,
+    VideoBackground,
+    parse_background,
+)
 
 FG = (10, 200, 30)
 SIZES = [(37, 23), (64, 48), (101, 211), (1280, 720)]
@@ -222,6 +228,38 @@ def test_video_background_by_index_without_timestamps(clip):
         assert abs(grey_of(st.process(f)) - (20 * (index % 10) + 20)) <= 4
     st.reset()
     st.close()
+
+
+def test_video_background_loops_at_a_time_just_under_its_length(tmp_path):
+    """1.2 % 0.4 is 0.3999999999999999, within the 1e-6 slack of a 4-frame 10 fps clip's end:
+    that time used to restart the clip for ever (a 30 fps video hung at its frame 36)."""
+    av = pytest.importorskip("av")
+    path = tmp_path / "short.mp4"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mpeg4", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 32, 32, "yuv420p"
+        stream.options = {"qscale": "1"}
+        for k in range(4):
+            picture = np.full((32, 32, 3), 40 * k + 40, np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(picture, format="bgr24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    background = VideoBackground(path)
+
+    def hung(*_):
+        raise TimeoutError("frame_at did not return")
+
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.setitimer(signal.ITIMER_REAL, 10.0)
+    try:
+        assert background.frame_at(0.35)[0] == pytest.approx(0.3)  # the clip's end is learned
+        number, picture = background.frame_at(1.2)  # 3 loops: the first frame
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0.0)
+        signal.signal(signal.SIGALRM, previous)
+        background.close()
+    assert number == 0.0 and abs(int(picture[16, 16].mean()) - 40) <= 4
 
 
 def person_disc(w, h):
