@@ -1,7 +1,7 @@
 """MoveNet MultiPose maths: input sizing, output decoding, tiles, merging, ROIs, landmark fill-in.
 
-Pure NumPy/OpenCV, no model session: ``people.py`` feeds the model's raw tensor in and gets people
-and BlazePose regions of interest out.
+Pure NumPy/OpenCV, no model session: ``stages/person_finder.py`` feeds the model's raw tensor in
+and gets people and BlazePose regions of interest out.
 
 The model (MoveNet MultiPose Lightning, embedded as ``movenet_multipose``) takes an int32
 ``[1, H, W, 3]`` RGB 0..255 image, H and W multiples of 32 (any size), and returns ``[1, 6, 56]``:
