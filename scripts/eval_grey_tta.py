@@ -16,7 +16,9 @@ Embedded segmenter, ``photo`` preset with person ROI (``--models embedded``):
 * ``views-agree``: the views weighted by their agreement with the others (mean IoU > 0.5);
 * ``clahe<clip>x<tiles>``: local contrast normalisation (CLAHE) of the views' input;
 * ``flip-crops``: the closer look at each person found averaged with its mirror image;
-* ``crops-wide``: closer looks at crop margins 0.25 (the preset's) and 0.4, averaged.
+* ``crops-wide``: closer looks at crop margins 0.25 (the preset's) and 0.4, averaged;
+* ``twin:PATH``: the square model replaced by the .onnx file at PATH on grey photos (its
+  views and closer looks), e.g. a grey twin made by ``scripts/train_grey_segmenter.py``.
 
 ``rvm_mobilenetv3`` (pulled), ``photo`` preset:
 
@@ -68,6 +70,7 @@ from livematte.stages import matting as matting_module  # noqa: E402
 from livematte.stages import rvm as rvm_module  # noqa: E402
 from livematte.stages.matting import MattingStage  # noqa: E402
 from livematte.stages.matting_adapters import CoarseMatte, MultiViewAdapter  # noqa: E402
+from livematte.stages.model_choice import SQUARE  # noqa: E402
 
 EMBEDDED = (
     "grey",
@@ -191,8 +194,27 @@ class GreyStage(MattingStage):
     """The evaluation mode's stage with ``variant``'s parts."""
 
     variant = "grey"
+    #: ``twin:PATH`` variants: this photo is grey, and the views made for each case.
+    _twin = False
+    _twin_views: dict | None = None
+
+    def process(self, frame):  # noqa: ANN001, ANN201
+        self._twin = self.variant.startswith("twin:") and is_grey(frame.image)
+        return super().process(frame)
+
+    def adapter(self, name: str):  # noqa: ANN201
+        if self._twin and name == SQUARE:
+            name = self.variant.removeprefix("twin:")
+        return super().adapter(name)
 
     def views(self) -> MultiViewAdapter | None:
+        if self.variant.startswith("twin:"):
+            cache = self._twin_views = self._twin_views or {}
+            if self._twin not in cache:
+                self._views = None
+                cache[self._twin] = super().views()
+            self._views = cache[self._twin]
+            return self._views
         views = super().views()
         if views is not None and not isinstance(views, GreyViews):
             self._views = views = GreyViews(views, self.variant)
@@ -334,7 +356,7 @@ def main(argv: list[str] | None = None) -> int:
     for model in (m for m in args.models.split(",") if m):
         known = EMBEDDED if model == "embedded" else RVM
         variants = args.variants.split(",") if args.variants else list(known)
-        unknown = [v for v in variants if v not in known]
+        unknown = [v for v in variants if v not in known and not v.startswith("twin:")]
         if unknown:
             parser.error(f"unknown variants for {model}: {', '.join(unknown)}")
         results[model] = evaluate(args.data, model, variants, args.limit)
