@@ -51,7 +51,6 @@ NAMED_COLOURS: dict[str, tuple[int, int, int]] = {
     "red": (0, 0, 255),  # #ff0000
     "green": (0, 255, 0),  # chroma-key green
 }
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".gif", ".mpg", ".mpeg"}
 DEFAULT_BLUR = 15
 _GRAMMAR = "transparent, original, blur[:N], #rrggbb, a colour name, or an image/video file"
