@@ -81,21 +81,28 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(text.split())
 
 
-#: Commands run with one OpenBLAS thread (``blas_threads``).
-ONE_BLAS_THREAD = frozenset({"video", "cam"})
+#: Commands run with one OpenBLAS thread (``blas_threads``).  ``image``: the photo path's BLAS
+#: work, the closed-form band solve's ``@`` and ``np.linalg.inv`` (``ops/band_solve.py``; its
+#: widest blocks 53 and 65 unknowns on a 1080p and a 12 MP photo), kept OpenBLAS's extra
+#: thread at 0 ms CPU per warm photo: a second thread only spins when OpenBLAS loads.  Whole
+#: ``livematte image`` processes, one thread against the default (two on a 2-core machine),
+#: paired, load average 6-8: 1080p portrait 1.24 s CPU / 1.93 s wall against 1.39 / 2.21,
+#: 12 MP photo 2.20 / 3.42 against 2.43 / 3.63 (medians; BENCHMARKS.md, "BLAS threads on photos").
+ONE_BLAS_THREAD = frozenset({"video", "cam", "image"})
 
 
 def blas_threads(argv: Sequence[str]) -> None:
-    """One OpenBLAS thread for ``video`` and ``cam``, set before numpy (and OpenCV, which
-    ships an OpenBLAS of its own) is first imported: OpenBLAS reads it once, when it loads.
+    """One OpenBLAS thread for ``video``, ``cam`` and ``image``, set before numpy (and OpenCV,
+    which ships an OpenBLAS of its own) is first imported: OpenBLAS reads it once, when it loads.
 
-    Their frames never call BLAS (the per-pixel work is OpenCV's and numpy's element-wise
-    loops; the model is ONNX Runtime's), but each OpenBLAS starts a thread per extra core
-    when it loads, and those threads spin before they sleep: importing numpy, OpenCV and
-    ONNX Runtime took 0.19 s CPU with one thread against 0.245 s (median of 8 each, 2-core
-    machine), a 2-frame ``livematte video`` process 0.43 against 0.52 s.  The bare transcode
-    the ``video`` floor compares with loads no BLAS at all.  A variable the user set is
-    kept; when numpy is already loaded (``main`` called in-process) nothing is changed.
+    Their frames never call BLAS on matrices big enough for OpenBLAS to share out (the
+    per-pixel work is OpenCV's and numpy's element-wise loops; the model is ONNX Runtime's; a
+    photo's band solve multiplies blocks of at most ~65 unknowns), but each OpenBLAS starts a
+    thread per extra core when it loads, and those threads spin before they sleep: importing
+    numpy, OpenCV and ONNX Runtime took 0.19 s CPU with one thread against 0.245 s (median of
+    8 each, 2-core machine), a 2-frame ``livematte video`` process 0.43 against 0.52 s.  The
+    bare transcode the ``video`` floor compares with loads no BLAS at all.  A variable the user
+    set is kept; when numpy is already loaded (``main`` called in-process) nothing is changed.
     """
     if "numpy" in sys.modules:
         return
