@@ -13,6 +13,10 @@ Rows, for this checkout and (``--baseline ROOT``) another one side by side in th
 
 ``--no-spin`` adds rows for this checkout with ONNX Runtime's intra-op threads not spin-waiting
 (the setting patched into ``InferenceSession`` in the child processes, livematte unchanged).
+``--blas`` measures this checkout twice instead, with ``OPENBLAS_NUM_THREADS`` set in the child
+processes to 1 and to one per core (OpenBLAS's own default), and prints their ratio.  Cold
+processes are interleaved across rows (one of each per repeat), so a load change hits all rows;
+the load average is printed before and after.
 
 The machine is shared: CPU time is the steady figure, wall moves with the load.
 
@@ -20,6 +24,7 @@ Usage::
 
     python scripts/bench_photo.py --json bench-results/photo.json
     python scripts/bench_photo.py --baseline /path/to/other/checkout --repeats 5 --no-spin
+    python scripts/bench_photo.py --blas --repeats 7 --cold-repeats 5
 """
 
 from __future__ import annotations
@@ -53,10 +58,12 @@ def _git(root: Path) -> str:
         return "?"
 
 
-def _env(root: Path, cache: str, no_spin: bool = False) -> dict[str, str]:
+def _env(root: Path, cache: str, no_spin: bool = False, blas: str = "") -> dict[str, str]:
     env = dict(os.environ, PYTHONPATH=str(root), LIVEMATTE_CACHE=cache)
     env.pop("PYTHONSTARTUP", None)
     env[NO_SPIN] = "1" if no_spin else ""
+    if blas:
+        env["OPENBLAS_NUM_THREADS"] = blas
     return env
 
 
@@ -80,7 +87,7 @@ def _patch_spinning() -> None:
 
 
 def cold(
-    root: Path, image: Path, preset: str, out_dir: Path, no_spin: bool = False
+    root: Path, image: Path, preset: str, out_dir: Path, no_spin: bool = False, blas: str = ""
 ) -> dict[str, float]:
     """One whole ``livematte image`` process: wall and CPU seconds."""
     with tempfile.TemporaryDirectory(prefix="lm-bench-cache-") as cache:
@@ -90,7 +97,7 @@ def cold(
         proc = subprocess.run(
             [sys.executable, __file__, "--cli", "image", str(image),
              str(out_dir / f"{preset}.png"), "--preset", preset],
-            env=_env(root, cache, no_spin), cwd=root, capture_output=True, text=True,
+            env=_env(root, cache, no_spin, blas), cwd=root, capture_output=True, text=True,
         )  # fmt: skip
         wall = time.perf_counter() - start
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -131,13 +138,13 @@ def warm_child(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def warm(
-    root: Path, image: Path, preset: str, repeats: int, no_spin: bool = False
+    root: Path, image: Path, preset: str, repeats: int, no_spin: bool = False, blas: str = ""
 ) -> dict[str, Any]:
     spec = {"image": str(image), "preset": preset, "repeats": repeats}
     with tempfile.TemporaryDirectory(prefix="lm-bench-cache-") as cache:
         proc = subprocess.run(
             [sys.executable, __file__, "--child", json.dumps(spec)],
-            env=_env(root, cache, no_spin), cwd=root, capture_output=True, text=True,
+            env=_env(root, cache, no_spin, blas), cwd=root, capture_output=True, text=True,
         )  # fmt: skip
     if proc.returncode != 0:
         raise SystemExit(f"warm run failed ({root}): {proc.stderr.strip()[-400:]}")
@@ -161,37 +168,64 @@ def _stats(values: list[float]) -> dict[str, float]:
     return {"min": min(values), "median": statistics.median(values)}
 
 
+def run_cold(roots: list[tuple], photo_12mp: Path, args, out_dir: Path) -> list[dict]:
+    """Cold processes of every row, interleaved (one of each per repeat)."""
+    runs = [{"photo": [], "live": [], "12mp": []} for _ in roots]
+    for _ in range(args.cold_repeats):
+        for (_, root, no_spin, blas), run in zip(roots, runs, strict=True):
+            run["live"].append(cold(root, PORTRAIT, "live", out_dir, no_spin, blas))
+            run["photo"].append(cold(root, PORTRAIT, "photo", out_dir, no_spin, blas))
+            if not args.skip_12mp:
+                run["12mp"].append(cold(root, photo_12mp, "photo", out_dir, no_spin, blas))
+    return runs
+
+
 def run_root(
-    label: str, root: Path, no_spin: bool, photo_12mp: Path, args, out_dir: Path
+    label: str, root: Path, no_spin: bool, blas: str, runs: dict, photo_12mp: Path, args
 ) -> dict[str, Any]:
     result: dict[str, Any] = {"label": label, "root": str(root), "commit": _git(root)}
-    runs: dict[str, list[dict[str, float]]] = {"photo": [], "live": [], "12mp": []}
-    for _ in range(args.cold_repeats):  # interleaved, so a load change hits both presets
-        runs["live"].append(cold(root, PORTRAIT, "live", out_dir, no_spin))
-        runs["photo"].append(cold(root, PORTRAIT, "photo", out_dir, no_spin))
-        if not args.skip_12mp:
-            runs["12mp"].append(cold(root, photo_12mp, "photo", out_dir, no_spin))
     for name, items in runs.items():
         if items:
             result[f"cold_{name}"] = {
                 key: _stats([item[key] for item in items]) for key in ("wall_s", "cpu_s")
             }
+            result[f"cold_{name}"]["runs"] = items
     cp, cl = result["cold_photo"], result["cold_live"]
     result["cold_ratio"] = {
         key: cp[key]["median"] / cl[key]["median"] for key in ("wall_s", "cpu_s")
     }
-    w = warm(root, PORTRAIT, "photo", args.repeats, no_spin)
+    w = warm(root, PORTRAIT, "photo", args.repeats, no_spin, blas)
     result["warm"] = {
         "wall_s": _stats(w["wall_s"]), "cpu_s": _stats(w["cpu_s"]),
         "first_s": w["first_s"], "stages_ms": w["stages_ms"],
     }  # fmt: skip
     if not args.skip_12mp:
-        w = warm(root, photo_12mp, "photo", max(1, args.repeats // 2), no_spin)
+        w = warm(root, photo_12mp, "photo", max(1, args.repeats // 2), no_spin, blas)
         result["warm_12mp"] = {
             "wall_s": _stats(w["wall_s"]), "cpu_s": _stats(w["cpu_s"]),
             "stages_ms": w["stages_ms"],
         }  # fmt: skip
     return result
+
+
+WALL_CPU = ("wall_s", "cpu_s")
+
+
+def blas_ratios(one: dict[str, Any], many: dict[str, Any]) -> str:
+    """The one-thread row over the one-per-core row, wall / CPU: cold processes as the median
+    of the ratios of each repeat's pair (run one after the other), warm as the ratio of the
+    medians (each row's warm repeats run in one process)."""
+    cells = []
+    for key in ("cold_photo", "cold_12mp", "warm", "warm_12mp"):
+        if key not in one:
+            continue
+        if "runs" in one[key]:
+            pairs = list(zip(one[key]["runs"], many[key]["runs"], strict=True))
+            wall, cpu = (statistics.median(a[k] / b[k] for a, b in pairs) for k in WALL_CPU)
+        else:
+            wall, cpu = (one[key][k]["median"] / many[key][k]["median"] for k in WALL_CPU)
+        cells.append(f"{key} {wall:.2f}x / {cpu:.2f}x")
+    return ", ".join(cells)
 
 
 def _row(r: dict[str, Any]) -> list[str]:
@@ -225,6 +259,10 @@ def main(argv: list[str] | None = None) -> int:
         "--no-spin", action="store_true",
         help="add rows with ONNX Runtime's thread spin-waiting off (a proposed setting)",
     )  # fmt: skip
+    parser.add_argument(
+        "--blas", action="store_true",
+        help="this checkout with OPENBLAS_NUM_THREADS=1 and =one per core, side by side",
+    )  # fmt: skip
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--cli", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -241,15 +279,25 @@ def main(argv: list[str] | None = None) -> int:
     if not PORTRAIT.is_file():
         print(f"bench_photo: needs {PORTRAIT}", file=sys.stderr)
         return 2
-    roots = [("this", ROOT, False)]
+    cores = str(os.cpu_count() or 1)
+    if args.blas:
+        roots = [("this, 1 BLAS thread", ROOT, False, "1"),
+                 (f"this, {cores} BLAS threads", ROOT, False, cores)]  # fmt: skip
+    else:
+        roots = [("this", ROOT, False, "")]
     if args.no_spin:
-        roots.append(("this, no spin", ROOT, True))
+        roots.append(("this, no spin", ROOT, True, ""))
     if args.baseline:
-        roots.append(("baseline", args.baseline.resolve(), False))
+        roots.append(("baseline", args.baseline.resolve(), False, ""))
+    load = [os.getloadavg()]
     with tempfile.TemporaryDirectory(prefix="lm-bench-photo-") as tmp:
         out_dir = Path(tmp)
         photo_12mp = make_12mp(out_dir / "photo_12mp.jpg")
-        rows = [run_root(*root, photo_12mp, args, out_dir) for root in roots]
+        runs = run_cold(roots, photo_12mp, args, out_dir)
+        rows = [
+            run_root(*root, run, photo_12mp, args) for root, run in zip(roots, runs, strict=True)
+        ]
+    load.append(os.getloadavg())
     for row in rows:
         if row["label"] == "baseline" and args.baseline_commit:
             row["commit"] = args.baseline_commit
@@ -262,6 +310,12 @@ def main(argv: list[str] | None = None) -> int:
     print("|" + "---|" * len(head))
     for r in rows:
         print("| " + " | ".join(_row(r)) + " |")
+    if args.blas:
+        ratios = blas_ratios(*rows[:2])
+        print(f"\n1 / {cores} BLAS threads (wall / CPU; cold: median of paired ratios): {ratios}")
+    print("load average (1, 5, 15 min): before " + ", after ".join(
+        " ".join(f"{x:.2f}" for x in avg) for avg in load
+    ))  # fmt: skip
     print("\nwarm photo stages, median ms:")
     for r in rows:
         stages = ", ".join(f"{k} {v:.0f}" for k, v in r["warm"]["stages_ms"].items())
@@ -271,7 +325,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"- {r['label']} 12 MP: {stages}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        meta = {"floors": FLOORS, "image": str(PORTRAIT), "cpus": os.cpu_count()}
+        meta = {"floors": FLOORS, "image": str(PORTRAIT), "cpus": os.cpu_count(), "load": load}
         args.json.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
         print(f"wrote {args.json}")
     return 0

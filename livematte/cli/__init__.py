@@ -81,21 +81,31 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(text.split())
 
 
-#: Commands run with one OpenBLAS thread (``blas_threads``).
-ONE_BLAS_THREAD = frozenset({"video", "cam"})
+#: Commands run with one OpenBLAS thread (``blas_threads``).  ``image`` and ``serve``: the photo
+#: path's BLAS work is the closed-form band solve's ``@`` and ``np.linalg.inv`` on blocks of one
+#: breadth-first level (``ops/band_solve.py``).  On 13 of the 15 p3m portraits (levels of up to
+#: 89 unknowns) OpenBLAS's second thread did next to nothing per photo; on the two widest bands
+#: (145-147: p_71bcce3a, p_51c916fc) it shares out each block product, and on this loaded
+#: 2-core machine the solve then took 3.1-3.4 s instead of 0.09 s (4 of 4 warm runs).  One
+#: thread against the default (two here), paired, medians: ``livematte image`` 1080p 1.08 s CPU
+#: / 1.72 s wall against 1.19 / 1.76, 12 MP 1.88 / 1.95 against 1.92 / 2.24, p_71bcce3a 1.21 /
+#: 1.18 against 1.55 / 1.20; a ``serve`` request for p_71bcce3a 0.71-0.81 s against 4.1-4.2 s
+#: (BENCHMARKS.md, "BLAS threads on photos").
+ONE_BLAS_THREAD = frozenset({"video", "cam", "image", "serve"})
 
 
 def blas_threads(argv: Sequence[str]) -> None:
-    """One OpenBLAS thread for ``video`` and ``cam``, set before numpy (and OpenCV, which
-    ships an OpenBLAS of its own) is first imported: OpenBLAS reads it once, when it loads.
+    """One OpenBLAS thread for the commands of ``ONE_BLAS_THREAD``, set before numpy (and OpenCV,
+    which ships an OpenBLAS of its own) is first imported: OpenBLAS reads it once, when it loads.
 
-    Their frames never call BLAS (the per-pixel work is OpenCV's and numpy's element-wise
-    loops; the model is ONNX Runtime's), but each OpenBLAS starts a thread per extra core
-    when it loads, and those threads spin before they sleep: importing numpy, OpenCV and
-    ONNX Runtime took 0.19 s CPU with one thread against 0.245 s (median of 8 each, 2-core
-    machine), a 2-frame ``livematte video`` process 0.43 against 0.52 s.  The bare transcode
-    the ``video`` floor compares with loads no BLAS at all.  A variable the user set is
-    kept; when numpy is already loaded (``main`` called in-process) nothing is changed.
+    Video frames never call BLAS (the per-pixel work is OpenCV's and numpy's element-wise
+    loops; the model is ONNX Runtime's) and photos only in the band solve (see the constant),
+    but each OpenBLAS starts a thread per extra core when it loads, and those threads spin
+    before they sleep (with two, ``import numpy`` alone spent 40 ms in its second): importing
+    numpy, OpenCV and ONNX Runtime took 0.19 s CPU with one thread against 0.245 s (median of
+    8 each, 2-core machine), a 2-frame ``livematte video`` process 0.43 against 0.52 s.  The
+    bare transcode the ``video`` floor compares with loads no BLAS at all.  A variable the user
+    set is kept; when numpy is already loaded (``main`` called in-process) nothing is changed.
     """
     if "numpy" in sys.modules:
         return

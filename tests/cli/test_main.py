@@ -144,9 +144,10 @@ def test_version_is_read_only_when_asked_for():
     assert result.stdout.strip() == f"livematte {livematte.__version__}"
 
 
-def test_video_and_cam_load_one_blas_thread():
-    """``video`` and ``cam`` set OpenBLAS to one thread before numpy loads (nothing the CLI
-    imports first loads numpy); other commands and a value the user set are left alone."""
+def test_video_cam_image_and_serve_load_one_blas_thread():
+    """``video``, ``cam``, ``image`` and ``serve`` set OpenBLAS to one thread before numpy loads
+    (nothing the CLI imports first loads numpy); other commands and a value the user set are
+    left alone."""
     code = (
         "import os, sys; from livematte import cli; loaded = 'numpy' in sys.modules; "
         "cli.blas_threads(sys.argv[1:]); import numpy; "
@@ -156,8 +157,12 @@ def test_video_and_cam_load_one_blas_thread():
     cases = [
         (["--debug", "video", "in.mp4", "out.mp4"], env, "False 1"),
         (["cam"], env, "False 1"),
-        (["image", "a.jpg"], env, "False None"),
+        (["image", "a.jpg", "--preset", "photo"], env, "False 1"),
+        (["serve", "--port", "8001"], env, "False 1"),
+        (["doctor"], env, "False None"),
+        (["keys", "list"], env, "False None"),
         (["video", "in.mp4", "out.mp4"], {**env, "OPENBLAS_NUM_THREADS": "2"}, "False 2"),
+        (["image", "a.jpg"], {**env, "OPENBLAS_NUM_THREADS": "3"}, "False 3"),
     ]
     for args, environ, expected in cases:
         probe = subprocess.run(
