@@ -356,7 +356,8 @@ def main(argv: list[str] | None = None) -> int:
     for model in (m for m in args.models.split(",") if m):
         known = EMBEDDED if model == "embedded" else RVM
         variants = args.variants.split(",") if args.variants else list(known)
-        unknown = [v for v in variants if v not in known and not v.startswith("twin:")]
+        twin = model == "embedded"  # twin:PATH replaces the embedded square model only
+        unknown = [v for v in variants if v not in known and not (twin and v.startswith("twin:"))]
         if unknown:
             parser.error(f"unknown variants for {model}: {', '.join(unknown)}")
         results[model] = evaluate(args.data, model, variants, args.limit)

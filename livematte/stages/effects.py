@@ -170,6 +170,8 @@ class VideoBackground:
         """(the frame's own time in the clip, BGR picture) shown at time ``t`` s (looped)."""
         if self.duration:
             t %= self.duration
+            if t >= self.duration - 1e-6:  # a float ulp under the end: the next loop's start
+                t = 0.0
         if self._cur is not None and t < self._cur[0] - 1e-6:
             self._restart()
         for _ in range(1_000_000):

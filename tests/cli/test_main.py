@@ -144,6 +144,26 @@ def test_version_is_read_only_when_asked_for():
     assert result.stdout.strip() == f"livematte {livematte.__version__}"
 
 
+def test_main_sets_one_blas_thread_before_the_command_runs():
+    """``cli.main`` itself calls ``blas_threads`` (not only the function in isolation)."""
+    code = (
+        "import os\nfrom livematte import cli\n"
+        "try:\n    cli.main(['image', '--help'])\nexcept SystemExit:\n    pass\n"
+        "print(os.environ.get('OPENBLAS_NUM_THREADS'))"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    probe = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert probe.returncode == 0, probe.stderr
+    assert probe.stdout.strip().splitlines()[-1] == "1"
+
+
 def test_video_cam_image_and_serve_load_one_blas_thread():
     """``video``, ``cam``, ``image`` and ``serve`` set OpenBLAS to one thread before numpy loads
     (nothing the CLI imports first loads numpy); other commands and a value the user set are

@@ -254,6 +254,24 @@ def test_video_background_loops_at_a_time_just_under_its_length(tmp_path):
     assert number == 0.0 and abs(int(picture[16, 16].mean()) - 40) <= 4
 
 
+def test_video_background_wraps_a_time_just_under_its_length_without_decoding(tmp_path):
+    """Once the length is known, a time a float ulp under it is the first frame at once: no
+    decode to the clip's end and back (``frame_at`` maps it before it reads)."""
+    pytest.importorskip("av")
+    greys = [np.full((32, 32, 3), 40 * k + 40, np.uint8) for k in range(4)]
+    background = VideoBackground(Path(write_h264(tmp_path / "short.mp4", greys, fps=10)))
+    try:
+        background.frame_at(0.35)  # learns the length (0.4 s)
+        background.frame_at(0.0)
+        pulls = []
+        pull = background._pull
+        background._pull = lambda: pulls.append(1) or pull()
+        number, _ = background.frame_at(1.2)
+    finally:
+        background.close()
+    assert number == 0.0 and pulls == []
+
+
 def person_disc(w, h):
     a = np.zeros((h, w), np.float32)
     cv2.circle(a, (w // 2, h // 2), min(w, h) // 4, 1.0, -1, cv2.LINE_AA)
