@@ -321,6 +321,10 @@ FILLS = {
     "black": cv2.BORDER_CONSTANT,
     "mirror": cv2.BORDER_REFLECT_101,
 }
+#: The other fills a crop past the image's edge is looked at with (the closer looks and the
+#: landmark model's person masks): the per-pixel median of the three is what the crop says
+#: whatever the fill (``person_roi.fuse_crop_masks``).
+REFILLS = ("black", "mirror")
 
 
 def crop_roi(

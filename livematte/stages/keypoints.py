@@ -59,7 +59,7 @@ from livematte.ops.person_match import (
     landmark_person,
     movenet_person,
 )
-from livematte.ops.pose_detection import ROI_SCALE, Roi, crop_roi, roi_from_alignment
+from livematte.ops.pose_detection import REFILLS, ROI_SCALE, Roi, crop_roi, roi_from_alignment
 from livematte.ops.pose_landmarks import (
     LANDMARK_SIZE,
     LandmarkResult,
@@ -195,7 +195,7 @@ class KeypointStage:
                     self._mask_logits(
                         self._run_landmarker(crop_roi(image, roi, LANDMARK_SIZE, fill=fill))
                     )()
-                    for fill in ("black", "mirror")
+                    for fill in REFILLS
                 ]
             )
 

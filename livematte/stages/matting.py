@@ -37,7 +37,7 @@ from livematte.ops.band import Band, find_band, opaque_mask
 from livematte.ops.compose import resize_image
 from livematte.ops.person_gate import core_gate
 from livematte.ops.person_roi import CropMask, fuse_crop_masks, fuse_person_masks
-from livematte.ops.pose_detection import Roi, crop_roi
+from livematte.ops.pose_detection import REFILLS, Roi, crop_roi
 from livematte.ops.refine import (
     closed_form_refine,
     estimate_foreground,
@@ -198,8 +198,7 @@ class MattingStage:
             refills: tuple[np.ndarray, ...] = ()
             if roi.past_edge(width, height):
                 refills = tuple(
-                    view.predict(crop_roi(image, roi, side_px, fill=fill)).alpha
-                    for fill in ("black", "mirror")
+                    view.predict(crop_roi(image, roi, side_px, fill=fill)).alpha for fill in REFILLS
                 )
             crops.append(CropMask(prob, roi.crop_to_image(side_px), refills))
         return crops
