@@ -120,7 +120,9 @@ def sample(rng: np.random.Generator, image: np.ndarray, size: tuple[int, int], s
     return colour, grey[..., ::-1].astype(np.float32) / 255
 
 
-def dataset(pool, n, size, square, teacher, seed):
+def dataset(pool, n, size, square, teacher, seed, baseline=False):
+    """(grey inputs, teacher's colour targets, and with ``baseline`` the teacher's own answers
+    on the grey inputs, else None) of ``n`` random samples."""
     rng = np.random.default_rng(seed)
     stills = [p for p in pool if "#" not in p[0]]
     clips = [p for p in pool if "#" in p[0]]
@@ -130,11 +132,11 @@ def dataset(pool, n, size, square, teacher, seed):
         _, image = group[int(rng.integers(len(group)))]
         colour, grey = sample(rng, image, size, square)
         t = teacher.run(None, {"image": colour[None]})[0][0, ..., 0]
-        g = teacher.run(None, {"image": grey[None]})[0][0, ..., 0]
         greys.append((grey[..., 0] * 255).astype(np.uint8))
         targets.append(np.round(t * 255).astype(np.uint8))
-        base.append(g)
-    return np.stack(greys), np.stack(targets), np.stack(base)
+        if baseline:
+            base.append(teacher.run(None, {"image": grey[None]})[0][0, ..., 0])
+    return np.stack(greys), np.stack(targets), np.stack(base) if baseline else None
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -168,7 +170,9 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.time()
     square = args.model == "square"
     xg, yt, _ = dataset(train, args.samples, size, square, teacher, args.seed)
-    vg, vt, vbase = dataset(val, max(200, args.samples // 10), size, square, teacher, args.seed + 1)
+    vg, vt, vbase = dataset(
+        val, max(200, args.samples // 10), size, square, teacher, args.seed + 1, baseline=True
+    )
     print(f"data: {len(xg)} + {len(vg)} samples in {time.time() - t0:.0f} s", flush=True)
 
     params, forward = onnx_jax.load(model)
