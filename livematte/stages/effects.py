@@ -119,6 +119,13 @@ def parse_background(spec: str, *, files: bool = True) -> BackgroundSpec:
     raise ConfigError(f"effects.background: {spec!r} is not one of: {_GRAMMAR}")
 
 
+def _loop_time(t: float, length: float) -> float:
+    """``t`` s folded into a loop of ``length`` s; within 1e-6 of its end is the next loop's
+    start (``1.2 % 0.4`` is 0.3999999999999999: kept as is, it restarted the clip for ever)."""
+    t %= length
+    return 0.0 if t >= length - 1e-6 else t
+
+
 class VideoBackground:
     """A video file played in a loop; ``frame_at(t)`` gives the frame shown at time ``t``.
 
@@ -169,9 +176,7 @@ class VideoBackground:
     def frame_at(self, t: float) -> tuple[float, np.ndarray]:
         """(the frame's own time in the clip, BGR picture) shown at time ``t`` s (looped)."""
         if self.duration:
-            t %= self.duration
-            if t >= self.duration - 1e-6:  # a float ulp under the end: the next loop's start
-                t = 0.0
+            t = _loop_time(t, self.duration)
         if self._cur is not None and t < self._cur[0] - 1e-6:
             self._restart()
         for _ in range(1_000_000):
@@ -184,9 +189,7 @@ class VideoBackground:
                 self.duration = end
                 if t < end - 1e-6:
                     break
-                t %= end
-                if t >= end - 1e-6:  # 1.2 % 0.4 is 0.3999999999999999: the next loop's start
-                    t = 0.0
+                t = _loop_time(t, end)
                 self._restart()
                 continue
             if self._cur is None or self._next[0] <= t + 1e-6:
